@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sekisho/sekisho/config"
+	"github.com/sekisho/sekisho/store"
+)
+
+// isUsageError reports whether err came from cobra's flag or argument parsing.
+func isUsageError(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "unknown flag") || strings.HasPrefix(s, "unknown command") ||
+		strings.HasPrefix(s, "unknown shorthand") || strings.Contains(s, "flag needs an argument") ||
+		strings.HasPrefix(s, "required flag") || strings.HasPrefix(s, "accepts ") ||
+		strings.HasPrefix(s, "invalid argument")
+}
+
+// addConfigFlag registers --config on cmd.
+func addConfigFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVarP(p, "config", "c", "sekisho.yaml", "設定ファイル (configuration file)")
+}
+
+// loadConfig loads and validates the configuration at path.
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// openStore opens the store the configuration names.
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", cfg.Store.Driver, err)
+	}
+	return st, nil
+}

@@ -1,0 +1,73 @@
+// Package reqctx carries what sekisho knows about one request — who, on
+// which device, from which zone, to which route and asset class — from the
+// enforcement point in package proxy to the packages that decide, record and
+// serve it (policy, audit, authn). It is a leaf: it imports nothing of
+// sekisho, so every package can read it without import cycles.
+//
+// The proxy fills an [Info] as it learns things (source and zone first, then
+// the device certificate, the route, the session) and stores it in the
+// request's context with [With]; handlers read it with [From].
+package reqctx
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Info is the request context. Fields are filled in request-flow order; a
+// zero value means "not known (yet)". Only the proxy writes it.
+type Info struct {
+	// RequestID is unique per request, sent upstream as X-Request-Id and
+	// shown on error pages.
+	RequestID string
+	Received  time.Time
+
+	// IP is the client address (X-Forwarded-For is believed only from
+	// trusted proxies). Zone is the name of the first configured zone that
+	// contains IP, or "external".
+	IP   netip.Addr
+	Zone string
+	TLS  bool
+
+	// Host (no port), Method, normalised Path and raw query as received.
+	Host     string
+	Method   string
+	Path     string
+	RawQuery string
+
+	// Device identity from a verified client certificate. CertError is the
+	// reason a presented certificate was refused ("" if none presented or valid).
+	Device    string
+	CertFP    string // hex SHA-256 of the leaf DER
+	CertUser  string // user bound in the certificate, if any
+	CertError string
+
+	// Route facts, once the route is known.
+	Route   string
+	Class   string
+	Segment string
+	Action  string // read, write, export, admin
+	Mode    string // enforce, shadow
+
+	// Identity, once a session was verified.
+	User       string
+	Roles      []string
+	Department string
+	AMR        []string
+	AuthTime   time.Time
+	SessionID  string
+}
+
+type key struct{}
+
+// With returns a context carrying info.
+func With(ctx context.Context, info *Info) context.Context {
+	return context.WithValue(ctx, key{}, info)
+}
+
+// From returns the request's Info, or nil outside the gateway.
+func From(ctx context.Context) *Info {
+	info, _ := ctx.Value(key{}).(*Info)
+	return info
+}
