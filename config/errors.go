@@ -1,0 +1,76 @@
+package config
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Error is one problem in a configuration file: where it is and what is
+// wrong. Line is 1-based and is never zero for an error [Load] returns.
+type Error struct {
+	File string
+	Line int
+	// Key is the path of the offending key, e.g. "routes[1].upstream" or
+	// "zones.chonai[0]"; sequence indexes count from 0. Empty for a YAML
+	// syntax error.
+	Key string
+	// Msg says what is wrong, in English with the Japanese explanation in
+	// parentheses.
+	Msg string
+}
+
+// Error formats e as "file:line: key: message".
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Key, e.Msg)
+}
+
+// Errors is every problem found in one configuration file, ordered by line.
+// [Load] returns it (as *Errors) whenever the file is not valid, so a user
+// sees all mistakes at once rather than one per run.
+type Errors struct {
+	List []*Error
+}
+
+// Error joins the errors, one per line.
+func (e *Errors) Error() string {
+	lines := make([]string, len(e.List))
+	for i, err := range e.List {
+		lines[i] = err.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.As find an individual *Error.
+func (e *Errors) Unwrap() []error {
+	errs := make([]error, len(e.List))
+	for i, err := range e.List {
+		errs[i] = err
+	}
+	return errs
+}
+
+func (e *Errors) add(file string, line int, key, format string, args ...any) {
+	if line < 1 {
+		line = 1
+	}
+	e.List = append(e.List, &Error{File: file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// sort orders errors by line, keeping discovery order within a line.
+func (e *Errors) sort() {
+	slices.SortStableFunc(e.List, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+}
+
+// err returns e as an error, or nil when it holds none.
+func (e *Errors) err() error {
+	if len(e.List) == 0 {
+		return nil
+	}
+	e.sort()
+	return e
+}

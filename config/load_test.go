@@ -1,0 +1,107 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// TestBadGolden loads every testdata/bad-*.yaml and compares the exact
+// error text with bad-*.golden.
+func TestBadGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/bad-*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no testdata/bad-*.yaml")
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
+			_, err := Load(file)
+			if err == nil {
+				t.Fatalf("Load(%s) succeeded, want errors", file)
+			}
+			var errs *Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("Load(%s) = %T %v, want *Errors", file, err, err)
+			}
+			for _, e := range errs.List {
+				if e.Line < 1 || e.File != file || e.Msg == "" {
+					t.Errorf("incomplete error %+v", e)
+				}
+			}
+			got := err.Error() + "\n"
+			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("errors differ from %s (-want +got):\n%s", golden, diff)
+			}
+		})
+	}
+}
+
+func TestLoadGood(t *testing.T) {
+	cfg, err := Load("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := filepath.Abs("testdata")
+	if got, want := len(cfg.Routes), 1; got != want {
+		t.Fatalf("routes = %d, want %d", got, want)
+	}
+	r := cfg.Route("zaimu")
+	if r == nil {
+		t.Fatal(`Route("zaimu") = nil`)
+	}
+	if r.Upstream == nil || r.Upstream.String() != "http://10.2.0.10:8080" {
+		t.Errorf("upstream = %v", r.Upstream)
+	}
+	if diff := cmp.Diff([]PathRule{{Prefix: "/export", Class: "3B"}}, r.Paths); diff != "" {
+		t.Errorf("paths (-want +got):\n%s", diff)
+	}
+	if got := cfg.Zones.Names(); !cmp.Equal(got, []string{"chonai", "telework", "mynumber"}) {
+		t.Errorf("zone order = %v", got)
+	}
+	if got, want := cfg.Server.TLS.Cert, filepath.Join(dir, "certs/server.pem"); got != want {
+		t.Errorf("tls cert = %q, want %q", got, want)
+	}
+	if got := cfg.Server.TrustedProxies; !cmp.Equal(got, []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("10.0.1.0/24")}, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })) {
+		t.Errorf("trusted proxies = %v", got)
+	}
+	// The file's 3A overrides the default's require list but keeps its label.
+	c3a, ok := cfg.Class("3A")
+	if !ok {
+		t.Fatal(`Class("3A") missing`)
+	}
+	want3A := Class{Label: "機密性3A", MaxAuthAge: 15 * time.Minute, Require: []string{"passkey_uv", "device_cert"}, Audit: "sync"}
+	if diff := cmp.Diff(want3A, c3a); diff != "" {
+		t.Errorf("class 3A (-want +got):\n%s", diff)
+	}
+	if _, ok := cfg.Class("3C"); !ok {
+		t.Error("default class 3C missing")
+	}
+	if cfg.Policy.Location == nil || cfg.Policy.Location.String() != "Asia/Tokyo" {
+		t.Errorf("policy location = %v", cfg.Policy.Location)
+	}
+	if cfg.Policy.Profile != "beta-prime" || cfg.WebAuthn.RPName != "○○市 アクセスゲートウェイ" {
+		t.Errorf("policy/webauthn not read: %+v %+v", cfg.Policy, cfg.WebAuthn)
+	}
+}
