@@ -3,10 +3,38 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
+// Option changes how a store is opened.
+type Option func(*options)
+
+type options struct {
+	now func() time.Time
+}
+
+// WithClock sets the clock used for times the caller left zero (a user's
+// CreatedAt, a revocation's At). The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
+func buildOptions(opts []Option) options {
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
 // Open opens the store for driver ("sqlite", the default, or "postgres")
-// and applies pending migrations.
-func Open(ctx context.Context, driver, dsn string) (Store, error) {
-	return nil, fmt.Errorf("store driver %q: not implemented yet", driver)
+// and applies pending migrations. For sqlite dsn is a file path (default
+// data/sekisho.db); for postgres it is a connection string or URL.
+func Open(ctx context.Context, driver, dsn string, opts ...Option) (Store, error) {
+	switch driver {
+	case "", "sqlite":
+		return OpenSQLite(ctx, dsn, opts...)
+	default:
+		return nil, fmt.Errorf("store driver %q: unknown (want sqlite or postgres)", driver)
+	}
 }
