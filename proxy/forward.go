@@ -1,0 +1,203 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sekisho/sekisho/config"
+	"github.com/sekisho/sekisho/reqctx"
+)
+
+// newForwarder builds the reverse proxy of one route: its own transport
+// (TLS to the upstream with a custom CA if configured, a bounded wait for
+// response headers), immediate flushing for streamed responses (SSE), and
+// WebSocket upgrades, which httputil.ReverseProxy handles natively.
+func (g *Gateway) newForwarder(rc *config.Route) (*httputil.ReverseProxy, error) {
+	if rc.Upstream == nil {
+		return nil, errors.New("no upstream URL")
+	}
+	tr := &http.Transport{
+		Proxy: nil, // never use HTTP_PROXY for internal systems
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: rc.Timeout,
+		ForceAttemptHTTP2:     false,
+	}
+	if rc.Upstream.Scheme == "https" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if rc.UpstreamCA != "" {
+			pem, err := os.ReadFile(rc.UpstreamCA)
+			if err != nil {
+				return nil, fmt.Errorf("reading upstream_ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("upstream_ca %s: no PEM certificates", rc.UpstreamCA)
+			}
+			tc.RootCAs = pool
+		}
+		tr.TLSClientConfig = tc
+	}
+	up := rc.Upstream
+	preserve := rc.PreserveHost
+	rp := &httputil.ReverseProxy{
+		Transport:     tr,
+		FlushInterval: -1,
+		ErrorLog:      nil,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			info := reqctx.From(pr.In.Context())
+			out := pr.Out
+			out.URL.Scheme = up.Scheme
+			out.URL.Host = up.Host
+			out.URL.Path = joinPath(up.Path, info.Path)
+			out.URL.RawPath = ""
+			out.URL.RawQuery = pr.In.URL.RawQuery
+			if !preserve {
+				out.Host = ""
+			}
+			g.upstreamHeaders(out, info)
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			info := reqctx.From(r.Context())
+			status := http.StatusBadGateway
+			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+				status = http.StatusGatewayTimeout
+			}
+			if errors.Is(err, context.Canceled) {
+				// The client went away; nothing to answer.
+				status = 499
+			}
+			g.metrics.upstreamErrors.WithLabelValues(info.Route).Inc()
+			g.log.Warn("upstream error", "request_id", info.RequestID, "route", info.Route, "err", err)
+			if status == 499 {
+				if rw, ok := w.(*recordingWriter); ok {
+					rw.code = status
+				}
+				return
+			}
+			g.errorPage(w, r, info, status, messageFor(status))
+		},
+	}
+	return rp, nil
+}
+
+// upstreamHeaders sets what the upstream may trust: the forwarding headers
+// rebuilt by sekisho, the request id, and the identity.
+func (g *Gateway) upstreamHeaders(out *http.Request, info *reqctx.Info) {
+	cookie := ""
+	if g.authn != nil {
+		cookie = g.authn.CookieName()
+	}
+	cleanRequestHeaders(out.Header, cookie)
+	h := out.Header
+	h.Set("X-Forwarded-For", info.IP.String())
+	h.Set("X-Forwarded-Host", info.Host)
+	if info.TLS {
+		h.Set("X-Forwarded-Proto", "https")
+	} else {
+		h.Set("X-Forwarded-Proto", "http")
+	}
+	h.Set("X-Request-Id", info.RequestID)
+	if info.User == "" {
+		return
+	}
+	h.Set("X-Sekisho-User", info.User)
+	h.Set("X-Sekisho-Roles", strings.Join(info.Roles, ","))
+	if info.Device != "" {
+		h.Set("X-Sekisho-Device", info.Device)
+	}
+	h.Set("X-Sekisho-Class", info.Class)
+	if g.authn != nil {
+		if a, err := g.authn.Assertion(info); err == nil {
+			h.Set("X-Sekisho-Assertion", a)
+		} else {
+			g.log.Error("signing assertion", "request_id", info.RequestID, "err", err)
+		}
+	}
+}
+
+// forward sends the request to the route's upstream.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, info *reqctx.Info, t target) {
+	t.route.proxy.ServeHTTP(w, r)
+}
+
+func joinPath(base, p string) string {
+	if base == "" || base == "/" {
+		return p
+	}
+	return strings.TrimSuffix(base, "/") + p
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// recordingWriter remembers the status and counts the bytes of a response,
+// and passes through flushing and hijacking (SSE, WebSocket).
+type recordingWriter struct {
+	http.ResponseWriter
+	code  int
+	bytes int64
+}
+
+func (w *recordingWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recordingWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *recordingWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+// Unwrap lets http.ResponseController reach Flush, Hijack and deadlines.
+func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush is needed by httputil.ReverseProxy's immediate flushing.
+func (w *recordingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Hijack is needed for WebSocket upgrades.
+func (w *recordingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.code == 0 {
+		w.code = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+var _ http.Flusher = (*recordingWriter)(nil)
+var _ http.Hijacker = (*recordingWriter)(nil)

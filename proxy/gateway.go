@@ -1,0 +1,430 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sekisho/sekisho/config"
+	"github.com/sekisho/sekisho/reqctx"
+)
+
+// ErrNoSession is returned by an [Authenticator] when a request carries no
+// session at all (as opposed to a refused one).
+var ErrNoSession = errors.New("no session")
+
+// Gateway is the enforcement point: it routes, identifies, decides, records
+// and forwards every request. Build it with [New]; it is an http.Handler.
+type Gateway struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	now     func() time.Time
+	authn   Authenticator
+	devices DeviceVerifier
+	policy  Decider
+	audit   Recorder
+	admin   http.Handler
+	metrics *Metrics
+
+	state atomic.Pointer[state]
+}
+
+// state is everything derived from configuration, swapped whole on reload.
+type state struct {
+	cfg    *config.Config
+	router *router
+}
+
+// routeState is one route with its forwarder.
+type routeState struct {
+	cfg   *config.Route
+	paths []pathEntry
+	proxy *httputil.ReverseProxy
+}
+
+// Option configures a Gateway.
+type Option func(*Gateway)
+
+// WithLogger sets the structured logger. Default: slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(g *Gateway) { g.log = l } }
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(g *Gateway) { g.now = now } }
+
+// WithAuthenticator sets who identifies people. Without one, only public
+// routes are served and every other request is refused.
+func WithAuthenticator(a Authenticator) Option { return func(g *Gateway) { g.authn = a } }
+
+// WithDeviceVerifier sets client-certificate verification. Without one,
+// presented certificates are ignored.
+func WithDeviceVerifier(d DeviceVerifier) Option { return func(g *Gateway) { g.devices = d } }
+
+// WithDecider sets the policy. Without one, every non-public request is
+// denied (default deny).
+func WithDecider(d Decider) Option { return func(g *Gateway) { g.policy = d } }
+
+// WithRecorder sets the audit trail. Without one, requests of classes that
+// require a durable record fail closed with 503.
+func WithRecorder(r Recorder) Option { return func(g *Gateway) { g.audit = r } }
+
+// WithAdmin mounts the admin console under /.sekisho/admin/. The console
+// is reached only after the gateway has authenticated and decided the
+// request against the route's policy like any other.
+func WithAdmin(h http.Handler) Option { return func(g *Gateway) { g.admin = h } }
+
+// WithMetrics sets the metrics the gateway updates. Default: a new set on
+// a private registry.
+func WithMetrics(m *Metrics) Option { return func(g *Gateway) { g.metrics = m } }
+
+// New builds a gateway for cfg.
+func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, log: slog.Default(), now: time.Now}
+	for _, o := range opts {
+		o(g)
+	}
+	if g.metrics == nil {
+		g.metrics = NewMetrics(nil)
+	}
+	st, err := g.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.state.Store(st)
+	return g, nil
+}
+
+// Reload swaps in a new configuration's routes. A bad configuration
+// returns an error and keeps the old state.
+func (g *Gateway) Reload(cfg *config.Config) error {
+	st, err := g.build(cfg)
+	if err != nil {
+		return err
+	}
+	g.state.Store(st)
+	return nil
+}
+
+func (g *Gateway) build(cfg *config.Config) (*state, error) {
+	routes := make([]*routeState, 0, len(cfg.Routes))
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		rp, err := g.newForwarder(rc)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", rc.Name, err)
+		}
+		routes = append(routes, &routeState{cfg: rc, paths: sortedPaths(rc), proxy: rp})
+	}
+	return &state{cfg: cfg, router: newRouter(routes)}, nil
+}
+
+// newRequestID makes a short random id: 16 characters of base32.
+func newRequestID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+}
+
+// reserved reports whether path is answered by sekisho itself.
+func reserved(path string) bool {
+	return path == "/.sekisho" || strings.HasPrefix(path, "/.sekisho/") ||
+		strings.HasPrefix(path, "/.well-known/sekisho/")
+}
+
+// ServeHTTP runs the request flow of DESIGN.md §2.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := g.state.Load()
+	info := &reqctx.Info{RequestID: newRequestID(), Received: g.now(), Method: r.Method, TLS: r.TLS != nil}
+	rw := &recordingWriter{ResponseWriter: w}
+	ctx := reqctx.With(r.Context(), info)
+	r = r.WithContext(ctx)
+	w = rw
+	w.Header().Set("X-Request-Id", info.RequestID)
+	defer g.metrics.observe(info, rw, g.now)
+
+	// Source address and zone.
+	remote := peerAddr(r.RemoteAddr)
+	info.IP = clientIP(remote, r.Header.Values("X-Forwarded-For"), st.cfg.Server.TrustedProxies)
+	info.Zone = st.cfg.ZoneOf(info.IP)
+
+	// Device certificate, if presented. A bad certificate is not an error
+	// here: the route or the policy decides whether a device is needed.
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && g.devices != nil {
+		dev, fp, user, err := g.devices.Verify(r.TLS.PeerCertificates)
+		if err != nil {
+			info.CertError = err.Error()
+		} else {
+			info.Device, info.CertFP, info.CertUser = dev, fp, user
+		}
+	}
+
+	// Host and path: one normalised path for matching and forwarding.
+	info.Host = hostOnly(r.Host)
+	rawPath, err := requestPath(r.RequestURI)
+	if err == nil {
+		info.Path, err = NormalizePath(rawPath)
+	}
+	info.RawQuery = r.URL.RawQuery
+	if err != nil {
+		info.Path = truncate(rawPath, 512)
+		g.refuse(w, r, info, http.StatusBadRequest, "bad_request", err)
+		return
+	}
+
+	t, ok := st.router.lookup(info.Host, info.Path)
+	if !ok {
+		g.refuse(w, r, info, http.StatusNotFound, "unknown_host", nil)
+		return
+	}
+	info.Route, info.Class, info.Segment = t.route.cfg.Name, t.class, t.route.cfg.Segment
+	info.Action, info.Mode = actionOf(r.Method, t.action), t.mode
+
+	if reserved(info.Path) {
+		g.serveReserved(w, r, info)
+		return
+	}
+
+	if t.route.cfg.ClientCert == "required" && info.Device == "" {
+		g.deny(w, r, info, Verdict{
+			Effect: "deny", Rule: "route:" + t.route.cfg.Name, Enforced: true,
+			Reasons:    []string{"device_cert_required"},
+			MessagesJA: []string{g.certMessage(info, true)}, MessagesEN: []string{g.certMessage(info, false)},
+		})
+		return
+	}
+
+	if !t.route.cfg.Public {
+		if g.authn == nil {
+			g.refuse(w, r, info, http.StatusServiceUnavailable, "no_authenticator", errors.New("no authenticator configured"))
+			return
+		}
+		if err := g.authn.Authenticate(w, r, info); err != nil {
+			g.record(ctx, &Entry{Info: info, Event: "access", Decision: "deny", Enforced: true,
+				Rule: "authn", Reasons: []string{authnReason(err)}, Status: http.StatusUnauthorized}, false)
+			g.metrics.decision("login")
+			g.authn.RequireLogin(w, r)
+			return
+		}
+	}
+
+	v := g.decide(ctx, info, t)
+	g.metrics.decision(v.Effect)
+	if v.Effect != "allow" && v.Enforced {
+		if v.Effect == "stepup" && g.authn != nil {
+			g.record(ctx, &Entry{Info: info, Event: "access", Decision: "stepup", Enforced: true,
+				Rule: v.Rule, Reasons: v.Reasons, Status: http.StatusSeeOther}, false)
+			g.authn.RequireStepUp(w, r, v.Reasons)
+			return
+		}
+		g.deny(w, r, info, v)
+		return
+	}
+
+	// The decision record goes first, durably, for classes that need it;
+	// an unwritable trail fails closed.
+	if v.AuditSync {
+		if err := g.recordErr(ctx, &Entry{Info: info, Event: "access", Decision: v.Effect, Enforced: v.Enforced,
+			Rule: v.Rule, Reasons: v.Reasons}, true); err != nil {
+			g.metrics.auditFailures.Inc()
+			g.log.Error("audit not durable; refusing request", "request_id", info.RequestID, "route", info.Route, "err", err)
+			g.errorPage(w, r, info, http.StatusServiceUnavailable, msgAuditDown)
+			return
+		}
+	}
+
+	g.forward(w, r, info, t)
+	g.record(ctx, &Entry{Info: info, Event: "access", Decision: v.Effect, Enforced: v.Enforced,
+		Rule: v.Rule, Reasons: v.Reasons, Status: rw.status(), Bytes: rw.bytes,
+		Duration: g.now().Sub(info.Received)}, false)
+}
+
+// decide asks the policy; public routes are allowed without it, and with
+// no policy everything else is denied.
+func (g *Gateway) decide(ctx context.Context, info *reqctx.Info, t target) Verdict {
+	if t.route.cfg.Public {
+		return Verdict{Effect: "allow", Rule: "route:" + t.route.cfg.Name + ":public", Enforced: true}
+	}
+	if g.policy == nil {
+		return Verdict{Effect: "deny", Rule: "default-deny", Reasons: []string{"no_policy"}, Enforced: true,
+			MessagesJA: []string{"この操作は許可されていません。"}, MessagesEN: []string{"This action is not allowed."}}
+	}
+	return g.policy.Decide(ctx, info, g.now())
+}
+
+// serveReserved answers /.sekisho/ and /.well-known/sekisho/ on a routed
+// host. They are never forwarded.
+func (g *Gateway) serveReserved(w http.ResponseWriter, r *http.Request, info *reqctx.Info) {
+	if strings.HasPrefix(info.Path, "/.sekisho/admin/") || info.Path == "/.sekisho/admin" {
+		g.serveAdmin(w, r, info)
+		return
+	}
+	if g.authn == nil {
+		g.refuse(w, r, info, http.StatusNotFound, "not_found", nil)
+		return
+	}
+	// The handler sees the normalised path only.
+	r2 := r.Clone(r.Context())
+	r2.URL.Path, r2.URL.RawPath = info.Path, ""
+	g.authn.Handler().ServeHTTP(w, r2)
+}
+
+// serveAdmin puts the console behind the same identify-and-decide steps as
+// any route, with the admin action and the admin class.
+func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request, info *reqctx.Info) {
+	if g.admin == nil || g.authn == nil {
+		g.refuse(w, r, info, http.StatusNotFound, "not_found", nil)
+		return
+	}
+	if err := g.authn.Authenticate(w, r, info); err != nil {
+		g.authn.RequireLogin(w, r)
+		return
+	}
+	info.Route, info.Action, info.Mode = "admin", "admin", "enforce"
+	info.Class = "3A"
+	v := Verdict{Effect: "deny", Rule: "default-deny", Reasons: []string{"no_policy"}, Enforced: true}
+	if g.policy != nil {
+		v = g.policy.Decide(r.Context(), info, g.now())
+		v.Enforced = true // the console is never in shadow mode
+	}
+	g.record(r.Context(), &Entry{Info: info, Event: "admin", Decision: v.Effect, Enforced: true, Rule: v.Rule, Reasons: v.Reasons}, v.AuditSync)
+	switch v.Effect {
+	case "allow":
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = info.Path, ""
+		g.admin.ServeHTTP(w, r2)
+	case "stepup":
+		g.authn.RequireStepUp(w, r, v.Reasons)
+	default:
+		g.errorPage(w, r, info, http.StatusForbidden, pageMessage{ja: v.MessagesJA, en: v.MessagesEN})
+	}
+}
+
+// deny answers 403 with the safe words of the verdict and records it.
+func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, info *reqctx.Info, v Verdict) {
+	g.record(r.Context(), &Entry{Info: info, Event: "access", Decision: "deny", Enforced: true,
+		Rule: v.Rule, Reasons: v.Reasons, Status: http.StatusForbidden}, false)
+	g.errorPage(w, r, info, http.StatusForbidden, pageMessage{ja: v.MessagesJA, en: v.MessagesEN})
+}
+
+// refuse answers a request that never reached a decision (malformed,
+// unknown host) and records it as an error.
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, info *reqctx.Info, status int, reason string, err error) {
+	if err != nil {
+		g.log.Info("request refused", "request_id", info.RequestID, "reason", reason, "err", err, "ip", info.IP)
+	}
+	g.record(r.Context(), &Entry{Info: info, Event: "access", Decision: "error", Enforced: true,
+		Rule: "gateway", Reasons: []string{reason}, Status: status}, false)
+	g.errorPage(w, r, info, status, messageFor(status))
+}
+
+func (g *Gateway) record(ctx context.Context, e *Entry, durable bool) {
+	if err := g.recordErr(ctx, e, durable); err != nil {
+		g.metrics.auditFailures.Inc()
+		g.log.Error("audit record failed", "request_id", e.Info.RequestID, "err", err)
+	}
+}
+
+func (g *Gateway) recordErr(ctx context.Context, e *Entry, durable bool) error {
+	if g.audit == nil {
+		if durable {
+			return errors.New("no audit trail configured")
+		}
+		return nil
+	}
+	if e.Time.IsZero() {
+		e.Time = g.now()
+	}
+	return g.audit.Record(ctx, e, durable)
+}
+
+func (g *Gateway) certMessage(info *reqctx.Info, ja bool) string {
+	if info.CertError != "" {
+		if ja {
+			return "端末証明書を確認できませんでした。情報政策課にお問い合わせください。"
+		}
+		return "Your device certificate could not be verified. Please contact the IT department."
+	}
+	if ja {
+		return "このシステムには登録された端末(端末証明書)から接続してください。"
+	}
+	return "Please connect from a registered device with its device certificate."
+}
+
+func authnReason(err error) string {
+	if errors.Is(err, ErrNoSession) {
+		return "not_authenticated"
+	}
+	return "session_refused"
+}
+
+func peerAddr(remote string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		return ap.Addr().Unmap()
+	}
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+// hostOnly lower-cases the host and drops a port.
+func hostOnly(h string) string {
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		h = h[:i]
+	}
+	return strings.ToLower(strings.TrimSuffix(h, "."))
+}
+
+// requestPath extracts the escaped path from a request target, in origin
+// form ("/a?b") or absolute form ("http://h/a?b"). A "#" is refused: it
+// cannot appear in a valid request target.
+func requestPath(uri string) (string, error) {
+	if uri == "*" {
+		return "", ErrPathNotAbsolute
+	}
+	if strings.ContainsRune(uri, '#') {
+		return "", errFragment
+	}
+	if !strings.HasPrefix(uri, "/") {
+		i := strings.Index(uri, "://")
+		if i < 0 {
+			return "", ErrPathNotAbsolute
+		}
+		rest := uri[i+3:]
+		j := strings.IndexAny(rest, "/?")
+		if j < 0 {
+			return "/", nil
+		}
+		uri = rest[j:]
+		if uri[0] == '?' {
+			return "/", nil
+		}
+	}
+	if strings.ContainsRune(uri, '#') {
+		return "", errFragment
+	}
+	if i := strings.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	return uri, nil
+}
+
+var errFragment = errors.New("request target contains a fragment")
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,97 @@
+package proxy
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sekisho/sekisho/reqctx"
+)
+
+// Metrics are the gateway's Prometheus series.
+type Metrics struct {
+	reg            *prometheus.Registry
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	decisions      *prometheus.CounterVec
+	upstreamErrors *prometheus.CounterVec
+	auditFailures  prometheus.Counter
+}
+
+// NewMetrics registers the gateway's series on reg (a new registry if nil,
+// with the Go and process collectors).
+func NewMetrics(reg *prometheus.Registry) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	}
+	m := &Metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_requests_total", Help: "Requests by route and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sekisho_request_duration_seconds", Help: "Request latency through the gateway.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_decisions_total", Help: "Access decisions by result (allow, deny, stepup, login).",
+		}, []string{"result"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_upstream_errors_total", Help: "Upstream connection errors and timeouts by route.",
+		}, []string{"route"}),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sekisho_audit_failures_total", Help: "Audit records that could not be written (alarm).",
+		}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.decisions, m.upstreamErrors, m.auditFailures)
+	return m
+}
+
+// Registry is where other packages register their series.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+func (m *Metrics) decision(result string) { m.decisions.WithLabelValues(result).Inc() }
+
+func (m *Metrics) observe(info *reqctx.Info, rw *recordingWriter, now func() time.Time) {
+	route := info.Route
+	if route == "" {
+		route = "-"
+	}
+	m.requests.WithLabelValues(route, strconv.Itoa(rw.status())).Inc()
+	m.latency.WithLabelValues(route).Observe(now().Sub(info.Received).Seconds())
+}
+
+// Handler serves /metrics, /healthz and /readyz for the metrics listener.
+// ready reports whether the gateway can serve (store and audit reachable).
+func (m *Metrics) Handler(ready func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if ready != nil {
+			if err := ready(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+func jsonEncode(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	return enc.Encode(v)
+}

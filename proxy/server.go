@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Server owns the gateway's listeners: HTTPS (with optional client
+// certificates and HTTP/2), an optional plain HTTP listener, and the
+// metrics listener. Shutdown stops accepting and lets in-flight requests
+// finish up to the configured deadline.
+type Server struct {
+	gw      *Gateway
+	log     *slog.Logger
+	servers []*http.Server
+	lns     []net.Listener
+	ready   func() error
+}
+
+// ServerOptions tunes [NewServer].
+type ServerOptions struct {
+	// TLSCert provides the gateway's certificate; nil disables HTTPS.
+	TLSCert *tls.Certificate
+	// GetCertificate, if set, is used instead of TLSCert (reloadable).
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// ClientCAs lists the device CAs named in acceptable-CA hints. The
+	// certificate itself is verified by the gateway's DeviceVerifier, so a
+	// missing or bad certificate never fails the handshake.
+	ClientCAs *x509.CertPool
+	// Ready reports readiness for /readyz.
+	Ready func() error
+}
+
+// NewServer prepares listeners for gw as configured. Call Serve to start.
+func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
+	cfg := gw.cfg.Server
+	s := &Server{gw: gw, log: gw.log, ready: opts.Ready}
+	handler := http.Handler(gw)
+
+	base := func() *http.Server {
+		return &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(gw.log.Handler(), slog.LevelWarn),
+		}
+	}
+	if opts.TLSCert != nil || opts.GetCertificate != nil {
+		tc := &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			CipherSuites: []uint16{
+				tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+				tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+				tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+				tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+				tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305,
+				tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
+			},
+			NextProtos: []string{"h2", "http/1.1"},
+			ClientAuth: tls.RequestClientCert,
+		}
+		if opts.ClientCAs != nil {
+			tc.ClientCAs = opts.ClientCAs
+		}
+		if opts.GetCertificate != nil {
+			tc.GetCertificate = opts.GetCertificate
+		} else {
+			tc.Certificates = []tls.Certificate{*opts.TLSCert}
+		}
+		hs := base()
+		hs.Addr = cfg.Listen
+		hs.TLSConfig = tc
+		s.servers = append(s.servers, hs)
+	}
+	if cfg.HTTPListen != "" {
+		hs := base()
+		hs.Addr = cfg.HTTPListen
+		s.servers = append(s.servers, hs)
+	}
+	if cfg.MetricsListen != "" {
+		ms := &http.Server{
+			Addr:              cfg.MetricsListen,
+			Handler:           gw.metrics.Handler(opts.Ready),
+			ReadHeaderTimeout: 5 * time.Second,
+		}
+		s.servers = append(s.servers, ms)
+	}
+	if len(s.servers) == 0 {
+		return nil, errors.New("no listener configured (server.listen with tls, or server.http_listen)")
+	}
+	return s, nil
+}
+
+// Listen opens every listener, so that errors (address in use) surface
+// before serving starts. It returns the bound addresses in order: HTTPS,
+// HTTP, metrics (those configured).
+func (s *Server) Listen() ([]string, error) {
+	var addrs []string
+	for _, hs := range s.servers {
+		ln, err := net.Listen("tcp", hs.Addr)
+		if err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("listening on %s: %w", hs.Addr, err)
+		}
+		if hs.TLSConfig != nil {
+			ln = tls.NewListener(ln, hs.TLSConfig)
+		}
+		s.lns = append(s.lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
+}
+
+func (s *Server) closeListeners() {
+	for _, ln := range s.lns {
+		_ = ln.Close()
+	}
+	s.lns = nil
+}
+
+// Serve serves until ctx ends, then shuts down gracefully within the
+// configured shutdown timeout. Listen must have been called.
+func (s *Server) Serve(ctx context.Context) error {
+	if len(s.lns) != len(s.servers) {
+		return errors.New("Serve called before Listen")
+	}
+	errc := make(chan error, len(s.servers))
+	var wg sync.WaitGroup
+	for i, hs := range s.servers {
+		wg.Add(1)
+		go func(hs *http.Server, ln net.Listener) {
+			defer wg.Done()
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}(hs, s.lns[i])
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	timeout := s.gw.cfg.Server.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for _, hs := range s.servers {
+		if err := hs.Shutdown(sctx); err != nil {
+			s.log.Warn("shutdown did not finish in time", "addr", hs.Addr, "err", err)
+		}
+	}
+	wg.Wait()
+	return serveErr
+}
