@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,7 +77,18 @@ func (m *memRecorder) Record(ctx context.Context, e *Entry, durable bool) error 
 
 func (m *memRecorder) Healthy() error { return m.fail }
 
+// find returns the entries of one request, waiting briefly: the outcome
+// record is written after the response has been sent.
 func (m *memRecorder) find(reqID string) []Entry {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if e := m.findNow(reqID); len(e) > 0 {
+			return e
+		}
+	}
+	return nil
+}
+
+func (m *memRecorder) findNow(reqID string) []Entry {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []Entry
@@ -302,16 +314,18 @@ func TestUnknownHostAndReserved(t *testing.T) {
 
 func TestStreamingLargeBodyBoundedMemory(t *testing.T) {
 	const size = 256 << 20 // 256 MiB each way; a buffering proxy would show it in the heap
-	var got int64
+	var got atomic.Int64
 	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
-		got = n
+		got.Store(n)
 		w.Header().Set("Content-Type", "application/octet-stream")
 		io.CopyN(w, zeroReader{}, size)
 	}), "")
 	var peak uint64
 	done := make(chan struct{})
+	sampled := make(chan struct{})
 	go func() {
+		defer close(sampled)
 		var ms runtime.MemStats
 		for {
 			select {
@@ -335,7 +349,8 @@ func TestStreamingLargeBodyBoundedMemory(t *testing.T) {
 	n, _ := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	close(done)
-	if got != size || n != size {
+	<-sampled
+	if got := got.Load(); got != size || n != size {
 		t.Fatalf("upstream got %d bytes, client got %d, want %d each", got, n, size)
 	}
 	if peak > 64<<20 {
