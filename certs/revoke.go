@@ -164,3 +164,17 @@ func (c *CA) List() []Entry {
 	defer c.mu.Unlock()
 	return c.index.clone().Entries
 }
+
+// WriteCRL signs a new CRL (see [CA.CRL]) and puts it at path through a
+// temporary file and a rename, so a gateway watching the file never reads a
+// half-written CRL.
+func (c *CA) WriteCRL(path string, nextUpdate time.Duration) error {
+	crl, err := c.CRL(nextUpdate)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(path, crl, 0o644); err != nil {
+		return fmt.Errorf("writing CRL to %s: %w", path, err)
+	}
+	return nil
+}
