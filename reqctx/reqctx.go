@@ -57,6 +57,9 @@ type Info struct {
 	AMR        []string
 	AuthTime   time.Time
 	SessionID  string
+	// Identity is the authenticator's own value for the session, opaque to
+	// every other package (the proxy hands it back to sign the assertion).
+	Identity any
 }
 
 type key struct{}
