@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -198,8 +199,10 @@ func (d *decoder) scalar(n *yaml.Node, path, what string) (string, bool) {
 	return n.Value, true
 }
 
+var digitsRE = regexp.MustCompile(`^[-+]?[0-9_]+$`)
+
 func (d *decoder) integer(n *yaml.Node, path string) (int64, bool) {
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && !digitsRE.MatchString(n.Value)) {
 		d.fail(n, path, "want a whole number, got %s (整数を指定してください)", describe(n))
 		return 0, false
 	}

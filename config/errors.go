@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -58,7 +59,17 @@ func (e *Errors) add(file string, line int, key, format string, args ...any) {
 	if line < 1 {
 		line = 1
 	}
-	e.List = append(e.List, &Error{File: file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	e.List = append(e.List, &Error{File: file, Line: line, Key: oneLine(key), Msg: oneLine(fmt.Sprintf(format, args...))})
+}
+
+// oneLine escapes control characters (a key may be any YAML string), so
+// that each error stays on one line of output.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // sort orders errors by line, keeping discovery order within a line.

@@ -19,9 +19,12 @@ type validator struct {
 }
 
 func (v *validator) errorf(path, format string, args ...any) {
-	for p := path; p != ""; p = parent(p) {
+	for p := path; ; p = parent(p) {
 		if v.d.bad[p] {
 			return // already reported when decoding
+		}
+		if p == "" {
+			break
 		}
 	}
 	v.d.errs.add(v.d.file, v.line(path), path, format, args...)
@@ -248,6 +251,9 @@ func (v *validator) upstream(path string, r *Route) {
 	}
 	u, err := url.Parse(r.UpstreamRaw)
 	switch {
+	case !strings.Contains(r.UpstreamRaw, "://"):
+		v.errorf(p, "%q: write the whole URL, e.g. http://10.2.0.10:8080 (http:// から始まる URL を書いてください)", r.UpstreamRaw)
+		return
 	case err != nil:
 		v.errorf(p, "%q is not a URL (URL として読めません)", r.UpstreamRaw)
 		return
