@@ -34,6 +34,11 @@ func Open(ctx context.Context, driver, dsn string, opts ...Option) (Store, error
 	switch driver {
 	case "", "sqlite":
 		return OpenSQLite(ctx, dsn, opts...)
+	case "postgres", "postgresql":
+		if dsn == "" {
+			return nil, fmt.Errorf("store driver postgres: empty dsn")
+		}
+		return OpenPostgres(ctx, dsn, opts...)
 	default:
 		return nil, fmt.Errorf("store driver %q: unknown (want sqlite or postgres)", driver)
 	}

@@ -17,7 +17,10 @@ import (
 // DefaultSQLitePath is the database file used when the DSN is empty.
 const DefaultSQLitePath = "data/sekisho.db"
 
-var _ Store = (*SQLite)(nil)
+var (
+	_ Store    = (*SQLite)(nil)
+	_ Notifier = (*SQLite)(nil)
+)
 
 // SQLite is the embedded store: one database file in WAL mode. Writes go
 // through a single connection whose transactions begin IMMEDIATE, so
@@ -900,4 +903,3 @@ func (s *SQLite) Publish(ctx context.Context, c Change) error {
 	s.hub.publish(c)
 	return nil
 }
-var _ Notifier = (*SQLite)(nil)
