@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,7 +14,7 @@ import (
 
 func main() {
 	root := newRootCmd()
-	err := root.Execute()
+	err := root.ExecuteContext(context.Background())
 	os.Exit(exitCode(err))
 }
 

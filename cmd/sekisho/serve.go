@@ -1,5 +1,72 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
-func newServeCmd() *cobra.Command { return notYet("serve") }
+	"github.com/spf13/cobra"
+
+	"github.com/sekisho/sekisho/internal/app"
+)
+
+func newServeCmd() *cobra.Command {
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "ゲートウェイを起動する (run the gateway)",
+		Long: `設定ファイルに従ってゲートウェイを起動します。SIGTERM/SIGINT で受付を止め、
+処理中の要求を完了してから終了します。SIGHUP でポリシーを再読み込みします
+(誤りのあるポリシーは読み込まず、以前のポリシーを使い続けます)。
+
+Runs the gateway. SIGTERM/SIGINT drain in-flight requests and exit;
+SIGHUP reloads the policy (a bad policy keeps the old one).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			a, err := app.New(ctx, cfg, app.WithLogger(log))
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			addrs, err := a.Listen()
+			if err != nil {
+				return err
+			}
+			log.Info("sekisho started", "listen", addrs, "routes", len(cfg.Routes), "policy", a.Policy.Version())
+			go reloadOnHUP(ctx, a, log)
+			return a.Run(ctx)
+		},
+	}
+	addConfigFlag(cmd, &cfgPath)
+	return cmd
+}
+
+// reloadOnHUP reloads the policy on SIGHUP until ctx ends.
+func reloadOnHUP(ctx context.Context, a *app.App, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := a.ReloadPolicy(); err != nil {
+				log.Error("policy reload refused; keeping the previous policy", "err", err)
+				fmt.Fprintln(os.Stderr, "ポリシーの再読み込みに失敗しました。以前のポリシーを使い続けます:", err)
+				continue
+			}
+			log.Info("policy reloaded", "version", a.Policy.Version())
+		}
+	}
+}
