@@ -47,7 +47,7 @@ type pollState struct {
 	seen   map[int64]time.Time // seq → when first applied, for seq > stable
 }
 
-const settleWindow = 2 * time.Second
+const settleWindow = 5 * time.Second
 
 // Revoke stores r (setting r.Seq) and applies it here at once; other
 // replicas apply it on their next poll. A zero r.At means now.

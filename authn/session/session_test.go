@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/sekisho/sekisho/store"
+	"github.com/sekisho/sekisho/store/storetest"
 )
 
 const fp1 = "1f0c9b1d0a8e4f5c6b7a8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c"
@@ -347,18 +348,42 @@ func TestRevocation(t *testing.T) {
 	})
 }
 
-// TestRevocationAcrossReplicas: two Managers over the same SQLite file, as
-// two replicas; a revocation on A is refused by B within a second.
+// TestRevocationAcrossReplicas: two Managers over the same database, as two
+// replicas; a revocation on A is refused by B within a second. With SQLite
+// (two handles on one file) B learns by polling; with PostgreSQL by
+// LISTEN/NOTIFY, so there B polls only hourly to prove the feed works.
 func TestRevocationAcrossReplicas(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := t.TempDir() + "/shared.db"
+		revokeAcross(t, openStore(t, path), openStore(t, path), 0)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := storetest.PostgresDSN(t)
+		open := func() store.Store {
+			st, err := store.Open(t.Context(), "postgres", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		}
+		revokeAcross(t, open(), open(), time.Hour)
+	})
+}
+
+func revokeAcross(t *testing.T, stA, stB store.Store, bPoll time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	path := t.TempDir() + "/shared.db"
-	a := newManager(t, nil, nil, openStore(t, path))
-	b := newManager(t, nil, nil, openStore(t, path))
+	a := newManager(t, nil, nil, stA)
+	b := newManager(t, nil, nil, stB)
+	if bPoll > 0 {
+		b.pollEvery = bPoll
+	}
 	done := make(chan struct{}, 2)
 	for _, m := range []*Manager{a, b} {
 		go func() { m.Run(ctx); done <- struct{}{} }()
 	}
+	time.Sleep(100 * time.Millisecond) // let Run subscribe
 
 	c := &Claims{User: "yamada", AMR: []string{"hwk", "uv"}}
 	tok := issue(t, a, c)
@@ -383,7 +408,7 @@ func TestRevocationAcrossReplicas(t *testing.T) {
 		if time.Since(start) > time.Second {
 			t.Fatalf("replica B still accepts the session %v after the revocation", time.Since(start))
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	t.Logf("revocation reached replica B after %v", time.Since(start))
 	cancel()
