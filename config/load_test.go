@@ -105,3 +105,40 @@ func TestLoadGood(t *testing.T) {
 		t.Errorf("policy/webauthn not read: %+v %+v", cfg.Policy, cfg.WebAuthn)
 	}
 }
+
+// TestFullExample loads the full example, which docs/config.md shows
+// verbatim, and checks that the two have not drifted apart.
+func TestFullExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "## 完全な設定例 / Full example\n\n```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	if !ok || block != string(file) {
+		t.Errorf("the example in docs/config.md differs from testdata/full.yaml")
+	}
+	cfg, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(cfg.Routes); got != 3 {
+		t.Errorf("routes = %d", got)
+	}
+	if r := cfg.Route("jinji"); r.Mode != ModeShadow || r.ClientCert != ClientCertRequired || r.Upstream.Scheme != "https" {
+		t.Errorf("jinji = %+v", r)
+	}
+	if c, _ := cfg.Class("3A"); c.MaxAuthAge != 15*time.Minute || !cmp.Equal(c.Zones, []string{"chonai"}) || len(c.Require) != 3 {
+		t.Errorf("3A = %+v", c)
+	}
+	if c, _ := cfg.Class("2"); c.MaxAuthAge != 8*time.Hour || c.Label != "機密性2" {
+		t.Errorf("2 = %+v", c)
+	}
+	if got := cfg.ZoneOf(netip.MustParseAddr("10.9.3.4")); got != "mynumber" {
+		t.Errorf("ZoneOf = %q", got)
+	}
+}
