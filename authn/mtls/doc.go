@@ -55,5 +55,5 @@
 // entry lives at most the cache TTL (one minute by default), never past the
 // chain's expiry or the OCSP answer's nextUpdate, and never past a CRL
 // reload. Failures are not cached. A leaf served from the cache is not asked
-for its intermediates again: it was shown to chain to a client CA.
+// for its intermediates again: it was shown to chain to a client CA.
 package mtls
