@@ -1,0 +1,236 @@
+// Package app assembles a running sekisho from a configuration: the store,
+// sessions and passkeys, device certificates, policy, audit trail and the
+// gateway with its listeners. `sekisho serve`, `sekisho demo` and the
+// end-to-end tests build the product through it, so they run the same
+// thing.
+//
+// # Lifecycle
+//
+// [New] opens and wires everything; [App.Listen] binds the listeners, so an
+// address in use fails before anything is served; [App.Run] serves until
+// its context ends and then shuts down gracefully; [App.Close] releases the
+// store and seals the audit trail.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/authn"
+	"github.com/sekisho/sekisho/authn/mtls"
+	"github.com/sekisho/sekisho/authn/session"
+	"github.com/sekisho/sekisho/config"
+	"github.com/sekisho/sekisho/policy"
+	"github.com/sekisho/sekisho/proxy"
+	"github.com/sekisho/sekisho/store"
+)
+
+// App is one running gateway.
+type App struct {
+	Config   *config.Config
+	Store    store.Store
+	Sessions *session.Manager
+	Authn    *authn.Service
+	Policy   *policy.Engine
+	Trail    *audit.Trail
+	Gateway  *proxy.Gateway
+	Server   *proxy.Server
+	Metrics  *proxy.Metrics
+
+	log     *slog.Logger
+	devices *deviceRegistry
+	verify  *mtls.Verifier
+	addrs   []string
+}
+
+// Option changes how New builds the app.
+type Option func(*options)
+
+type options struct {
+	log *slog.Logger
+	now func() time.Time
+}
+
+// WithLogger sets the logger for every part. Default slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithClock replaces time.Now everywhere (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// New builds the app for cfg. On error everything opened so far is closed.
+func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err error) {
+	o := options{log: slog.Default(), now: time.Now}
+	for _, f := range opts {
+		f(&o)
+	}
+	a = &App{Config: cfg, log: o.log}
+	defer func() {
+		if err != nil {
+			a.Close()
+			a = nil
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	a.Metrics = proxy.NewMetrics(reg)
+
+	if a.Store, err = store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN); err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	if a.Trail, err = audit.Open(cfg.Audit, audit.WithClock(o.now), audit.WithLogger(o.log), audit.WithRegisterer(reg)); err != nil {
+		return nil, fmt.Errorf("opening audit trail %s: %w", cfg.Audit.Dir, err)
+	}
+	a.devices = newDeviceRegistry(a.Store, o.now)
+	if err = a.devices.load(ctx); err != nil {
+		return nil, fmt.Errorf("loading device registry: %w", err)
+	}
+	if a.Sessions, err = session.New(cfg, a.Store, session.WithClock(o.now), session.WithLogger(o.log), session.WithRegisterer(reg)); err != nil {
+		return nil, fmt.Errorf("starting sessions: %w", err)
+	}
+	if a.Authn, err = authn.New(cfg, a.Store, a.Sessions, authn.WithClock(o.now), authn.WithLogger(o.log),
+		authn.WithRegisterer(reg), authn.WithEvents(a.authnEvent)); err != nil {
+		return nil, fmt.Errorf("starting passkey service: %w", err)
+	}
+	if a.Policy, err = policy.New(cfg, policy.WithClock(o.now), policy.WithLogger(o.log), policy.WithRegisterer(reg)); err != nil {
+		return nil, fmt.Errorf("loading policy: %w", err)
+	}
+	gwOpts := []proxy.Option{
+		proxy.WithLogger(o.log), proxy.WithClock(o.now), proxy.WithMetrics(a.Metrics),
+		proxy.WithAuthenticator(&authnAdapter{svc: a.Authn, reg: a.devices}),
+		proxy.WithDecider(&policyAdapter{e: a.Policy, reg: a.devices}),
+		proxy.WithRecorder(&auditAdapter{t: a.Trail}),
+	}
+	if len(cfg.Server.ClientCA) > 0 {
+		if a.verify, err = mtls.New(cfg, mtls.WithClock(o.now), mtls.WithLogger(o.log)); err != nil {
+			return nil, fmt.Errorf("loading device CAs: %w", err)
+		}
+		gwOpts = append(gwOpts, proxy.WithDeviceVerifier(&deviceAdapter{v: a.verify, reg: a.devices}))
+	}
+	if a.Gateway, err = proxy.New(cfg, gwOpts...); err != nil {
+		return nil, err
+	}
+	sopts := proxy.ServerOptions{Ready: a.ready}
+	if cfg.Server.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Server.TLS.Cert, cfg.Server.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("loading server certificate %s: %w", cfg.Server.TLS.Cert, err)
+		}
+		sopts.TLSCert = &cert
+		if a.verify != nil {
+			sopts.ClientCAs = a.verify.ClientCAs()
+		}
+	}
+	if a.Server, err = proxy.NewServer(a.Gateway, sopts); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// ready is /readyz: the store answers and the audit trail can be written.
+func (a *App) ready() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := a.Store.ListKeys(ctx, "session"); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := a.Trail.Healthy(); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// Listen binds every listener and returns their addresses (HTTPS, HTTP,
+// metrics, in that order, those configured).
+func (a *App) Listen() ([]string, error) {
+	addrs, err := a.Server.Listen()
+	a.addrs = addrs
+	return addrs, err
+}
+
+// Run serves until ctx ends. Background work (session key rotation and
+// revocation sync, policy file watching) runs alongside.
+func (a *App) Run(ctx context.Context) error {
+	if a.addrs == nil {
+		if _, err := a.Listen(); err != nil {
+			return err
+		}
+	}
+	bg, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go a.Sessions.Run(bg)
+	go func() {
+		if err := a.Policy.Watch(bg); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Warn("policy file watch stopped", "err", err)
+		}
+	}()
+	go a.syncDevices(bg)
+	go a.watchRevocations(bg)
+	return a.Server.Serve(ctx)
+}
+
+// syncDevices reloads the device registry periodically, so a device
+// revoked on another replica is refused here too.
+func (a *App) syncDevices(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.devices.load(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("reloading device registry", "err", err)
+			}
+		}
+	}
+}
+
+// ReloadPolicy re-reads the policy file (SIGHUP); a bad file keeps the old
+// policy.
+func (a *App) ReloadPolicy() error { return a.Policy.Reload() }
+
+// Close releases everything New opened, sealing the audit trail.
+func (a *App) Close() {
+	if a.verify != nil {
+		a.verify.Close()
+	}
+	if a.Trail != nil {
+		if err := a.Trail.Close(); err != nil {
+			a.log.Error("closing audit trail", "err", err)
+		}
+	}
+	if a.Store != nil {
+		_ = a.Store.Close()
+	}
+}
+
+// authnEvent turns an authentication event into an audit record.
+func (a *App) authnEvent(ctx context.Context, ev authn.Event) {
+	info := reqctxFrom(ctx)
+	rec := recordFromInfo(info)
+	rec.Event = audit.EventAuthn
+	rec.Action = ev.Kind
+	if ev.User != "" {
+		rec.User = ev.User
+	}
+	rec.Target = ev.CredentialID
+	rec.Decision = audit.DecisionAllow
+	if ev.Reason != "" {
+		rec.Reasons = []string{ev.Reason}
+	}
+	switch ev.Kind {
+	case authn.EventLoginFailure, authn.EventCounterRegression:
+		rec.Decision = audit.DecisionDeny
+	}
+	rec.Enforced = true
+	if err := a.Trail.Append(rec); err != nil {
+		a.log.Error("audit authn event", "kind", ev.Kind, "err", err)
+	}
+}

@@ -1,0 +1,54 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/store"
+)
+
+// watchRevocations follows the store's revocation log: each revocation
+// that appears while the gateway runs (made by `sekisho revoke`, the
+// console, or another replica) is applied to the device registry at once
+// and written to this gateway's audit trail as an admin record. Sessions
+// are ended by the session manager's own sync.
+//
+// Revocations made while no gateway runs are in the store (who, when,
+// why) but reach an audit trail only through the gateway that next starts
+// with them; see docs/operations.md.
+func (a *App) watchRevocations(ctx context.Context) {
+	var cursor int64
+	if revs, err := a.Store.RevocationsSince(ctx, 0); err == nil && len(revs) > 0 {
+		cursor = revs[len(revs)-1].Seq
+	}
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		revs, err := a.Store.RevocationsSince(ctx, cursor)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("reading revocations", "err", err)
+			}
+			continue
+		}
+		for _, r := range revs {
+			cursor = max(cursor, r.Seq)
+			if r.Kind == store.RevokeDevice {
+				a.devices.markRevoked(r.Subject)
+			}
+			rec := &audit.Record{
+				Event: audit.EventAdmin, User: r.By, Action: "revoke_" + r.Kind, Target: r.Subject,
+				Detail: r.Reason, Decision: audit.DecisionAllow, Enforced: true, Rule: "revoke",
+			}
+			if err := a.Trail.Append(rec); err != nil {
+				a.log.Error("audit revocation", "kind", r.Kind, "subject", r.Subject, "err", err)
+			}
+		}
+	}
+}
