@@ -26,7 +26,7 @@ import (
 // authnAdapter is a proxy.Authenticator over authn.Service.
 type authnAdapter struct {
 	svc *authn.Service
-	reg *deviceRegistry
+	sm  *session.Manager
 }
 
 var _ proxy.Authenticator = (*authnAdapter)(nil)
@@ -69,7 +69,7 @@ func (a *authnAdapter) Assertion(info *reqctx.Info) (string, error) {
 	return a.svc.Assertion(id, info.Route, info.Class, info.Zone)
 }
 
-func (a *authnAdapter) CookieName() string { return session.CookieName }
+func (a *authnAdapter) CookieName() string { return a.sm.CookieName(true) }
 
 // deviceAdapter is a proxy.DeviceVerifier over mtls.Verifier plus the
 // device registry: a device revoked in the registry is refused at once,
