@@ -1,0 +1,93 @@
+package audit
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// goldenRecord exercises every field and every escaping rule.
+func goldenRecord() *Record {
+	return &Record{
+		Seq:        42,
+		Time:       time.Date(2026, 11, 23, 1, 2, 3, 456789123, time.UTC),
+		Event:      EventAccess,
+		RequestID:  "01JDEXAMPLE",
+		User:       "田中\t\"太郎\"\\",
+		Roles:      []string{"zaimu", "kanri"},
+		Device:     "pc-0012",
+		CertFP:     strings.Repeat("0f", 32),
+		AMR:        []string{"hwk", "uv", "mtls"},
+		AuthTime:   time.Date(2026, 11, 23, 0, 30, 0, 0, time.FixedZone("JST", 9*3600)),
+		IP:         "10.1.2.3",
+		Zone:       "chonai",
+		Route:      "zaimu",
+		Class:      "3B",
+		Segment:    "lgwan",
+		Method:     "POST",
+		Host:       "zaimu.gw.example.lg.jp",
+		Path:       "/export?x=<&>\u2028\x01\n\xff",
+		Decision:   DecisionAllow,
+		Enforced:   true,
+		Rule:       "p, role:zaimu, 3B, export",
+		Reasons:    []string{},
+		Status:     200,
+		Bytes:      -1,
+		DurationMS: 12.3456,
+		Action:     "x",
+		Target:     "y",
+		Detail:     `{"a":1}`,
+		Prev:       Genesis,
+	}
+}
+
+func TestCanonicalGolden(t *testing.T) {
+	got := append(Encode(goldenRecord()), '\n')
+	const path = "testdata/canonical.golden"
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the frozen canonical encoding changed:\n got %s\nwant %s", got, want)
+	}
+	// It parses back to itself and its hash checks.
+	r, err := ParseRecord(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := append(Encode(r), '\n'); !bytes.Equal(again, want) {
+		t.Fatalf("round trip differs:\n got %s\nwant %s", again, want)
+	}
+	if r.User != "田中\t\"太郎\"\\" || r.Time.Nanosecond() != 456789000 || r.DurationMS != 12.346 {
+		t.Fatalf("decoded %+v", r)
+	}
+}
+
+func TestParseRecordRejectsNonCanonical(t *testing.T) {
+	line := Encode(goldenRecord())
+	cases := map[string][]byte{
+		"space added":       bytes.Replace(line, []byte(`"seq":42`), []byte(`"seq": 42`), 1),
+		"escaped slash":     bytes.Replace(line, []byte(`"zaimu"`), []byte(`"za\/imu"`), 1),
+		"unicode escape":    bytes.Replace(line, []byte(`"pc-0012"`), []byte(`"pc-\u0030012"`), 1),
+		"fields reordered":  bytes.Replace(line, []byte(`"user":"田中\t\"太郎\"\\","roles":["zaimu","kanri"]`), []byte(`"roles":["zaimu","kanri"],"user":"田中\t\"太郎\"\\"`), 1),
+		"extra field":       bytes.Replace(line, []byte(`,"prev"`), []byte(`,"x":1,"prev"`), 1),
+		"hash upper case":   bytes.ToUpper(line[len(line)-66:]),
+		"duration 2 digits": bytes.Replace(line, []byte(`12.346`), []byte(`12.35`), 1),
+	}
+	for name, l := range cases {
+		if _, err := ParseRecord(l); err == nil {
+			t.Errorf("%s: accepted %s", name, l)
+		}
+	}
+}

@@ -1,0 +1,891 @@
+package audit
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sekisho/sekisho/config"
+)
+
+// Defaults for zero fields of config.Audit.
+const (
+	DefaultDir                = "data/audit"
+	DefaultCheckpointEvery    = 1000
+	DefaultCheckpointInterval = 60 * time.Second
+	DefaultRotateSize         = 256 << 20
+	DefaultRetention          = 365 * 24 * time.Hour
+)
+
+// maxQueue bounds the records waiting for the writer; beyond it Append
+// refuses rather than growing without limit while the disk is slow.
+const maxQueue = 1 << 20
+
+// Errors callers branch on.
+var (
+	// ErrUnhealthy wraps the write error while the trail cannot be written.
+	// Callers that need a durable record fail closed.
+	ErrUnhealthy = errors.New("audit trail cannot be written")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("audit trail closed")
+	// ErrBacklog is returned when too many records wait for the disk.
+	ErrBacklog = errors.New("audit trail backlog full")
+	// ErrInvalidRecord is returned for a record the trail refuses to write.
+	ErrInvalidRecord = errors.New("invalid audit record")
+)
+
+// Option configures [Open].
+type Option func(*options)
+
+type options struct {
+	clock func() time.Time
+	log   *slog.Logger
+	reg   prometheus.Registerer
+}
+
+// WithClock replaces time.Now (record times, file days, checkpoint intervals, retention).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
+
+// WithLogger sets the logger for write failures, recovery and sinks.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithRegisterer registers the trail's metrics (sekisho_audit_*).
+func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.reg = r } }
+
+// withDefaults fills zero fields of cfg.
+func withDefaults(cfg config.Audit) config.Audit {
+	if cfg.Dir == "" {
+		cfg.Dir = DefaultDir
+	}
+	if cfg.Key == "" {
+		cfg.Key = filepath.Join(cfg.Dir, "audit.key")
+	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if cfg.RotateSize <= 0 {
+		cfg.RotateSize = DefaultRotateSize
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
+	}
+	return cfg
+}
+
+// item is one encoded record waiting for the writer: body is the encoding
+// from time to checkpoint (see appendBody); seq, prev and hash are added by
+// the writer.
+type item struct {
+	body []byte
+	res  *result // nil for Append
+}
+
+// result is filled by the writer for AppendDurable.
+type result struct {
+	time time.Time
+	seq  uint64
+	prev string
+	hash string
+}
+
+// batch is what durable appenders wait on: one fsync acknowledges all.
+type batch struct {
+	done chan struct{}
+	err  error
+}
+
+// chain is the writer's position: the current file and the chain head.
+type chain struct {
+	name      string // current file ("" before the first file exists)
+	day       string
+	idx       int
+	size      int64
+	seq       uint64
+	prev      [64]byte
+	sinceCkpt int
+}
+
+// Trail is an open audit trail. It is safe for concurrent use.
+type Trail struct {
+	cfg    config.Audit
+	opts   options
+	signer *signer
+	redact map[string]bool
+	m      *metrics
+	pool   sync.Pool
+
+	mu      sync.Mutex
+	queue   []item
+	cur     *batch
+	failErr error
+	closed  bool
+	wake    chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+
+	// Writer goroutine only.
+	f          *os.File
+	ch         chain
+	acked      chain // the state after the last successful fsync
+	out        []byte
+	spare      []item
+	lastCkpt   time.Time
+	lastJWS    string
+	headDirty  bool
+	lastHead   time.Time
+	failSince  time.Time
+	failCause  error
+	refused    int
+	nextRetry  time.Time
+	retryDelay time.Duration
+	rotated    bool
+	closeErr   error
+	sinks      []*syslogSink
+	sinkNotify []chan struct{}
+	sinkCancel context.CancelFunc
+	sinkWG     sync.WaitGroup
+}
+
+// Open opens (or creates) the trail in cfg.Dir, recovers from an unclean
+// shutdown (sealing a torn last line with a system record), writes an open
+// record and a checkpoint durably, and starts the writer and sinks. It fails
+// when the trail cannot be written at all.
+func Open(cfg config.Audit, opts ...Option) (*Trail, error) {
+	cfg = withDefaults(cfg)
+	o := options{clock: time.Now, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating audit directory %s: %w", cfg.Dir, err)
+	}
+	if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("audit directory %s is not a directory: %w", cfg.Dir, errNotDir(err))
+	}
+	s, err := loadOrCreateKey(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	t := &Trail{
+		cfg:        cfg,
+		opts:       o,
+		signer:     s,
+		redact:     redactSet(cfg.Redact),
+		m:          newMetrics(o.reg),
+		wake:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
+		retryDelay: 100 * time.Millisecond,
+	}
+	t.pool.New = func() any { b := make([]byte, 0, 1024); return &b }
+	if err := t.buildSinks(); err != nil {
+		return nil, err
+	}
+	if err := t.openChain(); err != nil {
+		if t.f != nil {
+			t.f.Close()
+		}
+		return nil, err
+	}
+	t.m.healthy.Set(1)
+	t.startSinks()
+	go t.run()
+	return t, nil
+}
+
+func errNotDir(err error) error {
+	if err != nil {
+		return err
+	}
+	return errors.New("not a directory")
+}
+
+// PublicJWKS returns the public key set that verifies this trail's checkpoints.
+func (t *Trail) PublicJWKS() jwk.Set { return t.signer.pub }
+
+// Dir is the directory the trail writes.
+func (t *Trail) Dir() string { return t.cfg.Dir }
+
+// Append queues rec. It returns once the record is encoded and queued, never
+// waiting for the disk; the writer commits it with the next group. It
+// returns an error when the trail has failed (wrapping [ErrUnhealthy]), is
+// closed, or is too far behind. Append does not modify rec.
+func (t *Trail) Append(rec *Record) error {
+	_, err := t.enqueue(rec, nil)
+	return err
+}
+
+// AppendDurable appends rec and returns once it is on stable storage
+// (fsync); concurrent callers share one fsync. On success it fills rec.Seq,
+// rec.Prev, rec.Hash, and rec.Time when it was zero. When ctx ends first it
+// returns ctx's error; the record may still be written.
+func (t *Trail) AppendDurable(ctx context.Context, rec *Record) error {
+	res := new(result)
+	b, err := t.enqueue(rec, res)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the audit record to be durable: %w", ctx.Err())
+	}
+	if b.err != nil {
+		return b.err
+	}
+	rec.Seq, rec.Prev, rec.Hash = res.seq, res.prev, res.hash
+	if rec.Time.IsZero() {
+		rec.Time = res.time
+	}
+	return nil
+}
+
+// Healthy returns nil while the trail can be written, otherwise the error
+// (wrapping [ErrUnhealthy]).
+func (t *Trail) Healthy() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return ErrClosed
+	}
+	return t.failErr
+}
+
+// Close writes what is queued and a final checkpoint, syncs, and stops the
+// writer and sinks. It returns an error if queued records could not be
+// written.
+func (t *Trail) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return ErrClosed
+	}
+	t.closed = true
+	t.mu.Unlock()
+	close(t.quit)
+	<-t.done
+	t.stopSinks()
+	return t.closeErr
+}
+
+func (t *Trail) enqueue(rec *Record, res *result) (*batch, error) {
+	if rec == nil {
+		return nil, fmt.Errorf("%w: nil record", ErrInvalidRecord)
+	}
+	if rec.Event == "" || rec.Event == EventCheckpoint {
+		return nil, fmt.Errorf("%w: event %q", ErrInvalidRecord, rec.Event)
+	}
+	tm := rec.Time
+	if tm.IsZero() {
+		tm = t.opts.clock()
+	}
+	tm = tm.UTC().Truncate(time.Microsecond)
+	r := *rec // shallow copy: encoded right here, so shared slices are only read
+	r.Path = redactPath(r.Path, t.redact)
+	if math.IsNaN(r.DurationMS) || math.IsInf(r.DurationMS, 0) {
+		r.DurationMS = 0
+	}
+	bp := t.pool.Get().(*[]byte)
+	body := appendBody((*bp)[:0], &r, tm)
+	if res != nil {
+		res.time = tm
+	}
+
+	t.mu.Lock()
+	switch {
+	case t.closed:
+		t.mu.Unlock()
+		return nil, ErrClosed
+	case t.failErr != nil:
+		err := t.failErr
+		t.mu.Unlock()
+		return nil, err
+	case len(t.queue) >= maxQueue:
+		t.mu.Unlock()
+		return nil, ErrBacklog
+	}
+	t.queue = append(t.queue, item{body: body, res: res})
+	var b *batch
+	if res != nil {
+		if t.cur == nil {
+			t.cur = &batch{done: make(chan struct{})}
+		}
+		b = t.cur
+	}
+	t.mu.Unlock()
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+	return b, nil
+}
+
+func (t *Trail) releaseBody(b []byte) {
+	if cap(b) <= 64<<10 {
+		b = b[:0]
+		t.pool.Put(&b)
+	}
+}
+
+// encodeInternal encodes a record the trail writes itself.
+func (t *Trail) encodeInternal(r *Record) item {
+	tm := r.Time
+	if tm.IsZero() {
+		tm = t.opts.clock()
+	}
+	return item{body: appendBody(nil, r, tm.UTC().Truncate(time.Microsecond))}
+}
+
+func systemRecord(action string, detail any) *Record {
+	d, _ := json.Marshal(detail)
+	return &Record{Event: EventSystem, Action: action, Detail: string(d), Decision: "", Enforced: false}
+}
+
+// openChain finds the chain head on disk, seals a torn tail, and writes the
+// open record and a checkpoint.
+func (t *Trail) openChain() error {
+	for i := range t.ch.prev {
+		t.ch.prev[i] = '0'
+	}
+	names, err := listFiles(t.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	previous := "new"
+	var first []item
+	// The current file is the newest one holding a record or torn bytes;
+	// empty files after it (a rotation that never got a record) are left.
+	for i := len(names) - 1; i >= 0; i-- {
+		path := filepath.Join(t.cfg.Dir, names[i])
+		ts, err := scanTail(path)
+		if err != nil {
+			return fmt.Errorf("recovering audit trail: %w", err)
+		}
+		if ts.last == nil && ts.tornFrom == ts.size {
+			continue
+		}
+		if ts.last == nil {
+			// Only torn bytes here: the head is in an earlier file.
+			for j := i - 1; j >= 0; j-- {
+				pts, err := scanTail(filepath.Join(t.cfg.Dir, names[j]))
+				if err != nil {
+					return fmt.Errorf("recovering audit trail: %w", err)
+				}
+				if pts.last != nil {
+					ts.last = pts.last
+					break
+				}
+			}
+		}
+		day, idx, _ := parseFileName(names[i])
+		t.ch.name, t.ch.day, t.ch.idx, t.ch.size = names[i], day, idx, ts.size
+		previous = "unclean"
+		if ts.last != nil {
+			t.ch.seq = ts.last.Seq
+			copy(t.ch.prev[:], ts.last.Hash)
+			if ts.last.Event == EventCheckpoint && ts.last.Action == "close" {
+				previous = "clean"
+			}
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("opening audit file %s: %w", path, err)
+		}
+		t.f = f
+		if ts.tornFrom < ts.size {
+			region := make([]byte, ts.size-ts.tornFrom)
+			rf, err := os.Open(path)
+			if err != nil {
+				return fmt.Errorf("reading torn tail of %s: %w", path, err)
+			}
+			_, err = rf.ReadAt(region, ts.tornFrom)
+			rf.Close()
+			if err != nil {
+				return fmt.Errorf("reading torn tail of %s: %w", path, err)
+			}
+			added := region[len(region)-1] != '\n'
+			if added {
+				if _, err := f.Write([]byte{'\n'}); err != nil {
+					return fmt.Errorf("sealing torn tail of %s: %w", path, err)
+				}
+				region = append(region, '\n')
+				t.ch.size++
+			}
+			tr := tornRegion{File: names[i], Offset: ts.tornFrom, Length: int64(len(region)), SHA256: hashBytes(region), NewlineAdded: added}
+			t.opts.log.Warn("audit: torn tail sealed after unclean shutdown / 不完全な末尾を封印しました",
+				"file", path, "offset", tr.Offset, "bytes", tr.Length)
+			first = append(first, t.encodeInternal(systemRecord(ActionTornSealed, tr)))
+			previous = "unclean, torn tail sealed"
+		}
+		break
+	}
+	t.acked = t.ch
+	first = append(first, t.encodeInternal(systemRecord(ActionOpen, map[string]any{"previous": previous, "pid": os.Getpid()})))
+	// The open batch must land in the current file: a seal record follows
+	// the bytes it seals.
+	if err := t.writeBatch(first, t.f == nil, "open"); err != nil {
+		return fmt.Errorf("writing the audit trail's open record: %w", err)
+	}
+	t.acked = t.ch
+	t.rotated = false
+	if err := t.writeHead(true); err != nil {
+		t.opts.log.Warn("audit: writing checkpoint head file", "err", err)
+	}
+	if err := t.applyRetention(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// run is the writer goroutine.
+func (t *Trail) run() {
+	defer close(t.done)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	t.lastCkpt = t.opts.clock()
+	for {
+		quitting := false
+		select {
+		case <-t.wake:
+		case <-tick.C:
+		case <-t.quit:
+			quitting = true
+		}
+		if t.failing() {
+			if quitting || !time.Now().Before(t.nextRetry) {
+				t.tryRecover()
+			}
+			if quitting {
+				t.finish()
+				return
+			}
+			continue
+		}
+		t.flushQueue()
+		if !t.failing() && t.ch.sinceCkpt > 0 && t.opts.clock().Sub(t.lastCkpt) >= t.cfg.CheckpointInterval {
+			if err := t.writeBatch(nil, true, "interval"); err != nil {
+				t.fail(err, nil, nil)
+			} else {
+				t.committed(nil)
+			}
+		}
+		if quitting {
+			t.finish()
+			return
+		}
+	}
+}
+
+func (t *Trail) failing() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.failErr != nil
+}
+
+// flushQueue writes everything queued, one group commit per round.
+func (t *Trail) flushQueue() {
+	for {
+		t.mu.Lock()
+		items := t.queue
+		if len(items) == 0 {
+			t.mu.Unlock()
+			return
+		}
+		t.queue = t.spare[:0]
+		b := t.cur
+		t.cur = nil
+		t.mu.Unlock()
+
+		if err := t.writeBatch(items, true, ""); err != nil {
+			t.fail(err, items, b)
+			return
+		}
+		t.committed(items)
+		if b != nil {
+			close(b.done)
+		}
+		for i := range items {
+			t.releaseBody(items[i].body)
+			items[i] = item{}
+		}
+		t.spare = items[:0]
+	}
+}
+
+// committed runs after a successful fsync.
+func (t *Trail) committed(items []item) {
+	t.acked = t.ch
+	if len(items) > 0 {
+		t.m.records.Add(float64(len(items)))
+		t.m.batch.Observe(float64(len(items)))
+	}
+	if t.headDirty && time.Since(t.lastHead) >= time.Second {
+		if err := t.writeHead(false); err != nil {
+			t.opts.log.Warn("audit: writing checkpoint head file", "err", err)
+		}
+	}
+	if t.rotated {
+		t.rotated = false
+		if err := t.applyRetention(); err != nil {
+			t.fail(err, nil, nil)
+		}
+	}
+	t.notifySinks()
+}
+
+// writeBatch encodes items onto the chain, adds a checkpoint where due (and
+// one at the end when ckpt names a reason), writes them with one write and
+// one fsync. On error the chain position is left for fail to roll back.
+func (t *Trail) writeBatch(items []item, allowRotate bool, ckpt string) error {
+	if t.f == nil || (allowRotate && t.needRotate()) {
+		if err := t.rotate(); err != nil {
+			return err
+		}
+	}
+	out := t.out[:0]
+	var err error
+	for i := range items {
+		out = t.appendRecord(out, items[i].body, items[i].res)
+		if t.ch.sinceCkpt >= t.cfg.CheckpointEvery {
+			if out, err = t.appendCheckpoint(out, "every"); err != nil {
+				return err
+			}
+		}
+	}
+	if ckpt != "" && (t.ch.sinceCkpt > 0 || ckpt == "close" || ckpt == "open") {
+		if out, err = t.appendCheckpoint(out, ckpt); err != nil {
+			return err
+		}
+	}
+	if cap(out) <= 16<<20 {
+		t.out = out
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	if _, err := t.f.Write(out); err != nil {
+		return fmt.Errorf("writing %s: %w", t.ch.name, err)
+	}
+	start := time.Now()
+	if err := t.f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", t.ch.name, err)
+	}
+	t.m.fsync.Observe(time.Since(start).Seconds())
+	t.ch.size += int64(len(out))
+	return nil
+}
+
+// appendRecord puts one record on the chain.
+func (t *Trail) appendRecord(out, body []byte, res *result) []byte {
+	t.ch.seq++
+	start := len(out)
+	out = appendUnhashed(out, t.ch.seq, body, string(t.ch.prev[:]))
+	var sum [32]byte
+	if res != nil {
+		res.seq = t.ch.seq
+		res.prev = string(t.ch.prev[:])
+	}
+	out, sum = appendHashed(out, start)
+	hex.Encode(t.ch.prev[:], sum[:])
+	if res != nil {
+		res.hash = string(t.ch.prev[:])
+	}
+	t.ch.sinceCkpt++
+	return out
+}
+
+// appendCheckpoint seals the chain head with a signed checkpoint record.
+// reason is "every", "interval", "open", "close" or "recovered"; "close"
+// marks the payload final.
+func (t *Trail) appendCheckpoint(out []byte, reason string) ([]byte, error) {
+	now := t.opts.clock().UTC().Truncate(time.Microsecond)
+	p := checkpointPayload{Seq: t.ch.seq, Head: string(t.ch.prev[:]), Time: now.Format(TimeLayout), Final: reason == "close"}
+	jws, err := t.signer.sign(&p)
+	if err != nil {
+		return out, err
+	}
+	rec := Record{Time: now, Event: EventCheckpoint, Action: reason, Checkpoint: jws}
+	out = t.appendRecord(out, appendBody(nil, &rec, now), nil)
+	t.ch.sinceCkpt = 0
+	t.lastCkpt = t.opts.clock()
+	t.lastJWS = jws
+	t.headDirty = true
+	return out, nil
+}
+
+func (t *Trail) writeHead(sync bool) error {
+	if t.lastJWS == "" {
+		return nil
+	}
+	t.lastHead = time.Now()
+	t.headDirty = false
+	return writeFileAtomic(filepath.Join(t.cfg.Dir, headFile), []byte(t.lastJWS+"\n"), sync)
+}
+
+func (t *Trail) needRotate() bool {
+	return t.ch.size >= t.cfg.RotateSize || t.ch.day != t.opts.clock().UTC().Format("20060102")
+}
+
+// rotate closes the current file and starts the next one.
+func (t *Trail) rotate() error {
+	day := t.opts.clock().UTC().Format("20060102")
+	if t.f != nil {
+		if err := t.f.Sync(); err != nil {
+			return fmt.Errorf("syncing %s before rotation: %w", t.ch.name, err)
+		}
+		t.f.Close()
+		t.f = nil
+	}
+	names, err := listFiles(t.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	idx := 1
+	for _, n := range names {
+		if d, i, _ := parseFileName(n); d == day && i >= idx {
+			idx = i + 1
+		}
+	}
+	name := fileName(day, idx)
+	f, err := os.OpenFile(filepath.Join(t.cfg.Dir, name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating audit file %s: %w", name, err)
+	}
+	if err := syncDir(t.cfg.Dir); err != nil {
+		f.Close()
+		return fmt.Errorf("syncing audit directory: %w", err)
+	}
+	t.f = f
+	t.ch.name, t.ch.day, t.ch.idx, t.ch.size = name, day, idx, 0
+	t.rotated = true
+	return nil
+}
+
+// fail handles a write error: the trail turns unhealthy, the chain position
+// rolls back to the last fsync, durable waiters get the error, and records
+// from Append stay queued for the retry.
+func (t *Trail) fail(err error, items []item, b *batch) {
+	t.m.writeErrors.Inc()
+	t.m.healthy.Set(0)
+	t.opts.log.Error("audit: write failed; durable appends refused until it recovers / 監査証跡に書き込めません", "err", err)
+	t.ch = t.acked
+	if t.f != nil {
+		t.f.Close()
+		t.f = nil
+	}
+	now := time.Now()
+	t.mu.Lock()
+	if t.failErr == nil {
+		t.failErr = fmt.Errorf("%w: %w", ErrUnhealthy, err)
+		t.failSince = t.opts.clock()
+		t.failCause = err
+		t.retryDelay = 100 * time.Millisecond
+	}
+	t.nextRetry = now.Add(t.retryDelay)
+	failErr := t.failErr
+	var keep []item
+	for _, it := range items {
+		if it.res == nil {
+			keep = append(keep, it)
+		} else {
+			t.refused++
+		}
+	}
+	for _, it := range t.queue {
+		if it.res == nil {
+			keep = append(keep, it)
+		} else {
+			t.refused++
+		}
+	}
+	t.queue = keep
+	cur := t.cur
+	t.cur = nil
+	t.mu.Unlock()
+	for _, bb := range []*batch{b, cur} {
+		if bb != nil {
+			bb.err = failErr
+			close(bb.done)
+		}
+	}
+}
+
+// tryRecover reopens the file of the last fsync, cuts off anything written
+// after it (never acknowledged), records the outage, and writes what Append
+// queued meanwhile.
+func (t *Trail) tryRecover() {
+	err := t.reopenAcked()
+	if err == nil {
+		t.mu.Lock()
+		items := t.queue
+		t.queue = nil
+		t.mu.Unlock()
+		sys := t.encodeInternal(systemRecord(ActionWriteFailed, map[string]any{
+			"since":           t.failSince.UTC().Format(TimeLayout),
+			"until":           t.opts.clock().UTC().Format(TimeLayout),
+			"error":           t.failCause.Error(),
+			"refused_durable": t.refused,
+		}))
+		all := append([]item{sys}, items...)
+		if err = t.writeBatch(all, true, "recovered"); err == nil {
+			t.mu.Lock()
+			t.failErr = nil
+			t.mu.Unlock()
+			t.refused = 0
+			t.m.healthy.Set(1)
+			t.opts.log.Info("audit: writing recovered / 監査証跡の書き込みが回復しました")
+			t.committed(items)
+			for _, it := range items {
+				t.releaseBody(it.body)
+			}
+			return
+		}
+		t.mu.Lock()
+		t.queue = append(items, t.queue...)
+		t.mu.Unlock()
+	}
+	t.m.writeErrors.Inc()
+	t.ch = t.acked
+	if t.f != nil {
+		t.f.Close()
+		t.f = nil
+	}
+	t.retryDelay = min(t.retryDelay*2, 5*time.Second)
+	t.nextRetry = time.Now().Add(t.retryDelay)
+	t.opts.log.Debug("audit: recovery attempt failed", "err", err)
+}
+
+func (t *Trail) reopenAcked() error {
+	if t.f != nil {
+		t.f.Close()
+		t.f = nil
+	}
+	t.ch = t.acked
+	if t.acked.name == "" {
+		return nil // no file yet: writeBatch rotates into a new one
+	}
+	path := filepath.Join(t.cfg.Dir, t.acked.name)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("reopening %s: %w", path, err)
+	}
+	if err := f.Truncate(t.acked.size); err != nil {
+		f.Close()
+		return fmt.Errorf("cutting unacknowledged bytes off %s: %w", path, err)
+	}
+	t.f = f
+	return nil
+}
+
+// finish runs on Close in the writer goroutine.
+func (t *Trail) finish() {
+	if t.failing() {
+		t.mu.Lock()
+		n := len(t.queue)
+		err := t.failErr
+		t.mu.Unlock()
+		if t.f != nil {
+			t.f.Close()
+		}
+		t.closeErr = fmt.Errorf("closing audit trail: %d queued records could not be written: %w", n, err)
+		return
+	}
+	t.flushQueue()
+	if t.failing() {
+		t.closeErr = fmt.Errorf("closing audit trail: %w", t.Healthy())
+		return
+	}
+	if err := t.writeBatch(nil, false, "close"); err != nil {
+		t.fail(err, nil, nil)
+		t.closeErr = fmt.Errorf("closing audit trail: writing the final checkpoint: %w", err)
+		return
+	}
+	t.acked = t.ch
+	t.notifySinks()
+	if err := t.writeHead(true); err != nil {
+		t.closeErr = fmt.Errorf("closing audit trail: writing %s: %w", headFile, err)
+	}
+	if err := t.f.Close(); err != nil && t.closeErr == nil {
+		t.closeErr = fmt.Errorf("closing audit trail: %w", err)
+	}
+	t.f = nil
+	if err := syncDir(t.cfg.Dir); err != nil && t.closeErr == nil {
+		t.closeErr = fmt.Errorf("closing audit trail: syncing directory: %w", err)
+	}
+}
+
+// applyRetention removes files older than the retention period, oldest
+// first and never the current one. It first records, durably, what it
+// removes and the chain head at the cut, so that Verify accepts a trail that
+// no longer starts at seq 1.
+func (t *Trail) applyRetention() error {
+	if t.cfg.Retention < 0 {
+		return nil
+	}
+	names, err := listFiles(t.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	cutoff := t.opts.clock().Add(-t.cfg.Retention)
+	var remove []string
+	for _, n := range names {
+		if n == t.ch.name {
+			break
+		}
+		fi, err := os.Stat(filepath.Join(t.cfg.Dir, n))
+		if err != nil || !fi.ModTime().Before(cutoff) {
+			break
+		}
+		remove = append(remove, n)
+	}
+	if len(remove) == 0 {
+		return nil
+	}
+	through, head := uint64(0), Genesis
+	for i := len(remove) - 1; i >= 0; i-- {
+		ts, err := scanTail(filepath.Join(t.cfg.Dir, remove[i]))
+		if err != nil {
+			return err
+		}
+		if ts.last != nil {
+			through, head = ts.last.Seq, ts.last.Hash
+			break
+		}
+	}
+	rec := systemRecord(ActionRetention, retentionDetail{Removed: remove, ThroughSeq: through, Head: head, Retention: t.cfg.Retention.String()})
+	if err := t.writeBatch([]item{t.encodeInternal(rec)}, false, ""); err != nil {
+		return fmt.Errorf("recording audit retention: %w", err)
+	}
+	t.acked = t.ch
+	for _, n := range remove {
+		if err := os.Remove(filepath.Join(t.cfg.Dir, n)); err != nil {
+			t.opts.log.Warn("audit: removing old file", "file", n, "err", err)
+		}
+	}
+	_ = syncDir(t.cfg.Dir)
+	t.opts.log.Info("audit: retention removed old files / 保存期間を過ぎたファイルを削除しました", "files", len(remove), "through_seq", through)
+	return nil
+}
+
+// retentionDetail is the detail of an [ActionRetention] record.
+type retentionDetail struct {
+	Removed    []string `json:"removed"`
+	ThroughSeq uint64   `json:"through_seq"`
+	Head       string   `json:"head"`
+	Retention  string   `json:"retention"`
+}
