@@ -2,7 +2,9 @@ package config
 
 import (
 	"net/netip"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -275,5 +277,47 @@ func TestLookups(t *testing.T) {
 	}
 	if _, ok := cfg.Class("9"); ok {
 		t.Error(`Class("9") found`)
+	}
+}
+
+func TestCheckFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"server.pem", "server-key.pem", "ca.pem", "policy.csv"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "crl.pem"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(dir, "sekisho.yaml")
+	data := []byte(`server:
+  tls: {cert: server.pem, key: server-key.pem}
+  client_ca: [ca.pem, missing-ca.pem]
+  crl: crl.pem
+webauthn: {rp_id: gw.example.lg.jp}
+routes:
+  - {name: a, host: a.gw.example.lg.jp, upstream: "https://x", upstream_ca: up.pem, segment: lgwan, class: "2"}
+`)
+	if _, err := Parse(name, data); err != nil {
+		t.Fatalf("without CheckFiles: %v", err)
+	}
+	_, err := Parse(name, data, CheckFiles())
+	want := strings.Join([]string{
+		name + ":3: server.client_ca[1]: " + filepath.Join(dir, "missing-ca.pem") + ": no such file (ファイルがありません)",
+		name + ":4: server.crl: " + filepath.Join(dir, "crl.pem") + " is a directory, not a file (ディレクトリではなくファイルを指定してください)",
+		name + ":7: routes[0].upstream_ca: " + filepath.Join(dir, "up.pem") + ": no such file (ファイルがありません)",
+	}, "\n")
+	if err == nil || err.Error() != want {
+		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
+
+	// The default policy file is checked too, reported at the first line.
+	if err := os.Remove(filepath.Join(dir, "policy.csv")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Parse(name, []byte("server: {http_listen: \":1\"}\n"), CheckFiles())
+	if want := name + ":1: policy.file: " + filepath.Join(dir, "policy.csv") + ": no such file (ファイルがありません)"; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
 	}
 }

@@ -29,7 +29,7 @@ const MaxFileSize = 4 << 20
 // directory. When the file is not valid the error is an [*Errors] naming
 // the file, line and key of every problem found; other errors (the file
 // cannot be read) wrap the cause.
-func Load(path string) (*Config, error) {
+func Load(path string, opts ...Option) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading configuration: %w", err)
@@ -39,12 +39,16 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading configuration %s: %w", path, err)
 	}
-	return Parse(path, data)
+	return Parse(path, data, opts...)
 }
 
 // Parse is [Load] for a configuration already in memory; name is used in
 // error messages and its directory for resolving relative file names.
-func Parse(name string, data []byte) (*Config, error) {
+func Parse(name string, data []byte, opts ...Option) (*Config, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	errs := &Errors{}
 	if len(data) > MaxFileSize {
 		errs.add(name, 1, "", "file is larger than %d bytes (設定ファイルが大きすぎます)", MaxFileSize)
@@ -67,6 +71,12 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	v.defaults()
 	resolvePaths(cfg, baseDir(name))
+	if o.checkFiles {
+		v.files()
+		if err := errs.err(); err != nil {
+			return nil, err
+		}
+	}
 	return cfg, nil
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"gopkg.in/yaml.v3"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -140,5 +143,42 @@ func TestFullExample(t *testing.T) {
 	}
 	if got := cfg.ZoneOf(netip.MustParseAddr("10.9.3.4")); got != "mynumber" {
 		t.Errorf("ZoneOf = %q", got)
+	}
+}
+
+// TestMarshalRoundTrip checks that a loaded configuration marshalled with
+// yaml.v3 (as the demo writes its file) loads back the same.
+func TestMarshalRoundTrip(t *testing.T) {
+	cfg, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse("testdata/again.yaml", data)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	opts := cmp.Options{
+		cmpopts.IgnoreFields(Config{}, "Path"),
+		cmpopts.EquateEmpty(),
+		cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+		cmp.Comparer(func(a, b *time.Location) bool { return a.String() == b.String() }),
+	}
+	if diff := cmp.Diff(cfg, again, opts); diff != "" {
+		t.Errorf("round trip (-first +second):\n%s", diff)
+	}
+
+	var z struct{ Zones Zones }
+	if err := yaml.Unmarshal([]byte("zones: {b: [10.0.0.1], a: [10.1.0.0/16, \"2001:db8::/32\"]}"), &z); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(z.Zones); got != "[{b [10.0.0.1/32]} {a [10.1.0.0/16 2001:db8::/32]}]" {
+		t.Errorf("yaml.Unmarshal zones = %s", got)
+	}
+	if err := yaml.Unmarshal([]byte("zones: {a: [10.1.2.3/16]}"), &z); err == nil {
+		t.Error("yaml.Unmarshal accepted a prefix with host bits")
 	}
 }

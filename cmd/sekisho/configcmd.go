@@ -26,9 +26,11 @@ func newConfigCheckCmd() *cobra.Command {
 		Use:   "check",
 		Short: "設定ファイルを検証する (validate the configuration file)",
 		Long: `設定ファイルを読み込んで検証します。誤りがあれば、ファイル名・行番号・キーと
-その内容をすべて表示し、終了コード 1 で終了します。
+その内容をすべて表示し、終了コード 1 で終了します。参照しているファイル
+(証明書、CA、CRL、ポリシー) が存在することも確かめます。
 
-Loads and validates the configuration file. Every mistake is printed with
+Loads and validates the configuration file, and checks that the files it
+names (certificates, CAs, CRL, policy) exist. Every mistake is printed with
 its file, line and key, and the exit code is 1; a valid file exits 0.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,7 +49,7 @@ its file, line and key, and the exit code is 1; a valid file exits 0.`,
 var checkPolicy func(cfg *config.Config) error
 
 func runConfigCheck(stdout, stderr io.Writer, path string) error {
-	cfg, err := config.Load(path)
+	cfg, err := config.Load(path, config.CheckFiles())
 	if err != nil {
 		var errs *config.Errors
 		if errors.As(err, &errs) {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -14,6 +16,20 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"sekisho": main,
 	})
+}
+
+// scriptConditions are the custom [conditions] scripts may use, besides
+// testscript's built-in ones ([exec:prog], [short], [linux]…). Add yours.
+var scriptConditions = map[string]func() bool{
+	// openssl cross-checks what sekisho writes with an independent tool.
+	"openssl": func() bool { _, err := exec.LookPath("openssl"); return err == nil },
+}
+
+func scriptCondition(cond string) (bool, error) {
+	if f, ok := scriptConditions[cond]; ok {
+		return f(), nil
+	}
+	return false, fmt.Errorf("unknown condition %q (add it to scriptConditions in main_test.go)", cond)
 }
 
 // TestScripts runs the CLI scripts in testdata/<verb>/*.txtar, one subtest
@@ -35,7 +51,10 @@ func TestScripts(t *testing.T) {
 		}
 		ran++
 		t.Run(d.Name(), func(t *testing.T) {
-			testscript.Run(t, testscript.Params{Dir: filepath.Join("testdata", d.Name())})
+			testscript.Run(t, testscript.Params{
+				Dir:       filepath.Join("testdata", d.Name()),
+				Condition: scriptCondition,
+			})
 		})
 	}
 	if ran == 0 {
