@@ -20,7 +20,10 @@ type Config struct {
 	// Zones are the named source networks, in file order. A source address
 	// is in the first zone whose prefixes contain it; otherwise in the zone
 	// "external".
-	Zones   Zones            `yaml:"zones"`
+	// The name "external" is reserved for addresses in no zone.
+	Zones Zones `yaml:"zones"`
+	// Classes are the shipped defaults ([DefaultClasses]: 3A, 3B, 3C, 2, 1)
+	// merged field by field with the file's classes: section.
 	Classes map[string]Class `yaml:"classes"`
 	Routes  []Route          `yaml:"routes"`
 	Policy  Policy           `yaml:"policy"`
@@ -44,13 +47,15 @@ type Server struct {
 	CRL string `yaml:"crl"`
 	// OCSP controls OCSP checking for certificates that name a responder.
 	OCSP OCSP `yaml:"ocsp"`
-	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	// TrustedProxies are the peers whose X-Forwarded-For is believed (a
+	// bare address in the file means that one host).
 	// Empty: X-Forwarded-For from clients is ignored and rebuilt.
 	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
 	// MetricsListen serves /healthz, /readyz and /metrics. Empty: none.
 	MetricsListen string `yaml:"metrics_listen"`
-	// ExternalURL overrides the scheme and port used in links that sekisho
-	// prints (enrollment URLs). Empty: derived from Listen.
+	// PublicPort is the HTTPS port users reach (e.g. 443 behind a load
+	// balancer), used in links sekisho prints (enrollment URLs) and in the
+	// default WebAuthn origins. Zero: the port of Listen.
 	PublicPort int `yaml:"public_port"`
 	// ShutdownTimeout bounds graceful shutdown. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -103,12 +108,16 @@ type Store struct {
 // WebAuthn relying-party settings.
 type WebAuthn struct {
 	// RPID is the relying party id, a registrable domain suffix of every
-	// route host. Required.
+	// route host ("localhost" for *.localhost hosts). Required when any
+	// route exists.
 	RPID string `yaml:"rp_id"`
 	// RPName is shown by authenticators. Default "sekisho".
 	RPName string `yaml:"rp_name"`
 	// Origins allowed in client data; "*" may stand for one leading label
-	// ("https://*.gw.example.lg.jp"). Default: https://<each route host>.
+	// ("https://*.gw.example.lg.jp"). Default: https://<host> for each route
+	// host, plus https://<host>:<port> when the public port (PublicPort, else
+	// Listen's) is not 443, plus http://<host>:<port of HTTPListen> for
+	// localhost and *.localhost hosts when HTTPListen is set.
 	Origins []string `yaml:"origins"`
 	// UserVerification is "required" (default), "preferred" or "discouraged".
 	UserVerification string `yaml:"user_verification"`
@@ -151,7 +160,7 @@ type Zones []Zone
 // Class is the requirement set of one information-asset class
 // (自治体機密性 3A/3B/3C/2/1).
 type Class struct {
-	// Label is the human name, e.g. "機密性3A".
+	// Label is the human name, e.g. "機密性3A". Default: the class name.
 	Label string `yaml:"label"`
 	// MaxAuthAge is the oldest authentication accepted. Zero: the session lifetime.
 	MaxAuthAge time.Duration `yaml:"max_auth_age"`
@@ -174,12 +183,13 @@ type Route struct {
 	Name string `yaml:"name"`
 	// Host is the exact host name (no port) the route answers.
 	Host string `yaml:"host"`
-	// Upstream is the internal system's base URL (http or https).
+	// Upstream is the internal system's base URL (http or https, with a
+	// host, no query or fragment), parsed by Load from UpstreamRaw.
 	Upstream    *url.URL `yaml:"-"`
 	UpstreamRaw string   `yaml:"upstream"`
-	// Segment is "mynumber", "lgwan" or "internet".
+	// Segment is "mynumber", "lgwan" or "internet". Required.
 	Segment string `yaml:"segment"`
-	// Class is the default asset class of the route.
+	// Class is the default asset class of the route. Required.
 	Class string `yaml:"class"`
 	// Paths override class or action below a prefix; longest prefix wins.
 	Paths []PathRule `yaml:"paths"`
