@@ -193,7 +193,12 @@ func mustLoc(t testing.TB, name string) *time.Location {
 func TestCacheRespectsTime(t *testing.T) {
 	e, _ := newEngine(t, testPolicy)
 	auth := wedMorning
-	r := req(func(r *Request) { r.Route = "jinji"; r.Class = "3B"; r.AuthTime = auth; r.Time = auth.Add(59 * time.Minute) })
+	r := req(func(r *Request) {
+		r.Route = "jinji"
+		r.Class = "3B"
+		r.AuthTime = auth
+		r.Time = auth.Add(59 * time.Minute)
+	})
 	if d := e.Decide(r); d.Effect != Allow {
 		t.Fatalf("at 59m: %s %v, want allow", d.Effect, d.Reasons)
 	}
