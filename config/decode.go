@@ -220,6 +220,10 @@ func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	dur, err := time.ParseDuration(s)
+	if err != nil && strings.HasSuffix(s, "d") {
+		d.fail(n, path, `%q: days are not a unit; write hours, e.g. "720h" for 30 days (日数は使えません。"720h" のように時間で書いてください)`, s)
+		return
+	}
 	if err != nil {
 		d.fail(n, path, `%q is not a duration; write it like "90s", "30m" or "10h" (期間は "30m" や "10h" のように書いてください)`, s)
 		return
@@ -249,7 +253,14 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 		d.lines[sub] = k.Line
 		idx, known := fields[key]
 		if !known {
-			d.fail(k, sub, "unknown key%s (不明なキーです)", suggest(key, fields))
+			hint := ""
+			if near := closest(key, fields); near != "" {
+				hint = fmt.Sprintf("; did you mean %q?", near)
+				// The intended key is probably this one: stay quiet
+				// about it being missing.
+				d.bad[join(path, near)] = true
+			}
+			d.fail(k, sub, "unknown key%s (不明なキーです)", hint)
 			continue
 		}
 		d.decode(val, v.Field(idx), sub)
@@ -381,18 +392,15 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-// suggest proposes the known key closest to an unknown one.
-func suggest(key string, fields map[string]int) string {
+// closest returns the known key nearest to an unknown one, or "".
+func closest(key string, fields map[string]int) string {
 	best, bestDist := "", 3
 	for name := range fields {
 		if dist := editDistance(strings.ToLower(key), name); dist < bestDist || (dist == bestDist && name < best) {
 			best, bestDist = name, dist
 		}
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf("; did you mean %q?", best)
+	return best
 }
 
 func editDistance(a, b string) int {

@@ -293,6 +293,8 @@ func checkHost(h string) string {
 		return "a host name only, without a port (ポート番号を付けずにホスト名だけを書いてください)"
 	case strings.ToLower(h) != h:
 		return "host names must be lower case (ホスト名は小文字で書いてください)"
+	case !validDNSName(h) && strings.ContainsFunc(h, func(r rune) bool { return r > 0x7f }):
+		return "not a valid host name; write internationalised names in punycode (xn--…) (日本語ドメインは xn-- で始まる形で書いてください)"
 	case !validDNSName(h):
 		return "not a valid host name (ホスト名として正しくありません)"
 	}
