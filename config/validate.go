@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"net"
 	"net/url"
 	"regexp"
@@ -79,6 +80,13 @@ func (v *validator) server() {
 	v.hostPort("server.listen", s.Listen)
 	v.hostPort("server.http_listen", s.HTTPListen)
 	v.hostPort("server.metrics_listen", s.MetricsListen)
+	listen := cmp.Or(s.Listen, DefaultListen)
+	if s.HTTPListen != "" && s.HTTPListen == listen {
+		v.errorf("server.http_listen", "same address as server.listen (listen と同じアドレスです)")
+	}
+	if s.MetricsListen != "" && (s.MetricsListen == listen || s.MetricsListen == s.HTTPListen) {
+		v.errorf("server.metrics_listen", "same address as another listener (他の待ち受けと同じアドレスです)")
+	}
 	switch {
 	case s.TLS.Cert == "" && s.TLS.Key != "":
 		v.errorf("server.tls.cert", "required when server.tls.key is set (key を指定したときは cert も必要です)")

@@ -37,6 +37,11 @@ func TestValidateErrors(t *testing.T) {
 		{"negative duration", "server: {http_listen: \":1\"}\nsession: {idle: -5m}\n", []string{`t.yaml:2: session.idle: -5m is negative`}},
 		{"bad duration", "server: {http_listen: \":1\"}\nsession:\n  lifetime: 10 hours\n", []string{`t.yaml:3: session.lifetime: "10 hours" is not a duration`}},
 		{"listen not host:port", "server: {listen: \"8443\", http_listen: \":1\"}\n", []string{`t.yaml:1: server.listen: "8443" is not host:port`}},
+		{"listener clash", "server: {listen: \":8443\", http_listen: \":8443\", metrics_listen: \":8443\", tls: {cert: c, key: k}}\n", []string{
+			`t.yaml:1: server.http_listen: same address as server.listen`,
+			`t.yaml:1: server.metrics_listen: same address as another listener`,
+		}},
+		{"listener clash with default", "server: {http_listen: \":8443\"}\n", []string{`t.yaml:1: server.http_listen: same address as server.listen`}},
 		{"tls missing", "server: {listen: \":8443\"}\n", []string{`t.yaml:1: server.tls: cert and key are required`}},
 		{"tls key without cert", "server:\n  tls: {key: k.pem}\n", []string{`t.yaml:2: server.tls.cert: required when server.tls.key is set`}},
 		{"no tls section at all", "store: {driver: sqlite}\n", []string{`t.yaml:1: server.tls: cert and key are required`}},
