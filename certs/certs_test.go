@@ -252,12 +252,12 @@ func TestP12AcceptedByOpenSSL(t *testing.T) {
 
 func TestIssueServer(t *testing.T) {
 	ca, _ := newTestCA(t)
-	certPEM, keyPEM, err := ca.IssueServer([]string{"GW.example.lg.jp", "127.0.0.1", "::1"}, 0)
+	certPEM, keyPEM, err := ca.IssueServer([]string{"GW.example.lg.jp", "*.gw.example.lg.jp", "127.0.0.1", "::1"}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := parsePEMCert(t, certPEM)
-	if !slices.Equal(c.DNSNames, []string{"gw.example.lg.jp"}) || len(c.IPAddresses) != 2 {
+	if !slices.Equal(c.DNSNames, []string{"gw.example.lg.jp", "*.gw.example.lg.jp"}) || len(c.IPAddresses) != 2 {
 		t.Errorf("SANs: DNS %q IP %v", c.DNSNames, c.IPAddresses)
 	}
 	if !slices.Equal(c.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}) {
