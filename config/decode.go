@@ -41,6 +41,10 @@ func newDecoder(file string, errs *Errors) *decoder {
 	return &decoder{file: file, errs: errs, lines: map[string]int{}, bad: map[string]bool{}}
 }
 
+// stopped reports whether decoding should end early: the node budget is
+// spent or enough errors have been found.
+func (d *decoder) stopped() bool { return d.exhausted || d.errs.full() }
+
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 	d.bad[path] = true
 	d.errs.add(d.file, n.Line, path, format, args...)
@@ -243,7 +247,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 	}
 	fields := yamlFields(v.Type())
 	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content) && !d.exhausted; i += 2 {
+	for i := 0; i+1 < len(n.Content) && !d.stopped(); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		key, ok := d.key(k, path, seen)
 		if !ok {
@@ -307,7 +311,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(reflect.MakeMap(t))
 	}
 	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content) && !d.exhausted; i += 2 {
+	for i := 0; i+1 < len(n.Content) && !d.stopped(); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		key, ok := d.key(k, path, seen)
 		if !ok {
@@ -332,7 +336,7 @@ func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
-		if d.exhausted {
+		if d.stopped() {
 			break
 		}
 		sub := fmt.Sprintf("%s[%d]", path, i)
@@ -350,7 +354,7 @@ func (d *decoder) zones(n *yaml.Node, v reflect.Value, path string) {
 	}
 	var zones Zones
 	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content) && !d.exhausted; i += 2 {
+	for i := 0; i+1 < len(n.Content) && !d.stopped(); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		name, ok := d.key(k, path, seen)
 		if !ok {

@@ -35,6 +35,8 @@ func (e *Error) Error() string {
 // sees all mistakes at once rather than one per run.
 type Errors struct {
 	List []*Error
+	// stop is the "too many errors" entry, appended last by err.
+	stop *Error
 }
 
 // Error joins the errors, one per line.
@@ -55,9 +57,24 @@ func (e *Errors) Unwrap() []error {
 	return errs
 }
 
+// maxErrors bounds the errors reported for one file: past it the file is
+// probably not a sekisho configuration at all, and a longer list helps
+// nobody.
+const maxErrors = 100
+
+// full reports whether no more errors will be recorded.
+func (e *Errors) full() bool { return e.stop != nil }
+
 func (e *Errors) add(file string, line int, key, format string, args ...any) {
+	if e.full() {
+		return
+	}
 	if line < 1 {
 		line = 1
+	}
+	if len(e.List) == maxErrors {
+		e.stop = &Error{File: file, Line: line, Msg: "too many errors; stopping here (誤りが多すぎるため、ここで打ち切ります)"}
+		return
 	}
 	e.List = append(e.List, &Error{File: file, Line: line, Key: oneLine(key), Msg: oneLine(fmt.Sprintf(format, args...))})
 }
@@ -83,5 +100,9 @@ func (e *Errors) err() error {
 		return nil
 	}
 	e.sort()
+	if e.stop != nil {
+		e.List = append(e.List, e.stop)
+		e.stop = nil
+	}
 	return e
 }

@@ -61,7 +61,7 @@ func Parse(name string, data []byte, opts ...Option) (*Config, error) {
 	cfg := &Config{Path: name, Classes: DefaultClasses()}
 	d := newDecoder(name, errs)
 	d.decode(root, reflect.ValueOf(cfg).Elem(), "")
-	if d.exhausted {
+	if d.stopped() {
 		return nil, errs.err()
 	}
 	v := &validator{d: d, cfg: cfg}

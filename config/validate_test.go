@@ -266,3 +266,18 @@ func TestValidateAccepts(t *testing.T) {
 		})
 	}
 }
+
+func TestTooManyErrors(t *testing.T) {
+	_, err := Parse("t.yaml", []byte("server:\n"+strings.Repeat("  x: 1\n", 5000)))
+	var errs *Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("err = %v", err)
+	}
+	if got := len(errs.List); got != maxErrors+1 {
+		t.Fatalf("%d errors, want %d", got, maxErrors+1)
+	}
+	last := errs.List[maxErrors]
+	if last.Line != 102 || !strings.HasPrefix(last.Msg, "too many errors") {
+		t.Errorf("last error = %+v", last)
+	}
+}
