@@ -49,9 +49,10 @@ type hub struct {
 	mu     sync.Mutex
 	subs   map[chan Change]struct{}
 	closed bool
+	done   chan struct{} // closed by close
 }
 
-func newHub() *hub { return &hub{subs: map[chan Change]struct{}{}} }
+func newHub() *hub { return &hub{subs: map[chan Change]struct{}{}, done: make(chan struct{})} }
 
 func (h *hub) subscribe(ctx context.Context) (<-chan Change, error) {
 	h.mu.Lock()
@@ -62,7 +63,11 @@ func (h *hub) subscribe(ctx context.Context) (<-chan Change, error) {
 	ch := make(chan Change, subscriberBuffer)
 	h.subs[ch] = struct{}{}
 	go func() {
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-h.done:
+			return // close closed ch
+		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if _, ok := h.subs[ch]; ok {
@@ -104,6 +109,7 @@ func (h *hub) close() {
 		return
 	}
 	h.closed = true
+	close(h.done)
 	for ch := range h.subs {
 		delete(h.subs, ch)
 		close(ch)

@@ -10,7 +10,8 @@ import (
 type Option func(*options)
 
 type options struct {
-	now func() time.Time
+	now       func() time.Time
+	heartbeat time.Duration
 }
 
 // WithClock sets the clock used for times the caller left zero (a user's
@@ -19,8 +20,16 @@ func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
 }
 
+// WithHeartbeat sets how long the PostgreSQL change listener waits in
+// silence before it pings its connection; a failed ping replaces the
+// connection (and subscribers get ChangeResync). The default is 30s. The
+// SQLite store ignores it.
+func WithHeartbeat(d time.Duration) Option {
+	return func(o *options) { o.heartbeat = d }
+}
+
 func buildOptions(opts []Option) options {
-	o := options{now: time.Now}
+	o := options{now: time.Now, heartbeat: 30 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}

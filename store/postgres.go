@@ -29,7 +29,8 @@ type Postgres struct {
 	channel string
 	now     func() time.Time
 
-	hub *hub
+	hub       *hub
+	heartbeat time.Duration
 
 	// The listener: started by the first Subscribe, ended by Close.
 	lmu     sync.Mutex
@@ -63,7 +64,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Postgres, e
 	if err != nil {
 		return nil, fmt.Errorf("opening postgres store: %w", err)
 	}
-	p := &Postgres{pool: pool, now: o.now, hub: newHub()}
+	p := &Postgres{pool: pool, now: o.now, hub: newHub(), heartbeat: o.heartbeat}
 	p.lctx, p.lcancel = context.WithCancel(context.Background())
 	var schema *string
 	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
@@ -90,7 +91,8 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Postgres, e
 // Schema is the schema holding the tables.
 func (p *Postgres) Schema() string { return p.schema }
 
-// Close ends subscriptions and closes the pool.
+// Close ends subscriptions and closes the pool. Closing again does
+// nothing.
 func (p *Postgres) Close() error {
 	p.lcancel()
 	p.lwg.Wait()

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -79,7 +80,21 @@ func (p *Postgres) listenLoop(conn *pgx.Conn) {
 		}
 	}()
 	for {
-		n, err := conn.WaitForNotification(p.lctx)
+		// After heartbeat of silence, ping: a connection lost without a
+		// reset (a failed-over database, a dropped NAT entry) is noticed
+		// and replaced.
+		wctx, cancel := context.WithTimeout(p.lctx, p.heartbeat)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err != nil && p.lctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			// Silence: a timeout leaves the connection usable; check it.
+			pctx, cancel := context.WithTimeout(p.lctx, 5*time.Second)
+			err = conn.Ping(pctx)
+			cancel()
+			if err == nil {
+				continue
+			}
+		}
 		if err == nil {
 			var c Change
 			if json.Unmarshal([]byte(n.Payload), &c) != nil || c.Kind == "" {

@@ -185,3 +185,32 @@ func TestPostgresListenerReconnect(t *testing.T) {
 	}
 	expect(store.Change{Kind: store.ChangeRevocation, Seq: r.Seq})
 }
+
+// Long silence on the listener connection is survived: the heartbeat's
+// timeout leaves the connection usable, the ping succeeds, nothing is
+// reported as lost, and the next change arrives.
+func TestPostgresListenerHeartbeat(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	p, err := store.OpenPostgres(t.Context(), dsn, store.WithHeartbeat(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	sub, err := p.Subscribe(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // about 15 heartbeats
+	r := &store.Revocation{Kind: store.RevokeDevice, Subject: "PC-0001"}
+	if err := p.AddRevocation(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-sub:
+		if c != (store.Change{Kind: store.ChangeRevocation, Seq: r.Seq}) {
+			t.Errorf("first change after silence = %+v, want the revocation (no resync)", c)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("revocation not received after silence")
+	}
+}

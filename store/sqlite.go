@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go, no cgo)
@@ -33,6 +34,9 @@ type SQLite struct {
 	path string
 	now  func() time.Time
 	hub  *hub
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // sqliteBusyTimeout is how long a connection waits for another process's
@@ -117,18 +121,21 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 // Path is the database file.
 func (s *SQLite) Path() string { return s.path }
 
-// Close closes the database. Subscriptions end.
+// Close closes the database and ends subscriptions. Closing again does
+// nothing and returns the first result.
 func (s *SQLite) Close() error {
-	s.hub.close()
-	var errR error
-	if s.r != s.w {
-		errR = s.r.Close()
-	}
-	errW := s.w.Close()
-	if err := errors.Join(errW, errR); err != nil {
-		return fmt.Errorf("closing sqlite store %s: %w", s.path, err)
-	}
-	return nil
+	s.closeOnce.Do(func() {
+		s.hub.close()
+		var errR error
+		if s.r != s.w {
+			errR = s.r.Close()
+		}
+		errW := s.w.Close()
+		if err := errors.Join(errW, errR); err != nil {
+			s.closeErr = fmt.Errorf("closing sqlite store %s: %w", s.path, err)
+		}
+	})
+	return s.closeErr
 }
 
 // migrate applies pending migrations, each in its own IMMEDIATE

@@ -40,7 +40,7 @@ func norm(t time.Time) time.Time {
 var diffOpts = []cmp.Option{cmpopts.EquateEmpty()}
 
 // Run runs the conformance suite. open must return a new, empty store for
-// each call; Run closes it.
+// each call; Run closes it, possibly twice (Close must be idempotent).
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	tests := []struct {
 		name string
@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UserDefaults", testUserDefaults},
 		{"Credentials", testCredentials},
 		{"Devices", testDevices},
+		{"ConcurrentTouchDevice", testConcurrentTouchDevice},
 		{"Invitations", testInvitations},
 		{"InvitationExpiry", testInvitationExpiry},
 		{"ConcurrentConsume", testConcurrentConsume},
@@ -59,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Keys", testKeys},
 		{"TimesUTC", testTimesUTC},
 		{"Notifier", testNotifier},
+		{"Close", testClose},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -285,6 +287,33 @@ func testDevices(t *testing.T, s store.Store) {
 		ids = append(ids, d.ID)
 	}
 	diff(t, "ListDevices ids", []string{"PC-0000", "PC-0001"}, ids)
+}
+
+func testConcurrentTouchDevice(t *testing.T, s store.Store) {
+	must(t, "UpsertDevice", s.UpsertDevice(ctx(t), &store.Device{ID: "PC-0001"}))
+	const n = 10
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.TouchDevice(context.Background(), "PC-0001", fmt.Sprintf("fp-%02d", i), at(time.Duration(i)*time.Minute)); err != nil {
+				t.Errorf("TouchDevice %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.GetDevice(ctx(t), "PC-0001")
+	must(t, "GetDevice", err)
+	if len(got.Fingerprints) != n {
+		t.Errorf("after %d concurrent touches with distinct fingerprints, %d kept: %v", n, len(got.Fingerprints), got.Fingerprints)
+	}
+	if !got.LastSeen.Equal(norm(at((n - 1) * time.Minute))) {
+		t.Errorf("LastSeen = %v, want the latest touch %v", got.LastSeen, norm(at((n-1)*time.Minute)))
+	}
+	if !got.FirstSeen.IsZero() && got.FirstSeen.After(got.LastSeen) {
+		t.Errorf("FirstSeen %v after LastSeen %v", got.FirstSeen, got.LastSeen)
+	}
 }
 
 func testInvitations(t *testing.T, s store.Store) {
@@ -597,6 +626,33 @@ func testNotifier(t *testing.T, s store.Store) {
 	waitFor(t, sub, store.Change{Kind: store.ChangeUser, ID: "tanaka"})
 	must(t, "Publish", n.Publish(ctx(t), store.Change{Kind: store.ChangePolicy}))
 	waitFor(t, sub, store.Change{Kind: store.ChangePolicy})
+}
+
+func testClose(t *testing.T, s store.Store) {
+	var sub <-chan store.Change
+	if n, ok := s.(store.Notifier); ok {
+		var err error
+		sub, err = n.Subscribe(ctx(t))
+		must(t, "Subscribe", err)
+	}
+	must(t, "Close", s.Close())
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if sub == nil {
+		return
+	}
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case _, ok := <-sub:
+			if !ok {
+				return
+			}
+		case <-timeout:
+			t.Fatal("subscription still open 5s after Close")
+		}
+	}
 }
 
 // waitFor reads sub until want arrives, failing after 5 seconds.
