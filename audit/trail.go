@@ -53,6 +53,9 @@ type options struct {
 	clock func() time.Time
 	log   *slog.Logger
 	reg   prometheus.Registerer
+	// openFile opens trail files for writing; tests put a full disk
+	// (/dev/full) in its place.
+	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
 }
 
 // WithClock replaces time.Now (record times, file days, checkpoint intervals, retention).
@@ -167,7 +170,7 @@ type Trail struct {
 // when the trail cannot be written at all.
 func Open(cfg config.Audit, opts ...Option) (*Trail, error) {
 	cfg = withDefaults(cfg)
-	o := options{clock: time.Now, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	o := options{clock: time.Now, log: slog.New(slog.NewTextHandler(io.Discard, nil)), openFile: os.OpenFile}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -402,7 +405,7 @@ func (t *Trail) openChain() error {
 				previous = "clean"
 			}
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+		f, err := t.opts.openFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return fmt.Errorf("opening audit file %s: %w", path, err)
 		}
@@ -662,7 +665,7 @@ func (t *Trail) rotate() error {
 		}
 	}
 	name := fileName(day, idx)
-	f, err := os.OpenFile(filepath.Join(t.cfg.Dir, name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := t.opts.openFile(filepath.Join(t.cfg.Dir, name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("creating audit file %s: %w", name, err)
 	}
@@ -780,7 +783,7 @@ func (t *Trail) reopenAcked() error {
 		return nil // no file yet: writeBatch rotates into a new one
 	}
 	path := filepath.Join(t.cfg.Dir, t.acked.name)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := t.opts.openFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("reopening %s: %w", path, err)
 	}
