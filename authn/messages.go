@@ -9,7 +9,7 @@ var messages = map[string][2]string{
 	"title_enroll":  {"パスキーの登録", "Register a passkey"},
 	"title_account": {"アカウント", "Your account"},
 	"title_error":   {"お知らせ", "Notice"},
-	"gateway":       {"関所 アクセスゲートウェイ", "sekisho access gateway"},
+	"gateway":       {"アクセスゲートウェイ", "access gateway"},
 	"nojs":          {"このページを使うには JavaScript を有効にしてください。", "Please enable JavaScript to use this page."},
 	"request_id":    {"要求ID", "Request ID"},
 	"working":       {"認証器の操作を待っています…", "Waiting for your authenticator…"},

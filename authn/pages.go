@@ -58,20 +58,21 @@ func staticHandler() http.Handler {
 // pages holds the parsed templates.
 type pages struct {
 	defaultLang string
+	rpName      string
 	t           map[string]*template.Template
 	matcher     language.Matcher
 }
 
 var pageNames = []string{"login", "enroll", "account", "message"}
 
-func newPages(defaultLang string) (*pages, error) {
+func newPages(defaultLang, rpName string) (*pages, error) {
 	if defaultLang == "" {
 		defaultLang = "ja"
 	}
 	if defaultLang != "ja" && defaultLang != "en" {
 		return nil, fmt.Errorf("server.language %q: want ja or en", defaultLang)
 	}
-	p := &pages{defaultLang: defaultLang, t: map[string]*template.Template{}}
+	p := &pages{defaultLang: defaultLang, rpName: rpName, t: map[string]*template.Template{}}
 	tags := []language.Tag{language.Japanese, language.English}
 	if defaultLang == "en" {
 		tags = []language.Tag{language.English, language.Japanese}
@@ -113,8 +114,10 @@ func (p *pages) lang(r *http.Request) string {
 
 // pageData is what every template receives.
 type pageData struct {
-	Lang      string
-	Title     string
+	Lang  string
+	Title string
+	// Org is the relying party name shown in the header ("○○市 アクセスゲートウェイ").
+	Org       string
 	RequestID string
 	// Page-specific values.
 	Data any
@@ -134,7 +137,10 @@ func (d *pageData) Other(key string) string {
 
 func (s *Service) render(w http.ResponseWriter, r *http.Request, code int, name, titleKey string, data any) {
 	lang := s.pages.lang(r)
-	d := &pageData{Lang: lang, Title: translate(lang, titleKey), Data: data}
+	d := &pageData{Lang: lang, Title: translate(lang, titleKey), Org: s.pages.rpName, Data: data}
+	if d.Org == "" {
+		d.Org = translate(lang, "gateway")
+	}
 	if info := reqctx.From(r.Context()); info != nil {
 		d.RequestID = info.RequestID
 	}

@@ -215,7 +215,7 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 	sc := &store.Credential{
 		ID:              cred.ID,
 		UserID:          user.ID,
-		Name:            translate(s.pages.lang(r), "default_passkey") + " " + now.Format("2006-01-02 15:04"),
+		Name:            translate(s.pages.lang(r), "default_passkey") + " " + now.In(jst).Format("2006-01-02 15:04"),
 		PublicKey:       cred.PublicKey,
 		AttestationType: cred.AttestationType,
 		AAGUID:          cred.Authenticator.AAGUID,

@@ -168,7 +168,7 @@ func New(cfg *config.Config, st store.Store, sm *session.Manager, opts ...Option
 	if s.users, err = newUserCache(st, s.now); err != nil {
 		return nil, fmt.Errorf("authn: %w", err)
 	}
-	if s.pages, err = newPages(cfg.Server.Language); err != nil {
+	if s.pages, err = newPages(cfg.Server.Language, wa.RPName); err != nil {
 		return nil, fmt.Errorf("authn: %w", err)
 	}
 	if s.metrics, err = newMetrics(o.reg); err != nil {
