@@ -105,7 +105,7 @@ func Prepare(opts Options) (*Setup, error) {
 	}
 	serverPEM := filepath.Join(dir, "server.pem")
 	if !exists(serverPEM) {
-		certPEM, keyPEM, err := ca.IssueServer([]string{"localhost", "zaimu.localhost", "juki.localhost", "127.0.0.1", "::1"}, 825)
+		certPEM, keyPEM, err := ca.IssueServer([]string{"localhost", "gw.localhost", "zaimu.gw.localhost", "juki.gw.localhost", "127.0.0.1", "::1"}, 825)
 		if err != nil {
 			return nil, fmt.Errorf("issuing the server certificate: %w", err)
 		}
@@ -175,7 +175,7 @@ func Prepare(opts Options) (*Setup, error) {
 // until ctx ends.
 func (s *Setup) StartApps(ctx context.Context) error {
 	titles := map[string]string{"zaimu": "財務会計システム (デモ)", "juki": "住民記録システム (デモ)"}
-	hosts := map[string]string{"zaimu": "zaimu.localhost", "juki": "juki.localhost"}
+	hosts := map[string]string{"zaimu": "zaimu.gw.localhost", "juki": "juki.gw.localhost"}
 	for name, port := range s.AppPorts {
 		// The app fetches the gateway's keys through the gateway itself.
 		jwks := fmt.Sprintf("http://127.0.0.1:%d/.well-known/sekisho/jwks.json", s.Opts.HTTPPort)
@@ -219,14 +219,14 @@ func (s *Setup) Banner(w io.Writer, enrollURL string) {
       %s
 
  2. 庁内システムを開く (open the internal systems):
-      財務会計 (機密性2)  http://zaimu.localhost:%d/
-      住民記録 (機密性3B) http://juki.localhost:%d/
+      財務会計 (機密性2)  http://zaimu.gw.localhost:%d/
+      住民記録 (機密性3B) http://juki.gw.localhost:%d/
     ※ 住民記録は端末証明書が必要です。HTTP では「端末証明書が必要」と
       拒否されるのが正しい動作です (3B needs a device certificate; over
       HTTP it is refused on purpose).
 
  3. 端末証明書を試す (try the device certificate over HTTPS):
-      https://zaimu.localhost:%d/  https://juki.localhost:%d/
+      https://zaimu.gw.localhost:%d/  https://juki.gw.localhost:%d/
       証明書 (.p12): %s
       パスワード (password): %s
       CA (ブラウザに信頼させる場合 / to trust): %s
@@ -256,20 +256,20 @@ server:
   metrics_listen: "127.0.0.1:%d"
 store: {driver: sqlite, dsn: data/sekisho.db}
 webauthn:
-  rp_id: localhost
+  rp_id: gw.localhost
   rp_name: "sekisho デモ"
 session: {lifetime: 10h, idle: 30m}
 zones:
   chonai: [127.0.0.0/8, "::1/128"]   # デモでは手元のPCを庁内とみなす
 routes:
   - name: zaimu
-    host: zaimu.localhost
+    host: zaimu.gw.localhost
     upstream: http://127.0.0.1:%d
     segment: lgwan
     class: "2"
     paths: [{prefix: /export, class: "3B", action: export}]
   - name: juki
-    host: juki.localhost
+    host: juki.gw.localhost
     upstream: http://127.0.0.1:%d
     segment: mynumber
     class: "3B"

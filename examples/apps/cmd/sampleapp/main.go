@@ -3,7 +3,7 @@
 //
 //	go run ./examples/apps/cmd/sampleapp -listen 127.0.0.1:9001 \
 //	    -title 財務会計 -audience zaimu \
-//	    -jwks http://zaimu.localhost:8080/.well-known/sekisho/jwks.json
+//	    -jwks http://zaimu.gw.localhost:8080/.well-known/sekisho/jwks.json
 package main
 
 import (
