@@ -81,10 +81,11 @@ func (v *validator) server() {
 	v.hostPort("server.http_listen", s.HTTPListen)
 	v.hostPort("server.metrics_listen", s.MetricsListen)
 	listen := cmp.Or(s.Listen, DefaultListen)
-	if s.HTTPListen != "" && s.HTTPListen == listen {
+	// Port 0 (any free port, as tests use) never collides.
+	if s.HTTPListen != "" && s.HTTPListen == listen && !strings.HasSuffix(listen, ":0") {
 		v.errorf("server.http_listen", "same address as server.listen (listen と同じアドレスです)")
 	}
-	if s.MetricsListen != "" && (s.MetricsListen == listen || s.MetricsListen == s.HTTPListen) {
+	if s.MetricsListen != "" && !strings.HasSuffix(s.MetricsListen, ":0") && (s.MetricsListen == listen || s.MetricsListen == s.HTTPListen) {
 		v.errorf("server.metrics_listen", "same address as another listener (他の待ち受けと同じアドレスです)")
 	}
 	switch {
