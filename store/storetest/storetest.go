@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Keys", testKeys},
 		{"TimesUTC", testTimesUTC},
 		{"Notifier", testNotifier},
+		{"Prune", testPrune},
 		{"Close", testClose},
 	}
 	for _, tc := range tests {
@@ -626,6 +627,36 @@ func testNotifier(t *testing.T, s store.Store) {
 	waitFor(t, sub, store.Change{Kind: store.ChangeUser, ID: "tanaka"})
 	must(t, "Publish", n.Publish(ctx(t), store.Change{Kind: store.ChangePolicy}))
 	waitFor(t, sub, store.Change{Kind: store.ChangePolicy})
+}
+
+func testPrune(t *testing.T, s store.Store) {
+	p, ok := s.(store.Pruner)
+	if !ok {
+		t.Skipf("%T does not implement store.Pruner", s)
+	}
+	must(t, "CreateSession old", s.CreateSession(ctx(t), &store.Session{ID: "old", UserID: "u", CreatedAt: at(0), ExpiresAt: at(time.Hour)}))
+	must(t, "CreateSession live", s.CreateSession(ctx(t), &store.Session{ID: "live", UserID: "u", CreatedAt: at(0), ExpiresAt: at(3 * time.Hour)}))
+	must(t, "CreateInvitation old", s.CreateInvitation(ctx(t), &store.Invitation{TokenHash: []byte("old"), UserID: "u", ExpiresAt: at(time.Hour)}))
+	must(t, "CreateInvitation live", s.CreateInvitation(ctx(t), &store.Invitation{TokenHash: []byte("live"), UserID: "u", ExpiresAt: at(3 * time.Hour)}))
+	must(t, "AddRevocation", s.AddRevocation(ctx(t), &store.Revocation{Kind: store.RevokeAll, At: at(0)}))
+	n, err := p.Prune(ctx(t), at(2*time.Hour))
+	must(t, "Prune", err)
+	if n != 2 {
+		t.Errorf("Prune deleted %d records, want 2", n)
+	}
+	_, err = s.GetSession(ctx(t), "old")
+	wantErr(t, "GetSession pruned", err, store.ErrNotFound)
+	_, err = s.GetSession(ctx(t), "live")
+	must(t, "GetSession live", err)
+	_, err = s.PeekInvitation(ctx(t), []byte("old"), at(0))
+	wantErr(t, "PeekInvitation pruned", err, store.ErrNotFound)
+	_, err = s.PeekInvitation(ctx(t), []byte("live"), at(0))
+	must(t, "PeekInvitation live", err)
+	rs, err := s.RevocationsSince(ctx(t), 0)
+	must(t, "RevocationsSince", err)
+	if len(rs) != 1 {
+		t.Errorf("Prune touched revocations: %d left, want 1", len(rs))
+	}
 }
 
 func testClose(t *testing.T, s store.Store) {
