@@ -641,12 +641,19 @@ func (t *Trail) writeHead(sync bool) error {
 }
 
 func (t *Trail) needRotate() bool {
-	return t.ch.size >= t.cfg.RotateSize || t.ch.day != t.opts.clock().UTC().Format("20060102")
+	return t.ch.size >= t.cfg.RotateSize || t.ch.day < t.opts.clock().UTC().Format("20060102")
+}
+
+// fileDay is the day for a new file: today, but never before the current
+// file's day, so that file names stay in chain order when the clock steps
+// back.
+func (t *Trail) fileDay() string {
+	return max(t.opts.clock().UTC().Format("20060102"), t.ch.day)
 }
 
 // rotate closes the current file and starts the next one.
 func (t *Trail) rotate() error {
-	day := t.opts.clock().UTC().Format("20060102")
+	day := t.fileDay()
 	if t.f != nil {
 		if err := t.f.Sync(); err != nil {
 			return fmt.Errorf("syncing %s before rotation: %w", t.ch.name, err)

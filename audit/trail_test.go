@@ -31,6 +31,12 @@ func (c *fakeClock) Now() time.Time {
 	return c.t
 }
 
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
 func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -260,4 +266,29 @@ func readRecords(t testing.TB, dir string) []*Record {
 		out = append(out, r)
 	}
 	return out
+}
+
+func TestClockStepBackKeepsFileOrder(t *testing.T) {
+	cfg := testConfig(t)
+	clk := newFakeClock()
+	tr, err := Open(cfg, WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(24 * time.Hour)
+	tr.AppendDurable(t.Context(), accessRecord(1))
+	clk.Add(-48 * time.Hour) // NTP steps the clock back across two midnights
+	tr.AppendDurable(t.Context(), accessRecord(2))
+	clk.Add(72 * time.Hour)
+	tr.AppendDurable(t.Context(), accessRecord(3))
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res := mustVerify(t, cfg.Dir); !res.OK() {
+		t.Fatal(res.Problem)
+	}
+	names, _ := listFiles(cfg.Dir)
+	if len(names) != 3 || !strings.Contains(names[2], "20261126") {
+		t.Fatalf("files: %v", names)
+	}
 }
