@@ -5,17 +5,17 @@ import (
 	"time"
 )
 
-// CookieName is the session cookie's name. The __Host- prefix makes
+// cookieName is the session cookie's name. The __Host- prefix makes
 // browsers insist on Secure, Path=/ and no Domain, so a sibling host cannot
 // plant or widen it.
-const CookieName = "__Host-sekisho"
+const cookieName = "__Host-sekisho"
 
 // CookieName returns the session cookie's name. sekisho serves only secure
 // contexts — TLS, or http://localhost, which browsers treat as secure and
 // where they accept Secure and __Host- cookies — so the name is
 // "__Host-sekisho" whatever secure says; the parameter keeps call sites
 // honest about where they stand.
-func (m *Manager) CookieName(secure bool) string { return CookieName }
+func (m *Manager) CookieName(secure bool) string { return cookieName }
 
 // SetCookie sets the session cookie: Secure, HttpOnly, SameSite=Lax,
 // Path=/, living until the session's absolute expiry (the idle timeout is
@@ -27,7 +27,7 @@ func (m *Manager) SetCookie(w http.ResponseWriter, token string, c *Claims) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name:     CookieName,
+		Name:     cookieName,
 		Value:    token,
 		Path:     "/",
 		MaxAge:   maxAge,
@@ -40,7 +40,7 @@ func (m *Manager) SetCookie(w http.ResponseWriter, token string, c *Claims) {
 // ClearCookie removes the session cookie from the browser.
 func (m *Manager) ClearCookie(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     CookieName,
+		Name:     cookieName,
 		Value:    "",
 		Path:     "/",
 		MaxAge:   -1,

@@ -51,7 +51,7 @@
 //
 // [Manager.Revoke] stores a revocation and applies it locally at once.
 // [Manager.Run] polls the store every 250 ms (and reacts at once to a
-// store that implements store.Notifier), so every replica refuses a
+// store that implements [store.Notifier]), so every replica refuses a
 // revoked session within a second. A session is revoked by its id, or by
 // its user, its device or "all" with a revocation made at or after the
 // session began.

@@ -72,9 +72,10 @@ func (m *Manager) refreshKeys(ctx context.Context) error {
 // know (another replica may have just rotated), at most once a second so
 // that forged kids cannot hammer the store.
 func (m *Manager) refreshForUnknownKid(ctx context.Context) bool {
-	last := time.Unix(0, m.lastKeyLoad.Load())
-	if time.Since(last) < time.Second {
-		return false
+	last := m.lastKeyLoad.Load()
+	now := time.Now().UnixNano()
+	if time.Duration(now-last) < time.Second || !m.lastKeyLoad.CompareAndSwap(last, now) {
+		return false // reloaded recently, or another request is reloading
 	}
 	if err := m.refreshKeys(ctx); err != nil {
 		m.log.Error("session: reloading keys for an unknown kid", "err", err)
