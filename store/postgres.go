@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,7 +80,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Postgres, e
 	// Channel names are identifiers: at most 63 bytes.
 	p.channel = "sekisho." + p.schema
 	if len(p.channel) > 63 {
-		p.channel = p.channel[:63]
+		p.channel = strings.ToValidUTF8(p.channel[:63], "")
 	}
 	if err := p.migrate(ctx); err != nil {
 		pool.Close()
@@ -94,7 +95,10 @@ func (p *Postgres) Schema() string { return p.schema }
 // Close ends subscriptions and closes the pool. Closing again does
 // nothing.
 func (p *Postgres) Close() error {
+	// Under lmu, so that no Subscribe starts a listener after this.
+	p.lmu.Lock()
 	p.lcancel()
+	p.lmu.Unlock()
 	p.lwg.Wait()
 	p.hub.close()
 	p.pool.Close()
