@@ -288,7 +288,7 @@ func TestClockStepBackKeepsFileOrder(t *testing.T) {
 		t.Fatal(res.Problem)
 	}
 	names, _ := listFiles(cfg.Dir)
-	if len(names) != 3 || !strings.Contains(names[2], "20261126") {
+	if len(names) != 3 || !strings.Contains(names[2], "20261125") {
 		t.Fatalf("files: %v", names)
 	}
 }
