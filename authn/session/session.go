@@ -35,13 +35,7 @@ var (
 	ErrDeviceMismatch = errors.New("session: device certificate does not match the session")
 )
 
-// Defaults for zero values in config.Session.
 const (
-	DefaultLifetime          = 10 * time.Hour
-	DefaultIdle              = 30 * time.Minute
-	DefaultKeyRotation       = 24 * time.Hour
-	DefaultAssertionLifetime = 60 * time.Second
-
 	// refreshAfter is how stale LastSeen may get before NeedsRefresh asks
 	// for a new cookie (idle timeout sliding).
 	refreshAfter = time.Minute
@@ -151,10 +145,11 @@ func New(cfg *config.Config, st store.Store, opts ...Option) (*Manager, error) {
 		st:                st,
 		now:               time.Now,
 		log:               slog.Default(),
-		lifetime:          orDefault(cfg.Session.Lifetime, DefaultLifetime),
-		idle:              orDefault(cfg.Session.Idle, DefaultIdle),
-		rotation:          orDefault(cfg.Session.KeyRotation, DefaultKeyRotation),
-		assertionLifetime: orDefault(cfg.Session.AssertionLifetime, DefaultAssertionLifetime),
+		// config.Load fills these; a Config built in code may leave them zero.
+		lifetime:          orDefault(cfg.Session.Lifetime, config.DefaultSessionLifetime),
+		idle:              orDefault(cfg.Session.Idle, config.DefaultSessionIdle),
+		rotation:          orDefault(cfg.Session.KeyRotation, config.DefaultKeyRotation),
+		assertionLifetime: orDefault(cfg.Session.AssertionLifetime, config.DefaultAssertionLifetime),
 		bound:             cfg.Session.Bound(),
 		pollEvery:         pollEvery,
 	}
