@@ -70,9 +70,9 @@ type compiled struct {
 
 // compile parses text and checks it against cfg.
 func compile(cfg *config.Config, name string, text []byte, loc *time.Location, now time.Time) (*compiled, error) {
-	f, err := Parse(name, text)
-	if err != nil {
-		return nil, err
+	f, errs := parse(name, text)
+	if f == nil {
+		return nil, errors.Join(errs...)
 	}
 	c := &compiled{
 		file:      f,
@@ -88,7 +88,6 @@ func compile(cfg *config.Config, name string, text []byte, loc *time.Location, n
 	sum := sha256.Sum256(text)
 	c.version = hex.EncodeToString(sum[:6]) + "@" + now.UTC().Format(time.RFC3339)
 
-	var errs []error
 	fail := func(line int, format string, args ...any) {
 		if len(errs) < maxErrors {
 			errs = append(errs, &Error{File: name, Line: line, Msg: fmt.Sprintf(format, args...)})
@@ -218,6 +217,11 @@ func compile(cfg *config.Config, name string, text []byte, loc *time.Location, n
 		fail(cyc.Line, "グループが循環しています: %s → %s (group cycle)", cyc.Member, cyc.Parent)
 	}
 	if len(errs) > 0 {
+		// Configuration errors first, then the file's in line order.
+		sort.SliceStable(errs, func(i, j int) bool { return errLine(errs[i]) < errLine(errs[j]) })
+		if len(errs) > maxErrors {
+			errs = errs[:maxErrors]
+		}
 		return nil, errors.Join(errs...)
 	}
 
@@ -344,3 +348,11 @@ func (a *fileAdapter) SavePolicy(model.Model) error                             
 func (a *fileAdapter) AddPolicy(string, string, []string) error                  { return errReadOnly }
 func (a *fileAdapter) RemovePolicy(string, string, []string) error               { return errReadOnly }
 func (a *fileAdapter) RemoveFilteredPolicy(string, string, int, ...string) error { return errReadOnly }
+
+func errLine(err error) int {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Line
+	}
+	return -1
+}

@@ -9,36 +9,41 @@ type Request struct {
 	// User is the authenticated user id; Roles and Department come from
 	// the store, never from the client. Roles may be written with or
 	// without the "role:" prefix.
-	User          string
-	Roles         []string
-	Department    string
-	Authenticated bool
+	User          string   `json:"user"`
+	Roles         []string `json:"roles"`
+	Department    string   `json:"department"`
+	Authenticated bool     `json:"authenticated"`
 
 	// Route facts: route name, asset class, network segment, action
 	// (read, write, export, admin) and mode (enforce, shadow; "" is enforce).
-	Route, Class, Segment, Action, Mode string
+	Route   string `json:"route"`
+	Class   string `json:"class"`
+	Segment string `json:"segment"`
+	Action  string `json:"action"`
+	Mode    string `json:"mode"`
 
 	// Zone is the source zone ("chonai", "telework", …, "external").
-	Zone string
+	Zone string `json:"zone"`
 
 	// AMR are the session's authentication methods (hwk, user, uv, mtls)
 	// and AuthTime when the user last authenticated.
-	AMR      []string
-	AuthTime time.Time
+	AMR      []string  `json:"amr"`
+	AuthTime time.Time `json:"auth_time"`
 
 	// Device is the id from a valid client certificate on this request
 	// ("" when none). DeviceRegistered: active in the device registry.
 	// DeviceOwner and DeviceDepartment: whom the registry says it belongs to.
-	Device           string
-	DeviceRegistered bool
-	DeviceOwner      string
-	DeviceDepartment string
+	Device           string `json:"device"`
+	DeviceRegistered bool   `json:"device_registered"`
+	DeviceOwner      string `json:"device_owner"`
+	DeviceDepartment string `json:"device_department"`
 
 	// Time of the request. Zero: the engine's clock.
-	Time time.Time
+	Time time.Time `json:"time"`
 
 	// Method and normalised Path, for conditions that test them.
-	Method, Path string
+	Method string `json:"method"`
+	Path   string `json:"path"`
 }
 
 // Effect is the outcome of a decision.

@@ -141,9 +141,20 @@ func (p *parser) errorf(line int, format string, args ...any) {
 // Parse reads a policy file. name is used in positions ("policy.csv:12").
 // All syntax errors are returned joined, each naming its file and line.
 func Parse(name string, data []byte) (*File, error) {
+	f, errs := parse(name, data)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return f, nil
+}
+
+// parse returns what could be parsed and every syntax error, so that
+// compile can report mistakes of meaning in the same pass. The file is nil
+// only when nothing could be read.
+func parse(name string, data []byte) (*File, []error) {
 	p := &parser{f: &File{Name: name}}
 	if !utf8.Valid(data) {
-		return nil, &Error{File: name, Msg: "UTF-8 ではありません (file is not valid UTF-8)"}
+		return nil, []error{&Error{File: name, Msg: "UTF-8 ではありません (file is not valid UTF-8)"}}
 	}
 	data = bytes.TrimPrefix(data, []byte("\ufeff")) // Excel writes a BOM
 	seenCond := map[string]int{}
@@ -222,10 +233,7 @@ func Parse(name string, data []byte) (*File, error) {
 			p.errorf(line, "種別 %q は使えません。allow, deny, stepup, group, condition, holiday のいずれかです (unknown line kind)", kind)
 		}
 	}
-	if len(p.errs) > 0 {
-		return nil, errors.Join(p.errs...)
-	}
-	return p.f, nil
+	return p.f, p.errs
 }
 
 func posOf(file string, line int) string { return file + ":" + strconv.Itoa(line) }
