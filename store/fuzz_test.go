@@ -17,7 +17,7 @@ import (
 func FuzzSQLiteRoundTrip(f *testing.F) {
 	f.Add("tanaka", "田中 太郎", "staff", []byte{1, 2, 3})
 	f.Add("o'brien", `"quoted"; DROP TABLE users; --`, "a,b", []byte{0})
-	f.Add("x", "\x00nul", "[]", []byte(nil))
+	f.Add("x", "\x00nul", "[]", []byte{0, 0})
 	f.Add("📱", "職場のPC\n改行", "null", bytes.Repeat([]byte{0xff}, 64))
 	st, err := store.OpenSQLite(context.Background(), ":memory:")
 	if err != nil {

@@ -40,7 +40,8 @@ func norm(t time.Time) time.Time {
 var diffOpts = []cmp.Option{cmpopts.EquateEmpty()}
 
 // Run runs the conformance suite. open must return a new, empty store for
-// each call; Run closes it, possibly twice (Close must be idempotent).
+// each call, and may be called from parallel subtests; Run closes the
+// store, possibly twice (Close must be idempotent).
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	tests := []struct {
 		name string
@@ -65,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := open(t)
 			t.Cleanup(func() {
 				if err := s.Close(); err != nil {
