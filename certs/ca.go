@@ -56,8 +56,8 @@ const (
 )
 
 // CA is a device-certificate authority backed by a directory. Its methods
-// are safe for concurrent use within one process; two processes must not
-// change the same CA at the same time.
+// are safe for concurrent use; changes to the index from several processes
+// are serialised by an advisory lock on the directory (Unix).
 type CA struct {
 	dir    string
 	cert   *x509.Certificate

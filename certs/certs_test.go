@@ -5,11 +5,13 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -421,5 +423,28 @@ func TestKeyAlgorithms(t *testing.T) {
 	}
 	if _, err := Init(t.TempDir(), WithKeyAlgorithm("dsa")); err == nil {
 		t.Error("unknown key algorithm accepted")
+	}
+}
+
+func TestConcurrentIssueKeepsEveryRecord(t *testing.T) {
+	_, dir := newTestCA(t)
+	// Separate handles stand for separate processes: each re-reads the
+	// index under the directory lock.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		ca, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			if _, err := ca.IssueDevice(DeviceRequest{Device: fmt.Sprintf("PC-%d", i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	ca, _ := Load(dir)
+	if n := len(ca.List()); n != 8 {
+		t.Fatalf("index has %d entries after 8 concurrent issues, want 8", n)
 	}
 }

@@ -209,10 +209,15 @@ func (c *CA) record(cert *x509.Certificate, e Entry) error {
 }
 
 // update re-reads the index (another process may have changed it since
-// Load), applies fn to a copy and saves the copy.
+// Load) under the directory lock, applies fn to a copy and saves the copy.
 func (c *CA) update(fn func(*index) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	unlock, err := lockDir(c.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	path := filepath.Join(c.dir, IndexFile)
 	idx, err := loadIndex(path)
 	if err != nil {

@@ -145,8 +145,11 @@ func (v *Verifier) Reload() error {
 	set, err := v.loadCRL(old.gen + 1)
 	if err != nil {
 		v.log.Error("CRL reload refused; keeping the previous CRL", "file", v.crlPath, "err", err)
+		// The same broken file is not retried (nor logged) at every poll.
+		v.refused, _ = stamp(v.crlPath)
 		return err
 	}
+	v.refused = fileStamp{}
 	v.crl.Store(set)
 	v.cache.Purge()
 	v.log.Info("CRL loaded", "file", v.crlPath, "revoked", set.count, "next_update", set.nextUpdate)
@@ -163,6 +166,12 @@ func (v *Verifier) reloadIfChanged() {
 		return
 	}
 	if st.same(v.crl.Load().stat) {
+		return
+	}
+	v.reloadMu.Lock()
+	refused := st.same(v.refused)
+	v.reloadMu.Unlock()
+	if refused {
 		return
 	}
 	_ = v.Reload()

@@ -47,14 +47,41 @@ func (v *Verifier) checkOCSP(leaf, issuer *x509.Certificate, now time.Time) (tim
 	if until, ok := v.ocspDown.Get(url); ok && now.Before(until) {
 		return until, fmt.Errorf("%w: responder %s failed recently", ErrOCSPUnavailable, url)
 	}
+	// Requests for the same certificate arriving together share one fetch.
+	v.ocspMu.Lock()
+	if c, ok := v.ocspInFlight[key]; ok {
+		v.ocspMu.Unlock()
+		<-c.done
+		return c.until, c.err
+	}
+	c := &ocspCall{done: make(chan struct{})}
+	v.ocspInFlight[key] = c
+	v.ocspMu.Unlock()
+	defer func() {
+		v.ocspMu.Lock()
+		delete(v.ocspInFlight, key)
+		v.ocspMu.Unlock()
+		close(c.done)
+	}()
+
 	a, err := v.fetchOCSP(url, leaf, issuer, now)
 	if err != nil {
-		until := now.Add(ocspBackoff)
-		v.ocspDown.Add(url, until)
-		return until, fmt.Errorf("%w: %w", ErrOCSPUnavailable, err)
+		c.until = now.Add(ocspBackoff)
+		v.ocspDown.Add(url, c.until)
+		c.err = fmt.Errorf("%w: %w", ErrOCSPUnavailable, err)
+		return c.until, c.err
 	}
 	v.ocspAnswers.Add(key, a)
-	return a.until, a.err()
+	c.until, c.err = a.until, a.err()
+	return c.until, c.err
+}
+
+// ocspCall is one OCSP fetch in progress; until and err are set before done
+// is closed.
+type ocspCall struct {
+	done  chan struct{}
+	until time.Time
+	err   error
 }
 
 func (a ocspAnswer) err() error {

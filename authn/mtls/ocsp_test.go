@@ -232,3 +232,33 @@ func TestOCSPDisabled(t *testing.T) {
 		t.Error("responder asked although OCSP is disabled")
 	}
 }
+
+func TestOCSPConcurrentRequestsShareOneFetch(t *testing.T) {
+	root := newTestCA(t, "CA", nil)
+	resp := &ocspResponder{ca: root, status: map[string]int{}, delay: 100 * time.Millisecond}
+	srv := httptest.NewServer(resp)
+	defer srv.Close()
+	leaf, _ := root.issue(t, "PC-1", func(c *x509.Certificate) { c.OCSPServer = []string{srv.URL} })
+	resp.set(leaf.SerialNumber, ocsp.Good)
+	cfg := testConfig(t, nil, root)
+	cfg.Server.OCSP.Enabled = true
+	v, _ := newVerifier(t, cfg, WithCache(0, 0))
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Go(func() {
+			_, err := v.Verify([]*x509.Certificate{leaf})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Verify: %v", err)
+		}
+	}
+	if n := resp.hits.Load(); n != 1 {
+		t.Errorf("20 concurrent verifications made %d OCSP requests, want 1", n)
+	}
+}

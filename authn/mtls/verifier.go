@@ -63,7 +63,11 @@ type Verifier struct {
 	crlPoll     time.Duration
 	crl         atomic.Pointer[crlSet]
 	reloadMu    sync.Mutex
+	refused     fileStamp // the last CRL file refused; guarded by reloadMu
 	staleWarned atomic.Int64
+
+	ocspMu       sync.Mutex
+	ocspInFlight map[string]*ocspCall
 
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -127,6 +131,7 @@ func New(cfg *config.Config, opts ...Option) (*Verifier, error) {
 		crlPath:      cfg.Server.CRL,
 		crlPoll:      30 * time.Second,
 		done:         make(chan struct{}),
+		ocspInFlight: map[string]*ocspCall{},
 	}
 	for _, o := range opts {
 		o(v)
@@ -228,6 +233,7 @@ func (v *Verifier) ClientCAs() *x509.CertPool { return v.roots }
 func (v *Verifier) Close() error {
 	v.closeOnce.Do(func() { close(v.done) })
 	v.wg.Wait()
+	v.client.CloseIdleConnections()
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
 
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/config"
@@ -351,4 +352,36 @@ func TestReasonAndCode(t *testing.T) {
 	if Code(nil) != "" {
 		t.Error("Code(nil) not empty")
 	}
+}
+
+func TestCloseStopsWatcher(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	root := newTestCA(t, "CA", nil)
+	cfg := testConfig(t, pemOf("X509 CRL", root.crl(t, 1)), root)
+	v, err := New(cfg, WithLogger(quietLogger()), WithCRLPoll(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	v.Close()
+	v.Close() // idempotent
+}
+
+func TestBrokenCRLNotRetriedUntilChanged(t *testing.T) {
+	root := newTestCA(t, "CA", nil)
+	cfg := testConfig(t, pemOf("X509 CRL", root.crl(t, 1)), root)
+	var logs lockedBuilder
+	v, err := New(cfg, WithLogger(slogTo(&logs)), WithCRLPoll(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	replaceFile(t, cfg.Server.CRL, []byte("not a CRL"))
+	waitFor(t, "the refusal", func() bool { return strings.Contains(logs.String(), "CRL reload refused") })
+	time.Sleep(100 * time.Millisecond) // ten polls
+	if n := strings.Count(logs.String(), "CRL reload refused"); n != 1 {
+		t.Errorf("the same broken file was refused %d times, want 1", n)
+	}
+	replaceFile(t, cfg.Server.CRL, pemOf("X509 CRL", root.crl(t, 2)))
+	waitFor(t, "the fixed CRL", func() bool { return strings.Count(logs.String(), "CRL loaded") >= 1 })
 }
