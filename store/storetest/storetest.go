@@ -1,6 +1,3 @@
-// Package storetest is the conformance suite every [store.Store]
-// implementation must pass. An implementation's test calls [Run] with a
-// function that opens a fresh, empty store.
 package storetest
 
 import (
