@@ -250,6 +250,25 @@ func TestP12AcceptedByOpenSSL(t *testing.T) {
 	if err == nil {
 		t.Errorf("openssl accepted a wrong password:\n%s", out)
 	}
+
+	// The legacy encoding (3DES/SHA-1) needs OpenSSL 3's legacy provider;
+	// go-pkcs12 reads it back either way.
+	legacy, err := ca.IssueDevice(DeviceRequest{Device: "PC-OLD", LegacyP12: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := pkcs12.Decode(legacy.P12, legacy.Password); err != nil {
+		t.Errorf("legacy .p12 does not decode: %v", err)
+	}
+	if err := os.WriteFile(p12, legacy.P12, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(openssl, "pkcs12", "-info", "-nokeys", "-legacy", "-in", p12, "-passin", "pass:"+legacy.Password).CombinedOutput()
+	if err != nil {
+		t.Logf("openssl -legacy (legacy provider may be missing): %v\n%s", err, out)
+	} else if !strings.Contains(string(out), "pbeWithSHA1And3-KeyTripleDES-CBC") {
+		t.Errorf("legacy .p12 not 3DES:\n%s", out)
+	}
 }
 
 func TestIssueServer(t *testing.T) {

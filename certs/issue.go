@@ -24,6 +24,10 @@ type DeviceRequest struct {
 	// Password protects the .p12 file. Empty: a random one is generated and
 	// returned in [Issued.Password].
 	Password string
+	// LegacyP12 encodes the .p12 with 3DES and a SHA-1 MAC instead of
+	// AES-256/SHA-256, for Windows before 10 1809 / Server 2019. Use it only
+	// with a generated (high-entropy) password.
+	LegacyP12 bool
 }
 
 // Issued is a freshly issued certificate with its private key.
@@ -31,8 +35,8 @@ type Issued struct {
 	CertPEM []byte
 	KeyPEM  []byte
 	// P12 is a PKCS#12 file with the key and certificate, encrypted with
-	// PBES2/AES-256 and a SHA-256 MAC (readable by Windows 10 1709+/Server
-	// 2019+, macOS, and OpenSSL 1.1.1+).
+	// PBES2/AES-256 and a SHA-256 MAC (readable by Windows 10 1809+/Server
+	// 2019+, macOS, and OpenSSL 1.1.1+), or 3DES/SHA-1 with LegacyP12.
 	P12 []byte
 	// Password of P12, as given or generated.
 	Password string
@@ -109,7 +113,11 @@ func (c *CA) IssueDevice(req DeviceRequest) (*Issued, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuing device certificate for %s: %w", req.Device, err)
 	}
-	p12, err := pkcs12.Modern2023.WithRand(c.rand).Encode(key, cert, nil, password)
+	enc := pkcs12.Modern2023
+	if req.LegacyP12 {
+		enc = pkcs12.LegacyDES
+	}
+	p12, err := enc.WithRand(c.rand).Encode(key, cert, nil, password)
 	if err != nil {
 		return nil, fmt.Errorf("issuing device certificate: encoding PKCS#12: %w", err)
 	}

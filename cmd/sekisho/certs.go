@@ -69,6 +69,7 @@ func newCertsInitCmd() *cobra.Command {
 func newCertsIssueCmd() *cobra.Command {
 	var dir, device, user, out, passwordFile string
 	var days int
+	var legacy bool
 	cmd := &cobra.Command{
 		Use:   "issue --dir D --device ID [--user U] [--days N] --out PREFIX [--password-file F]",
 		Short: "端末証明書を発行する (issue a device certificate)",
@@ -79,7 +80,7 @@ Issues a device certificate and writes PREFIX.pem, PREFIX-key.pem and
 PREFIX.p12. Without --password-file a .p12 password is generated and shown once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := certs.DeviceRequest{Device: device, User: user, Days: days}
+			req := certs.DeviceRequest{Device: device, User: user, Days: days, LegacyP12: legacy}
 			if passwordFile != "" {
 				data, err := os.ReadFile(passwordFile)
 				if err != nil {
@@ -114,6 +115,9 @@ PREFIX.p12. Without --password-file a .p12 password is generated and shown once.
 			}
 			fmt.Fprintf(w, "  serial:      %s\n  fingerprint: %s\n", is.Serial, is.Fingerprint)
 			fmt.Fprintf(w, "  files:       %s.pem %s-key.pem %s.p12\n", out, out, out)
+			if legacy {
+				fmt.Fprintln(w, "注意: .p12 は旧形式 (3DES/SHA-1) です。取り込み後すぐに削除してください / note: legacy .p12 (3DES/SHA-1); delete it after import")
+			}
 			if passwordFile == "" {
 				fmt.Fprintf(w, ".p12 のパスワード (この一度だけ表示します) / .p12 password (shown only once): %s\n", is.Password)
 			}
@@ -126,6 +130,7 @@ PREFIX.p12. Without --password-file a .p12 password is generated and shown once.
 	cmd.Flags().IntVar(&days, "days", certs.DefaultDeviceDays, "有効日数 (validity in days)")
 	cmd.Flags().StringVar(&out, "out", "", "出力ファイルの接頭辞 (output file prefix)")
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", ".p12 のパスワードを読むファイル (file holding the .p12 password)")
+	cmd.Flags().BoolVar(&legacy, "legacy-p12", false, "旧い Windows (10 1809 より前) 向けに 3DES/SHA-1 で .p12 を暗号化 (for Windows before 10 1809; weaker)")
 	_ = cmd.MarkFlagRequired("device")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
