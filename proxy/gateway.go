@@ -158,9 +158,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// Device certificate, if presented. A bad certificate is not an error
 	// here: the route or the policy decides whether a device is needed.
+	var certErr error
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && g.devices != nil {
 		dev, fp, user, err := g.devices.Verify(r.TLS.PeerCertificates)
 		if err != nil {
+			certErr = err
 			info.CertError = err.Error()
 		} else {
 			info.Device, info.CertFP, info.CertUser = dev, fp, user
@@ -193,15 +195,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if t.route.cfg.ClientCert == "required" && info.Device == "" {
-		g.deny(w, r, info, Verdict{
-			Effect: "deny", Rule: "route:" + t.route.cfg.Name, Enforced: true,
-			Reasons:    []string{"device_cert_required"},
-			MessagesJA: []string{g.certMessage(info, true)}, MessagesEN: []string{g.certMessage(info, false)},
-		})
-		return
-	}
-
 	if !t.route.cfg.Public {
 		if g.authn == nil {
 			g.refuse(w, r, info, http.StatusServiceUnavailable, "no_authenticator", errors.New("no authenticator configured"))
@@ -214,6 +207,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.authn.RequireLogin(w, r)
 			return
 		}
+	}
+
+	if t.route.cfg.ClientCert == "required" && info.Device == "" {
+		g.deny(w, r, info, Verdict{
+			Effect: "deny", Rule: "route:" + t.route.cfg.Name, Enforced: true,
+			Reasons:    []string{"device_cert_required"},
+			MessagesJA: []string{g.certMessage(certErr, true)}, MessagesEN: []string{g.certMessage(certErr, false)},
+		})
+		return
 	}
 
 	v := g.decide(ctx, info, t)
@@ -346,12 +348,13 @@ func (g *Gateway) recordErr(ctx context.Context, e *Entry, durable bool) error {
 	return g.audit.Record(ctx, e, durable)
 }
 
-func (g *Gateway) certMessage(info *reqctx.Info, ja bool) string {
-	if info.CertError != "" {
+func (g *Gateway) certMessage(certErr error, ja bool) string {
+	if certErr != nil {
+		msgJA, msgEN := g.devices.Reason(certErr)
 		if ja {
-			return "端末証明書を確認できませんでした。情報政策課にお問い合わせください。"
+			return msgJA
 		}
-		return "Your device certificate could not be verified. Please contact the IT department."
+		return msgEN
 	}
 	if ja {
 		return "このシステムには登録された端末(端末証明書)から接続してください。"

@@ -192,6 +192,29 @@ func (a *App) syncDevices(ctx context.Context) {
 	}
 }
 
+// Revoke applies a revocation here at once (sessions and the device
+// registry) and stores it, so other replicas follow within a second. The
+// admin record is written by the revocation watcher.
+func (a *App) Revoke(ctx context.Context, r *store.Revocation) error {
+	if err := a.Sessions.Revoke(ctx, r); err != nil {
+		return err
+	}
+	if r.Kind == store.RevokeDevice {
+		a.devices.markRevoked(r.Subject)
+		d, err := a.Store.GetDevice(ctx, r.Subject)
+		if errors.Is(err, store.ErrNotFound) {
+			d = &store.Device{ID: r.Subject, FirstSeen: r.At, LastSeen: r.At}
+		} else if err != nil {
+			return err
+		}
+		d.Status, d.Reason = store.DeviceRevoked, r.Reason
+		if err := a.Store.UpsertDevice(ctx, d); err != nil {
+			return fmt.Errorf("revoking device %s: %w", r.Subject, err)
+		}
+	}
+	return nil
+}
+
 // ReloadPolicy re-reads the policy file (SIGHUP); a bad file keeps the old
 // policy.
 func (a *App) ReloadPolicy() error { return a.Policy.Reload() }
