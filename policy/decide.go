@@ -46,7 +46,6 @@ type trace struct {
 	class    []Reason // class requirement failures
 }
 
-func containsAny(list []string, v string) bool { return slices.Contains(list, v) }
 
 // subjects returns who the request is: "*" or "anonymous", the user, the
 // roles and the department, plus everything they inherit.
@@ -66,7 +65,11 @@ func (c *compiled) subjects(req *Request, buf []string) []string {
 			}
 		}
 	}
-	add(req.User)
+	// A user id is a subject only if it cannot be mistaken for a role,
+	// a department, "*" or "anonymous".
+	if validName(req.User) && req.User != "anonymous" {
+		add(req.User)
+	}
 	for _, r := range req.Roles {
 		if strings.HasPrefix(r, "role:") {
 			add(r)

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -274,74 +272,59 @@ func (e *Engine) Decide(req *Request) Decision {
 }
 
 // cacheKey holds every input that the decision depends on, except time,
-// which the entry's validity window covers.
+// which the entry's validity window covers. Every string is written with
+// its length first, so no two different requests share a key whatever
+// bytes their fields contain.
 func cacheKey(r *Request, methodPath bool) string {
-	var b strings.Builder
-	b.Grow(160)
-	sep := func() { b.WriteByte(0x1f) }
+	b := make([]byte, 0, 192)
+	str := func(s string) {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	list := func(l []string) {
+		b = strconv.AppendInt(b, int64(len(l)), 10)
+		b = append(b, '[')
+		for _, s := range l {
+			str(s)
+		}
+	}
+	flags := byte('0')
 	if r.Authenticated {
-		b.WriteByte('A')
-	} else {
-		b.WriteByte('-')
+		flags |= 1 << 0
 	}
-	b.WriteString(r.User)
-	sep()
-	for _, x := range r.Roles {
-		b.WriteString(x)
-		b.WriteByte(0x1e)
-	}
-	sep()
-	b.WriteString(r.Department)
-	sep()
-	b.WriteString(r.Route)
-	sep()
-	b.WriteString(r.Class)
-	sep()
-	b.WriteString(r.Segment)
-	sep()
-	b.WriteString(r.Action)
-	sep()
-	b.WriteString(r.Mode)
-	sep()
-	b.WriteString(r.Zone)
-	sep()
-	for _, x := range r.AMR {
-		b.WriteString(x)
-		b.WriteByte(0x1e)
-	}
-	sep()
-	if !r.AuthTime.IsZero() {
-		b.WriteString(strconv.FormatInt(r.AuthTime.UnixNano(), 36))
-	}
-	sep()
 	// The device id itself is never tested; only whether there is one,
 	// whether it is registered and whether it belongs to the user.
-	switch {
-	case r.Device == "":
-		b.WriteByte('0')
-	default:
-		b.WriteByte('1')
+	if r.Device != "" {
+		flags |= 1 << 1
 	}
 	if r.DeviceRegistered {
-		b.WriteByte('R')
+		flags |= 1 << 2
 	}
-	if r.DeviceOwner != "" && r.DeviceOwner == r.User {
-		b.WriteByte('O')
+	if owned(r) {
+		flags |= 1 << 3
 	}
-	if r.DeviceDepartment != "" && r.DeviceDepartment == r.Department {
-		b.WriteByte('D')
+	b = append(b, flags)
+	str(r.User)
+	list(r.Roles)
+	str(r.Department)
+	str(r.Route)
+	str(r.Class)
+	str(r.Segment)
+	str(r.Action)
+	str(r.Mode)
+	str(r.Zone)
+	list(r.AMR)
+	if !r.AuthTime.IsZero() {
+		b = strconv.AppendInt(b, r.AuthTime.UnixNano(), 36)
 	}
+	b = append(b, ';')
 	if methodPath {
-		sep()
-		b.WriteString(r.Method)
-		sep()
-		b.WriteString(r.Path)
+		str(r.Method)
+		str(r.Path)
 	}
-	return b.String()
+	return string(b)
 }
-
-// errNoPolicy is returned by tools given an engine without a policy.
-var errNoPolicy = errors.New("policy: no policy loaded")
 
 // discardLogger is for tools that report errors themselves.
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
