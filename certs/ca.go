@@ -121,7 +121,8 @@ func newCA(dir string, opts []Option) (*CA, error) {
 }
 
 // Init creates a new CA in dir (created with mode 0700 if missing). It
-// refuses to touch a directory that already holds a CA.
+// refuses a directory that already holds a CA or that group or others may
+// enter.
 func Init(dir string, opts ...Option) (*CA, error) {
 	c, err := newCA(dir, opts)
 	if err != nil {
@@ -132,10 +133,19 @@ func Init(dir string, opts ...Option) (*CA, error) {
 			return nil, fmt.Errorf("initialising CA in %s: %s: %w", dir, f, ErrExists)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, IssuedDir), 0o700); err != nil {
+	// A directory made here is 0700; one the operator made must not be
+	// open to others either, but is not silently changed.
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("initialising CA: %s is not a directory", dir)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+			return nil, fmt.Errorf("initialising CA: directory %s is open to group or others (mode %04o; run chmod 700)", dir, perm)
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("initialising CA: %w", err)
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, IssuedDir), 0o700); err != nil {
 		return nil, fmt.Errorf("initialising CA: %w", err)
 	}
 	key, err := generateKey(c.alg, false)

@@ -85,6 +85,25 @@ func TestInitRefusesExistingCA(t *testing.T) {
 	}
 }
 
+func TestInitRefusesOpenDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Init(dir); err == nil || !strings.Contains(err.Error(), "chmod 700") {
+		t.Fatalf("Init in a 0755 directory: err = %v", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Init(dir); err != nil {
+		t.Fatalf("Init in a 0700 directory: %v", err)
+	}
+}
+
 func TestLoadRefusesReadableKey(t *testing.T) {
 	_, dir := newTestCA(t)
 	if _, err := Load(dir); err != nil {

@@ -105,10 +105,7 @@ func (c *CA) IssueDevice(req DeviceRequest) (*Issued, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuing device certificate: %w", err)
 	}
-	tmpl, err := deviceTemplate(req.Device, req.User, serial, c.now(), days)
-	if err != nil {
-		return nil, fmt.Errorf("issuing device certificate: %w", err)
-	}
+	tmpl := deviceTemplate(req.Device, req.User, serial, c.now(), days)
 	cert, key, err := c.sign(tmpl)
 	if err != nil {
 		return nil, fmt.Errorf("issuing device certificate for %s: %w", req.Device, err)

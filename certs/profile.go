@@ -55,7 +55,7 @@ func caTemplate(name string, serial *big.Int, now time.Time, years int) *x509.Ce
 	}
 }
 
-func deviceTemplate(device, user string, serial *big.Int, now time.Time, days int) (*x509.Certificate, error) {
+func deviceTemplate(device, user string, serial *big.Int, now time.Time, days int) *x509.Certificate {
 	uris := []*url.URL{{Scheme: "urn", Opaque: strings.TrimPrefix(DeviceURIPrefix, "urn:") + device}}
 	if user != "" {
 		uris = append(uris, &url.URL{Scheme: "urn", Opaque: strings.TrimPrefix(UserURIPrefix, "urn:") + user})
@@ -69,7 +69,7 @@ func deviceTemplate(device, user string, serial *big.Int, now time.Time, days in
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		URIs:                  uris,
-	}, nil
+	}
 }
 
 func serverTemplate(hosts []string, serial *big.Int, now time.Time, days int) (*x509.Certificate, error) {

@@ -197,7 +197,7 @@ func (v *Verifier) warnIfStale(set *crlSet, now time.Time, force bool) {
 // the directory, so that rename-into-place and Kubernetes' symlink swaps are
 // seen) and, as a fallback for file systems without notifications, every
 // poll interval.
-func (v *Verifier) watchCRL() error {
+func (v *Verifier) watchCRL() {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		v.log.Warn("CRL change notifications unavailable; polling only", "err", err)
@@ -246,5 +246,4 @@ func (v *Verifier) watchCRL() error {
 			}
 		}
 	}()
-	return nil
 }

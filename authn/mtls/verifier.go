@@ -54,6 +54,7 @@ type Verifier struct {
 
 	now       func() time.Time
 	client    *http.Client
+	ownClient bool // client was made here, so Close may close its connections
 	log       *slog.Logger
 	cacheSize int
 	cacheTTL  time.Duration
@@ -152,6 +153,7 @@ func New(cfg *config.Config, opts ...Option) (*Verifier, error) {
 	}
 	if v.client == nil {
 		v.client = &http.Client{Timeout: v.ocspTimeout, Transport: &http.Transport{Proxy: nil}}
+		v.ownClient = true
 	}
 	if v.crlPoll <= 0 {
 		v.crlPoll = 30 * time.Second
@@ -189,9 +191,7 @@ func New(cfg *config.Config, opts ...Option) (*Verifier, error) {
 		}
 		v.crl.Store(set)
 		v.warnIfStale(set, v.now(), true)
-		if err := v.watchCRL(); err != nil {
-			return nil, err
-		}
+		v.watchCRL()
 	}
 	return v, nil
 }
@@ -233,7 +233,9 @@ func (v *Verifier) ClientCAs() *x509.CertPool { return v.roots }
 func (v *Verifier) Close() error {
 	v.closeOnce.Do(func() { close(v.done) })
 	v.wg.Wait()
-	v.client.CloseIdleConnections()
+	if v.ownClient {
+		v.client.CloseIdleConnections()
+	}
 	return nil
 }
 
