@@ -427,6 +427,10 @@ func TestTwoHandlesShareIndex(t *testing.T) {
 	if n := len(other.List()); n != 2 {
 		t.Fatalf("index has %d entries, want 2", n)
 	}
+	// The first handle sees the second's record without a new Load.
+	if n := len(ca.List()); n != 2 {
+		t.Fatalf("first handle lists %d entries, want 2", n)
+	}
 }
 
 func TestParseSerial(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -158,10 +159,15 @@ func (c *CA) CRL(nextUpdate time.Duration) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), nil
 }
 
-// List returns every certificate the CA has issued, oldest first.
+// List returns every certificate the CA has issued, oldest first, as the
+// index file says now (another process may have issued or revoked since
+// Load); if the file cannot be read, as this handle last saw it.
 func (c *CA) List() []Entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if idx, err := loadIndex(filepath.Join(c.dir, IndexFile)); err == nil {
+		c.index = idx
+	}
 	return c.index.clone().Entries
 }
 
