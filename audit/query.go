@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"iter"
 	"path/filepath"
-	"slices"
 	"time"
 )
 
@@ -64,8 +63,8 @@ func (e *LineError) Unwrap() error { return e.Err }
 // Query iterates over the records in dir that match f, in chain order. It
 // does not verify the trail (see [Verify]). A line that is not a record
 // yields (nil, *LineError) and the iteration continues; an I/O error yields
-// (nil, err) and ends it. Files whose day lies wholly outside
-// [Since, Until) are skipped without being read.
+// (nil, err) and ends it. Every file is read: record times are set by
+// callers (and by imports), so a file's day does not bound them.
 func Query(dir string, f Filter) iter.Seq2[*Record, error] {
 	return func(yield func(*Record, error) bool) {
 		names, err := listFiles(dir)
@@ -74,10 +73,7 @@ func Query(dir string, f Filter) iter.Seq2[*Record, error] {
 			return
 		}
 		n := 0
-		for i, name := range names {
-			if !fileMayMatch(names, i, f) {
-				continue
-			}
+		for _, name := range names {
 			stop := false
 			var scratch []byte
 			err := scanLines(filepath.Join(dir, name), func(line []byte, _ int64, ln int, terminated bool) bool {
@@ -133,29 +129,4 @@ func QueryAll(dir string, f Filter) (recs []*Record, unreadable int, err error) 
 		}
 	}
 	return recs, unreadable, nil
-}
-
-// fileMayMatch reports whether file i can hold records in [Since, Until).
-// A file started on day D holds records written from D until the next file
-// starts; a day of slack allows for record times set by callers (a
-// request's start) that precede the write.
-func fileMayMatch(names []string, i int, f Filter) bool {
-	const slack = 24 * time.Hour
-	day, _, _ := parseFileName(names[i])
-	start, err := time.Parse("20060102", day)
-	if err != nil {
-		return true
-	}
-	if !f.Until.IsZero() && !start.Add(-slack).Before(f.Until) {
-		return false
-	}
-	if !f.Since.IsZero() {
-		if j := slices.IndexFunc(names[i+1:], func(n string) bool { d, _, _ := parseFileName(n); return d != day }); j >= 0 {
-			nd, _, _ := parseFileName(names[i+1+j])
-			if next, err := time.Parse("20060102", nd); err == nil && next.Add(24*time.Hour+slack).Before(f.Since) {
-				return false
-			}
-		}
-	}
-	return true
 }

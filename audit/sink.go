@@ -27,8 +27,8 @@ import (
 // local files, not the writer's queue, so a sink that is down never slows the
 // trail; its position (file and offset) is kept in a small state file in
 // the trail's directory and it catches up after an outage. Delivery is at
-// least once: after a reconnect the last chunk may be sent again, and
-// receivers de-duplicate by seq.
+// least once: after a reconnect or restart the last few seconds are sent
+// again (see resendWindow), and receivers de-duplicate by seq.
 type syslogSink struct {
 	name      string
 	network   string // "tcp"
@@ -158,7 +158,20 @@ func (s *syslogSink) run(ctx context.Context) {
 	}
 }
 
-// session connects and ships until an error or ctx ends.
+// resendWindow is how far back a sink rewinds after a connection breaks:
+// TCP accepts writes that a dying receiver never reads, so what was sent in
+// the last seconds is sent again (receivers de-duplicate by seq).
+const resendWindow = 5 * time.Second
+
+// mark is a position reached by a flush.
+type mark struct {
+	at time.Time
+	st sinkState
+}
+
+// session connects and ships until an error or ctx ends. The state file
+// only ever holds a position older than resendWindow, so a new session
+// (after a broken connection or a restart) re-sends the recent past.
 func (s *syslogSink) session(ctx context.Context) (progressed bool, err error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	var conn net.Conn
@@ -173,7 +186,28 @@ func (s *syslogSink) session(ctx context.Context) (progressed bool, err error) {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	// A syslog receiver never writes; a read that returns means it closed.
+	dead := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, conn)
+		close(dead)
+	}()
 	st := s.loadState()
+	committed := st
+	var marks []mark
+	commit := func() {
+		cut := time.Now().Add(-resendWindow)
+		i := 0
+		for i < len(marks) && !marks[i].at.After(cut) {
+			committed = marks[i].st
+			i++
+		}
+		if i > 0 {
+			marks = marks[i:]
+			s.saveState(committed)
+		}
+	}
+	defer func() { s.saveState(committed) }()
 	w := bufio.NewWriterSize(conn, 64<<10)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -181,19 +215,29 @@ func (s *syslogSink) session(ctx context.Context) (progressed bool, err error) {
 		n, err := s.ship(conn, w, &st)
 		if n > 0 {
 			progressed = true
+			marks = append(marks, mark{at: time.Now(), st: st})
 		}
 		if err != nil {
 			return progressed, err
 		}
+		commit()
 		if n > 0 {
 			continue
 		}
 		select {
 		case <-ctx.Done():
 			return progressed, ctx.Err()
+		case <-dead:
+			return progressed, fmt.Errorf("%s closed the connection", s.name)
 		case <-s.notify:
 		case <-tick.C:
 		}
+	}
+}
+
+func (s *syslogSink) saveState(st sinkState) {
+	if b, err := json.Marshal(st); err == nil {
+		_ = writeFileAtomic(s.statePath, b, false)
 	}
 }
 
@@ -265,18 +309,12 @@ func (s *syslogSink) ship(conn net.Conn, w *bufio.Writer, st *sinkState) (int, e
 		}
 		st.Offset += int64(end)
 		s.t.m.sinkSent.WithLabelValues(s.name).Add(float64(sent))
-		if b, err := json.Marshal(st); err == nil {
-			_ = writeFileAtomic(s.statePath, b, false)
-		}
 		return sent, nil
 	}
 	// Nothing more here: move to the next file once this one is finished
 	// (a newer file exists, so the writer no longer appends here).
 	if i+1 < len(names) {
 		st.File, st.Offset = names[i+1], 0
-		if b, err := json.Marshal(st); err == nil {
-			_ = writeFileAtomic(s.statePath, b, false)
-		}
 		return s.ship(conn, w, st)
 	}
 	return 0, nil
