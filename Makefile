@@ -3,7 +3,7 @@ GO ?= go
 PKGS := ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build test test-short bench bench-e2e lint fuzz examples clean
+.PHONY: all build test test-short bench bench-e2e lint fuzz clean
 
 all: build
 
@@ -39,3 +39,7 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# End-to-end load comparison with nginx and the Go floor; writes docs/performance.md.
+bench-e2e:
+	$(GO) run ./scripts/bench

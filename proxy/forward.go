@@ -76,22 +76,19 @@ func (g *Gateway) newForwarder(rc *config.Route) (*httputil.ReverseProxy, error)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			info := reqctx.From(r.Context())
+			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				// The client went away; nothing to answer, nothing wrong upstream.
+				if rw, ok := w.(*recordingWriter); ok && rw.code == 0 {
+					rw.code = 499
+				}
+				return
+			}
 			status := http.StatusBadGateway
 			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 				status = http.StatusGatewayTimeout
 			}
-			if errors.Is(err, context.Canceled) {
-				// The client went away; nothing to answer.
-				status = 499
-			}
 			g.metrics.upstreamErrors.WithLabelValues(info.Route).Inc()
 			g.log.Warn("upstream error", "request_id", info.RequestID, "route", info.Route, "err", err)
-			if status == 499 {
-				if rw, ok := w.(*recordingWriter); ok {
-					rw.code = status
-				}
-				return
-			}
 			g.errorPage(w, r, info, status, messageFor(status))
 		},
 	}

@@ -1,0 +1,548 @@
+// Command bench measures sekisho side by side with what a city would
+// otherwise run, in one run on one machine, and writes the figures to
+// docs/performance.md:
+//
+//	go run ./scripts/bench            # or: make bench-e2e
+//
+// It installs wrk and nginx from Debian's packages when they are missing
+// (as root), starts a fixed upstream answering 1 KiB, and measures,
+// alternating round by round so that machine noise hits every target
+// alike: the upstream directly; nginx proxy_pass; a bare
+// httputil.ReverseProxy; and sekisho with an authenticated passkey session,
+// policy and the audit trail (class 2: asynchronous group commit; class
+// 3B-like: the decision record durable before forwarding). It then opens
+// 10,000 idle keep-alive connections to sekisho and reads its RSS.
+//
+// Speed is never asserted here or in tests: the machine is shared, so the
+// figures that matter are the ratios measured side by side.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sekisho/sekisho/authn/session"
+	"github.com/sekisho/sekisho/config"
+	"github.com/sekisho/sekisho/store"
+)
+
+var (
+	duration = flag.Duration("duration", 10*time.Second, "length of one wrk run")
+	rounds   = flag.Int("rounds", 3, "rounds; targets alternate within each round")
+	conns    = flag.Int("conns", 64, "wrk connections")
+	threads  = flag.Int("threads", 2, "wrk threads")
+	idle     = flag.Int("idle", 10000, "idle keep-alive connections for the memory measurement (0: skip)")
+	out      = flag.String("out", "docs/performance.md", "where to write the report ('' or '-': stdout only)")
+	role     = flag.String("role", "", "internal: run as upstream or bare proxy")
+	addr     = flag.String("addr", "", "internal: listen address for -role")
+	upFlag   = flag.String("target", "", "internal: upstream for -role bare")
+)
+
+func main() {
+	flag.Parse()
+	log.SetFlags(0)
+	switch *role {
+	case "upstream":
+		runUpstream(*addr)
+		return
+	case "bare":
+		runBare(*addr, *upFlag)
+		return
+	}
+	if err := run(); err != nil {
+		log.Fatal("bench: ", err)
+	}
+}
+
+// body is the fixed 1 KiB response.
+var body = []byte(strings.Repeat("sekisho-bench-1k", 64))
+
+func runUpstream(addr string) {
+	srv := &http.Server{Addr: addr, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "1024")
+		w.Write(body)
+	})}
+	log.Fatal(srv.ListenAndServe())
+}
+
+// runBare is the Go floor: httputil.ReverseProxy with a transport tuned
+// like sekisho's, nothing else.
+func runBare(addr, upstream string) {
+	u, err := url.Parse(upstream)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
+	log.Fatal((&http.Server{Addr: addr, Handler: rp}).ListenAndServe())
+}
+
+type result struct {
+	rps      float64
+	p50, p99 time.Duration
+}
+
+type target struct {
+	name    string
+	url     string
+	headers []string
+	results []result
+}
+
+func run() error {
+	raiseFileLimit()
+	if err := ensureTools(); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "sekisho-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ports := freePorts(5)
+	upURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			_ = p.Process.Signal(syscall.SIGTERM)
+			_ = p.Wait()
+		}
+	}()
+	start := func(name string, args ...string) (*exec.Cmd, error) {
+		cmd := exec.Command(name, args...)
+		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("starting %s: %w", name, err)
+		}
+		procs = append(procs, cmd)
+		return cmd, nil
+	}
+	if _, err := start(self, "-role", "upstream", "-addr", fmt.Sprintf("127.0.0.1:%d", ports[0])); err != nil {
+		return err
+	}
+	if _, err := start(self, "-role", "bare", "-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]), "-target", upURL); err != nil {
+		return err
+	}
+	if err := startNginx(work, ports[2], ports[0], start); err != nil {
+		return err
+	}
+	sek, cookie, err := startSekisho(work, ports[3], upURL, start)
+	if err != nil {
+		return err
+	}
+	for _, p := range ports[:4] {
+		if err := waitPort(p); err != nil {
+			return err
+		}
+	}
+	host := "Host: bench.gw.localhost"
+	targets := []*target{
+		{name: "upstream (direct)", url: upURL + "/"},
+		{name: "nginx proxy_pass", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[2])},
+		{name: "httputil.ReverseProxy (bare)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[1])},
+		{name: "sekisho (passkey session, policy, audit async, class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}},
+		{name: "sekisho (durable audit before forwarding, class 3S)", url: fmt.Sprintf("http://127.0.0.1:%d/sync/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}},
+	}
+	// Check every target answers 200 before measuring.
+	for _, t := range targets {
+		if err := probe(t); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+	}
+	for r := 0; r < *rounds; r++ {
+		for _, t := range targets {
+			res, err := runWrk(t)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			t.results = append(t.results, res)
+			log.Printf("round %d %-58s %9.0f req/s  p50 %-9v p99 %v", r+1, t.name, res.rps, res.p50, res.p99)
+		}
+	}
+	var rss, rssBase int64
+	if *idle > 0 {
+		rssBase = readRSS(sek.Process.Pid)
+		rss, err = idleRSS(ports[3], cookie, *idle, sek.Process.Pid)
+		if err != nil {
+			log.Printf("idle connections: %v", err)
+		}
+	}
+	report := buildReport(targets, rss, rssBase)
+	fmt.Println(report)
+	if *out != "" && *out != "-" {
+		if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
+			return err
+		}
+		log.Printf("wrote %s", *out)
+	}
+	return nil
+}
+
+func ensureTools() error {
+	var missing []string
+	if _, err := exec.LookPath("wrk"); err != nil {
+		missing = append(missing, "wrk")
+	}
+	if _, err := exec.LookPath("nginx"); err != nil {
+		missing = append(missing, "nginx-light")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("missing %v: install them (apt-get install %s)", missing, strings.Join(missing, " "))
+	}
+	log.Printf("installing %v from Debian's packages", missing)
+	for _, args := range [][]string{{"update", "-qq"}, append([]string{"install", "-y", "-qq"}, missing...)} {
+		cmd := exec.Command("apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("apt-get %v: %w", args, err)
+		}
+	}
+	return nil
+}
+
+func startNginx(work string, port, upstream int, start func(string, ...string) (*exec.Cmd, error)) error {
+	dir := filepath.Join(work, "nginx")
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+		return err
+	}
+	conf := fmt.Sprintf(`worker_processes auto;
+pid %[1]s/nginx.pid;
+error_log %[1]s/logs/error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  upstream app { server 127.0.0.1:%[3]d; keepalive 256; }
+  server {
+    listen 127.0.0.1:%[2]d;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`, dir, port, upstream)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	_, err := start("nginx", "-p", dir, "-c", path, "-g", "daemon off;")
+	return err
+}
+
+// startSekisho builds the binary, writes a configuration with one route to
+// the upstream, creates a user and mints a passkey session for it (the
+// ceremony itself is benchmarked in package authn), then runs `sekisho
+// serve` as its own process.
+func startSekisho(work string, port int, upstream string, start func(string, ...string) (*exec.Cmd, error)) (*exec.Cmd, string, error) {
+	dir := filepath.Join(work, "sekisho")
+	bin := filepath.Join(work, "sekisho-bin")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/sekisho")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, "", fmt.Errorf("building sekisho: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	cfgText := fmt.Sprintf(`server:
+  http_listen: "127.0.0.1:%d"
+  listen: "127.0.0.1:0"
+store: {driver: sqlite, dsn: data/sekisho.db}
+webauthn: {rp_id: gw.localhost}
+zones:
+  chonai: [127.0.0.0/8]
+classes:
+  "3S": {label: 同期監査の計測用, require: [passkey], audit: sync}
+routes:
+  - name: bench
+    host: bench.gw.localhost
+    upstream: %s
+    segment: lgwan
+    class: "2"
+    paths: [{prefix: /sync/, class: "3S"}]
+policy: {file: policy.csv}
+audit: {dir: data/audit}
+`, port, upstream)
+	policyText := "condition, 庁内, zone=chonai\nallow, *, class:2, read|write, 庁内\nallow, *, class:3S, read|write, 庁内\n"
+	for name, text := range map[string]string{"sekisho.yaml": cfgText, "policy.csv": policyText} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			return nil, "", err
+		}
+	}
+	cfg, err := config.Load(filepath.Join(dir, "sekisho.yaml"))
+	if err != nil {
+		return nil, "", err
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := st.CreateUser(ctx, &store.User{ID: "bench", DisplayName: "計測 太郎", Department: "情報政策課", Roles: []string{"staff"}}); err != nil && !errors.Is(err, store.ErrExists) {
+		return nil, "", err
+	}
+	sm, err := session.New(cfg, st)
+	if err != nil {
+		return nil, "", err
+	}
+	tok, err := sm.Issue(ctx, &session.Claims{User: "bench", AMR: []string{"hwk", "user", "uv"}})
+	if err != nil {
+		return nil, "", err
+	}
+	st.Close()
+	cmd, err := start(bin, "serve", "--config", filepath.Join(dir, "sekisho.yaml"))
+	return cmd, tok, err
+}
+
+func probe(t *target) error {
+	req, _ := http.NewRequest("GET", t.url, nil)
+	for _, h := range t.headers {
+		k, v, _ := strings.Cut(h, ": ")
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(b) != 1024 {
+		return fmt.Errorf("probe answered %d with %d bytes", resp.StatusCode, len(b))
+	}
+	return nil
+}
+
+func runWrk(t *target) (result, error) {
+	args := []string{"-t", strconv.Itoa(*threads), "-c", strconv.Itoa(*conns), "-d", duration.String(), "--latency"}
+	for _, h := range t.headers {
+		args = append(args, "-H", h)
+	}
+	args = append(args, t.url)
+	outb, err := exec.Command("wrk", args...).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk: %w: %s", err, outb)
+	}
+	return parseWrk(string(outb))
+}
+
+// parseWrk reads requests/s and the 50% and 99% latencies of wrk --latency.
+func parseWrk(s string) (result, error) {
+	var r result
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 2 && f[0] == "Requests/sec:":
+			r.rps, _ = strconv.ParseFloat(f[1], 64)
+		case len(f) == 2 && f[0] == "50%":
+			r.p50 = parseWrkDuration(f[1])
+		case len(f) == 2 && f[0] == "99%":
+			r.p99 = parseWrkDuration(f[1])
+		case len(f) >= 3 && f[0] == "Non-2xx":
+			return r, fmt.Errorf("wrk saw non-2xx responses: %s", sc.Text())
+		}
+	}
+	if r.rps == 0 {
+		return r, fmt.Errorf("no Requests/sec in wrk output:\n%s", s)
+	}
+	return r, nil
+}
+
+func parseWrkDuration(s string) time.Duration {
+	for _, u := range []struct {
+		suffix string
+		unit   time.Duration
+	}{{"us", time.Microsecond}, {"ms", time.Millisecond}, {"s", time.Second}, {"m", time.Minute}} {
+		if strings.HasSuffix(s, u.suffix) {
+			v, err := strconv.ParseFloat(strings.TrimSuffix(s, u.suffix), 64)
+			if err != nil {
+				return 0
+			}
+			return time.Duration(v * float64(u.unit))
+		}
+	}
+	return 0
+}
+
+// idleRSS opens n keep-alive connections to sekisho, sends one
+// authenticated request on each, leaves them idle and reads the RSS.
+func idleRSS(port int, cookie string, n, pid int) (int64, error) {
+	req := fmt.Sprintf("GET / HTTP/1.1\r\nHost: bench.gw.localhost\r\nCookie: __Host-sekisho=%s\r\n\r\n", cookie)
+	connsList := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range connsList {
+			c.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return 0, fmt.Errorf("after %d connections: %w", i, err)
+		}
+		connsList = append(connsList, c)
+		if _, err := io.WriteString(c, req); err != nil {
+			return 0, err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0, fmt.Errorf("connection %d: %w", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	time.Sleep(2 * time.Second)
+	runtime.GC()
+	return readRSS(pid), nil
+}
+
+func readRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func median(rs []result) result {
+	by := func(less func(a, b result) bool) []result {
+		c := append([]result(nil), rs...)
+		sort.Slice(c, func(i, j int) bool { return less(c[i], c[j]) })
+		return c
+	}
+	m := len(rs) / 2
+	return result{
+		rps: by(func(a, b result) bool { return a.rps < b.rps })[m].rps,
+		p50: by(func(a, b result) bool { return a.p50 < b.p50 })[m].p50,
+		p99: by(func(a, b result) bool { return a.p99 < b.p99 })[m].p99,
+	}
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				model = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		mem = strings.TrimSpace(strings.SplitN(strings.Split(string(b), "\n")[0], ":", 2)[1])
+	}
+	return fmt.Sprintf("%d cores (%s), %s memory, %s, %s/%s", runtime.NumCPU(), model, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func buildReport(targets []*target, rss, rssBase int64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# 性能 / Performance\n\n")
+	fmt.Fprintf(&b, "このページは `go run ./scripts/bench` (`make bench-e2e`) が書きました。数値は一度の実行で、\n")
+	fmt.Fprintf(&b, "対象を交互に計測した中央値です (This page is written by `go run ./scripts/bench`; medians of\n")
+	fmt.Fprintf(&b, "alternating rounds in one run).\n\n")
+	fmt.Fprintf(&b, "- 計測日時 (date): %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "- 機械 (machine): %s\n", machine())
+	fmt.Fprintf(&b, "- 負荷 (load): wrk -t%d -c%d -d%s, %d rounds, loopback, keep-alive, 1 KiB responses\n", *threads, *conns, *duration, *rounds)
+	fmt.Fprintf(&b, "- sekisho: `sekisho serve` (separate process), passkey session cookie, policy decision, audit trail on; wrk, nginx, the upstream and the bare proxy share the same 2 cores\n\n")
+	fmt.Fprintf(&b, "| 対象 (target) | req/s | p50 | p99 |\n|---|---:|---:|---:|\n")
+	meds := map[string]result{}
+	for _, t := range targets {
+		m := median(t.results)
+		meds[t.name] = m
+		fmt.Fprintf(&b, "| %s | %.0f | %v | %v |\n", t.name, m.rps, m.p50.Round(time.Microsecond), m.p99.Round(time.Microsecond))
+	}
+	nginx, bare := meds[targets[1].name], meds[targets[2].name]
+	fmt.Fprintf(&b, "\n| 比 (ratio) | throughput vs bare ReverseProxy (target ≥ 1.0) | throughput vs nginx (target ≥ 0.5) | p99 vs nginx (target ≤ 1.5) |\n|---|---:|---:|---:|\n")
+	for _, t := range targets[3:] {
+		m := meds[t.name]
+		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f |\n", t.name, m.rps/bare.rps, m.rps/nginx.rps, float64(m.p99)/float64(nginx.p99))
+	}
+	if rss > 0 {
+		fmt.Fprintf(&b, "\nメモリ (memory): %d 本のアイドル keep-alive 接続で RSS %.1f MiB (計測前 %.1f MiB; target ≤ 150 MiB)\n",
+			*idle, float64(rss)/(1<<20), float64(rssBase)/(1<<20))
+	}
+	fmt.Fprintf(&b, "\n再現方法 (reproduce): `go run ./scripts/bench -duration %s -rounds %d -conns %d`\n", *duration, *rounds, *conns)
+	return b.String()
+}
+
+func freePorts(n int) []int {
+	var ports []int
+	var lns []net.Listener
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			log.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+func waitPort(p int) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing listens on port %d", p)
+}
+
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < 65536 {
+		l.Cur = min(65536, l.Max)
+		if l.Max < 65536 && os.Geteuid() == 0 {
+			l.Max, l.Cur = 65536, 65536
+		}
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}
