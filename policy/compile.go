@@ -215,6 +215,8 @@ func compile(cfg *config.Config, name string, text []byte, loc *time.Location, n
 	}
 	if cyc := groupCycle(f.Groups); cyc != nil {
 		fail(cyc.Line, "グループが循環しています: %s → %s (group cycle)", cyc.Member, cyc.Parent)
+	} else if g, depth := groupDepth(f.Groups); depth > MaxGroupDepth {
+		fail(g.Line, "グループの継承が深すぎます: %s から %d 段（上限 %d 段）(group inheritance %d levels deep; at most %d)", g.Member, depth, MaxGroupDepth, depth, MaxGroupDepth)
 	}
 	if len(errs) > 0 {
 		// Configuration errors first, then the file's in line order.
@@ -262,6 +264,41 @@ func compile(cfg *config.Config, name string, text []byte, loc *time.Location, n
 		}
 	}
 	return c, nil
+}
+
+// MaxGroupDepth is how many group levels inheritance follows: Casbin's
+// role manager stops there, so deeper chains are refused rather than
+// silently cut.
+const MaxGroupDepth = 10
+
+// groupDepth returns the longest inheritance chain (in group lines) and
+// the group line that starts it. The groups must have no cycle.
+func groupDepth(groups []Group) (Group, int) {
+	parents := map[string][]string{}
+	for _, g := range groups {
+		parents[g.Member] = append(parents[g.Member], g.Parent)
+	}
+	memo := map[string]int{}
+	var depth func(string) int
+	depth = func(n string) int {
+		if d, ok := memo[n]; ok {
+			return d
+		}
+		best := 0
+		for _, p := range parents[n] {
+			best = max(best, 1+depth(p))
+		}
+		memo[n] = best
+		return best
+	}
+	var deepest Group
+	most := 0
+	for _, g := range groups {
+		if d := depth(g.Member); d > most {
+			deepest, most = g, d
+		}
+	}
+	return deepest, most
 }
 
 // groupCycle returns a group line that closes a cycle, or nil.

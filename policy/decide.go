@@ -46,7 +46,6 @@ type trace struct {
 	class    []Reason // class requirement failures
 }
 
-
 // subjects returns who the request is: "*" or "anonymous", the user, the
 // roles and the department, plus everything they inherit.
 func (c *compiled) subjects(req *Request, buf []string) []string {

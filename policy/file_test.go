@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -36,6 +37,14 @@ func TestParseErrors(t *testing.T) {
 			"allow, *, route:nosuch, read\nallw, *, class:2, read\n",
 			[]string{`policy.csv:1: 対象 "route:nosuch"`, `policy.csv:2: 種別 "allw"`}},
 	}
+	var deep strings.Builder
+	for i := 0; i <= MaxGroupDepth; i++ {
+		fmt.Fprintf(&deep, "group, role:l%d, role:l%d\n", i, i+1)
+	}
+	tests = append(tests, struct {
+		name, text string
+		want       []string
+	}{"group chain deeper than Casbin follows", deep.String(), []string{"policy.csv:1: グループの継承が深すぎます: role:l0 から 11 段（上限 10 段）"}})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := compile(sampleConfig("policy.csv"), "policy.csv", []byte(tt.text), tokyo(t), wedMorning)
@@ -137,5 +146,20 @@ func TestWatch(t *testing.T) {
 	time.Sleep(400 * time.Millisecond)
 	if e.Version() != v2 || e.Decide(r).Rule != "policy.csv:10" {
 		t.Errorf("a broken file replaced the policy")
+	}
+}
+
+// TestGroupDepthLimit: a chain exactly as deep as allowed is followed to
+// its end by Casbin's role manager.
+func TestGroupDepthLimit(t *testing.T) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "group, alice, role:l1\n")
+	for i := 1; i < MaxGroupDepth; i++ {
+		fmt.Fprintf(&b, "group, role:l%d, role:l%d\n", i, i+1)
+	}
+	fmt.Fprintf(&b, "allow, role:l%d, route:zaimu, read\n", MaxGroupDepth)
+	e, _ := newEngine(t, b.String())
+	if d := e.Decide(req(nil)); d.Effect != Allow {
+		t.Fatalf("a %d-level chain: %s %s %v", MaxGroupDepth, d.Effect, d.Rule, d.Reasons)
 	}
 }
