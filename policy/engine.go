@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -325,6 +324,3 @@ func cacheKey(r *Request, methodPath bool) string {
 	}
 	return string(b)
 }
-
-// discardLogger is for tools that report errors themselves.
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -45,3 +45,27 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCases: a cases file never panics the parser, and what parses
+// builds requests without panicking.
+func FuzzParseCases(f *testing.F) {
+	for _, name := range ProfileNames {
+		b, _ := ProfileCases(name)
+		f.Add(b)
+	}
+	f.Add([]byte("cases:\n  - {route: zaimu, expect: allow, ip: \"::ffff:10.1.2.3\", time: \"2026-04-01T10:00:00Z\", device: x, device_registered: false}\n"))
+	f.Add([]byte("time: nope\ncases: []\n"))
+	cfg := sampleConfig("policy.csv")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cs, err := ParseCases("cases.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "cases.yaml") {
+				t.Fatalf("error without the file name: %v", err)
+			}
+			return
+		}
+		for i := range cs.Cases {
+			_, _ = cs.Cases[i].Request(cfg, wedMorning)
+		}
+	})
+}

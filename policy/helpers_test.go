@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -80,3 +81,5 @@ func profileText(t testing.TB, name string) string {
 
 // 2026-04-01 is a Wednesday.
 var wedMorning = time.Date(2026, 4, 1, 10, 0, 0, 0, time.FixedZone("JST", 9*3600))
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
