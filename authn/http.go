@@ -71,7 +71,7 @@ func rateLimited(what string) *httpError {
 }
 
 // readBody reads a ceremony body already bounded by ceremony.
-func readBody(r *http.Request) ([]byte, error) {
+func readBody(r *http.Request) ([]byte, *httpError) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		return nil, &httpError{Code: http.StatusBadRequest, Key: "err_bad_request", Reason: ReasonBadRequest, Err: err}

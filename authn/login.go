@@ -49,9 +49,9 @@ type loginBeginRequest struct {
 // {"publicKey": PublicKeyCredentialRequestOptions} for a discoverable
 // login (no user name, empty allowCredentials).
 func (s *Service) loginBegin(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
+	body, herr := readBody(r)
+	if herr != nil {
+		return herr
 	}
 	var req loginBeginRequest
 	if len(body) > 0 {
@@ -102,9 +102,9 @@ func (s *Service) loginFinish(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fail(ceremonyError(err), "", "")
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return fail(err.(*httpError), "", "")
+	body, herr := readBody(r)
+	if herr != nil {
+		return fail(herr, "", "")
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
 	if err != nil {

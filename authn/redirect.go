@@ -65,9 +65,10 @@ func (s *Service) checkRedirect(reqScheme, reqHost, rd string) (string, bool) {
 	if host == "" || !s.routes[host] {
 		return "", false
 	}
+	if strings.HasSuffix(u.Host, ":") {
+		return "", false // an empty port
+	}
 	if port := u.Port(); port != "" && !s.redirectPortOK(reqHost, port) {
-		return "", false
-	} else if strings.HasSuffix(u.Host, ":") {
 		return "", false
 	}
 	u.Scheme = scheme

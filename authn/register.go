@@ -64,9 +64,9 @@ type registerBeginRequest struct {
 // which needs a recent authentication.
 func (s *Service) registerBegin(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	body, err := readBody(r)
-	if err != nil {
-		return err
+	body, herr := readBody(r)
+	if herr != nil {
+		return herr
 	}
 	var req registerBeginRequest
 	if len(body) > 0 {
@@ -152,9 +152,9 @@ func (s *Service) registerFinish(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fail(ceremonyError(err))
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return fail(err.(*httpError))
+	body, herr := readBody(r)
+	if herr != nil {
+		return fail(herr)
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(body)
 	if err != nil {
