@@ -29,6 +29,8 @@ type Config struct {
 	Policy  Policy           `yaml:"policy"`
 	Audit   Audit            `yaml:"audit"`
 	Devices Devices          `yaml:"devices"`
+	// Directory: staff imports and LDAP sync (see directory.go).
+	Directory Directory `yaml:"directory"`
 }
 
 // Server is the listener side of the gateway.

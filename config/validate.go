@@ -73,6 +73,7 @@ func (v *validator) validate() {
 	v.policy()
 	v.audit()
 	v.oneOf("devices.id_from", v.cfg.Devices.IDFrom, "san_uri", "san_dns", "san_upn", "san_email", "cn")
+	v.directory()
 }
 
 func (v *validator) server() {
