@@ -44,6 +44,9 @@ type Engine struct {
 	reloads   *prometheus.CounterVec
 	decisions *prometheus.CounterVec
 	loaded    prometheus.Gauge
+	// counted[effect][hit] are the decisions counters, resolved once so
+	// that the hot path does no label lookups.
+	counted [3][2]prometheus.Counter
 }
 
 // Option configures an Engine.
@@ -124,6 +127,10 @@ func New(cfg *config.Config, opts ...Option) (*Engine, error) {
 	}
 	if e.cacheSize == 0 {
 		e.cacheSize = defaultCacheSize
+	}
+	for _, eff := range []Effect{Deny, Allow, StepUp} {
+		e.counted[eff][0] = e.decisions.WithLabelValues(eff.String(), "miss")
+		e.counted[eff][1] = e.decisions.WithLabelValues(eff.String(), "hit")
 	}
 	e.name = filepath.Base(e.path)
 	for _, o := range opts {
@@ -254,7 +261,7 @@ func (e *Engine) Decide(req *Request) Decision {
 		if ent, ok := c.cache.Get(key); ok && !now.Before(ent.from) && now.Before(ent.until) {
 			d := ent.d
 			d.Reasons = slices.Clone(d.Reasons)
-			e.decisions.WithLabelValues(d.Effect.String(), "hit").Inc()
+			e.counted[d.Effect][1].Inc()
 			return d
 		}
 	}
@@ -266,7 +273,7 @@ func (e *Engine) Decide(req *Request) Decision {
 		c.cache.Add(key, cacheEntry{d: d, from: from, until: ec.until})
 		d.Reasons = slices.Clone(d.Reasons)
 	}
-	e.decisions.WithLabelValues(d.Effect.String(), "miss").Inc()
+	e.counted[d.Effect][0].Inc()
 	return d
 }
 

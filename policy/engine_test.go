@@ -331,3 +331,23 @@ func TestReasonMessages(t *testing.T) {
 		t.Errorf("device message = %q", got)
 	}
 }
+
+func TestDecisionMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e, _ := newEngine(t, testPolicy, WithRegisterer(reg))
+	r := req(nil)
+	e.Decide(r)
+	e.Decide(r)
+	e.Decide(req(func(r *Request) { r.User = "mallory" }))
+	for _, c := range []struct {
+		effect, cache string
+		want          float64
+	}{{"allow", "miss", 1}, {"allow", "hit", 1}, {"deny", "miss", 1}, {"stepup", "miss", 0}} {
+		if got := testutil.ToFloat64(e.decisions.WithLabelValues(c.effect, c.cache)); got != c.want {
+			t.Errorf("decisions_total{effect=%q,cache=%q} = %v, want %v", c.effect, c.cache, got, c.want)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "sekisho_policy_decisions_total", "sekisho_policy_reloads_total", "sekisho_policy_loaded_timestamp_seconds"); err != nil || n < 3 {
+		t.Errorf("registered metrics: %d series, %v", n, err)
+	}
+}
