@@ -1,0 +1,76 @@
+package admin
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/sekisho/sekisho/store"
+)
+
+type deviceRow struct {
+	Device      *store.Device
+	OwnerURL    string
+	TimelineURL string
+	RevokeURL   string
+}
+
+type devicesData struct {
+	Rows            []deviceRow
+	Active, Revoked int
+}
+
+// devices lists the device registry: owner, first and last sight, status.
+// Isolating a device goes through the kill switch (confirmation, reason).
+func (c *Console) devices(w http.ResponseWriter, r *http.Request) {
+	p := c.newPage(r, "devices", "nav.devices")
+	devs, err := c.d.Store.ListDevices(r.Context())
+	if err != nil {
+		c.internal(w, r, err)
+		return
+	}
+	d := &devicesData{}
+	for _, dv := range devs {
+		row := deviceRow{Device: dv,
+			TimelineURL: Prefix + "/timeline?" + url.Values{"device": {dv.ID}}.Encode(),
+			RevokeURL:   Prefix + "/revoke?" + url.Values{"kind": {"device"}, "subject": {dv.ID}}.Encode()}
+		if dv.Owner != "" {
+			row.OwnerURL = Prefix + "/users/view?" + url.Values{"id": {dv.Owner}}.Encode()
+		}
+		if dv.Status == store.DeviceRevoked {
+			d.Revoked++
+		} else {
+			d.Active++
+		}
+		d.Rows = append(d.Rows, row)
+	}
+	p.Data = d
+	c.render(w, r, "devices", p)
+}
+
+// enableDevice returns an isolated device to service. Sessions ended by
+// its revocation stay ended. A reason is required.
+func (c *Console) enableDevice(w http.ResponseWriter, r *http.Request) {
+	id := r.PostForm.Get("id")
+	dv, err := c.d.Store.GetDevice(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		c.fail(w, r, http.StatusNotFound, "err.nodevice", nil)
+		return
+	}
+	if err != nil {
+		c.internal(w, r, err)
+		return
+	}
+	reason, ok := cleanText(r.PostForm.Get("reason"), 500)
+	if !ok || reason == "" {
+		c.fail(w, r, http.StatusBadRequest, "err.reason", nil)
+		return
+	}
+	dv.Status, dv.Reason = store.DeviceActive, ""
+	err = c.d.Store.UpsertDevice(r.Context(), dv)
+	if rerr := c.record(r, "device_enable", dv.ID, reason, err); err != nil || rerr != nil {
+		c.internal(w, r, errors.Join(err, rerr))
+		return
+	}
+	redirect(w, r, "/devices", nil, "device_enabled")
+}

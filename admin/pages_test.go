@@ -1,0 +1,279 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/store"
+)
+
+// untranslated finds a message key that reached a page untranslated.
+var untranslated = regexp.MustCompile(`[>\s"(](nav|ov|err|dec|ev|user|tl|pol|cf|rv|dev|invite|audit|pager|done|note|status|enforced|back|col|confirm|revoked)\.[a-z_]+[a-z_.]*[<\s"]`)
+
+func checkTranslated(t *testing.T, path, body string) {
+	t.Helper()
+	if m := untranslated.FindString(body); m != "" {
+		t.Errorf("%s: untranslated message key %q", path, m)
+	}
+}
+
+// seedDay writes a day of traffic: allowed, denied, step-up and
+// shadow-mode decisions, authentication events, and a request with two
+// records (decision and outcome) that must count once.
+func seedDay(e *env) {
+	e.seed(
+		&audit.Record{Time: t0.Add(-2 * time.Hour), Event: audit.EventAuthn, Action: "login", User: "alice", Device: "PC-001", IP: "10.1.5.6", Zone: "chonai", Decision: "allow", Enforced: true, AMR: []string{"hwk", "uv"}},
+		access(-110, "alice", "PC-001", "zaimu", "2", "allow", true),
+		access(-100, "alice", "PC-001", "zaimu", "3B", "stepup", true, "stepup_required"),
+		access(-90, "bob", "PC-002", "zaimu", "2", "deny", true, "zone_not_allowed"),
+		access(-80, "bob", "PC-002", "zaimu", "2", "deny", true, "zone_not_allowed"),
+		access(-70, "carol", "", "zaimu", "3B", "deny", true, "device_cert_required"),
+		access(-60, "alice", "PC-001", "pilot", "2", "deny", false, "no_matching_rule"),
+		access(-50, "alice", "PC-001", "pilot", "2", "deny", false, "no_matching_rule"),
+	)
+	// A sync-class request: decision record and outcome record, one request.
+	r1 := access(-40, "alice", "PC-001", "zaimu", "3B", "allow", true)
+	r2 := access(-40, "alice", "PC-001", "zaimu", "3B", "allow", true)
+	r2.Status, r2.Bytes = 200, 512
+	e.seed(r1, r2)
+	// Yesterday's record, outside the 24 hours of the overview.
+	e.seed(access(-60*30, "dave", "PC-009", "zaimu", "2", "deny", true, "outside_hours"))
+}
+
+func TestOverview(t *testing.T) {
+	e := newEnv(t)
+	seedDay(e)
+	e.mustUser("alice", "山田 花子", "財務課", "財務")
+	e.mustUser("bob", "鈴木 一郎", "税務課")
+	e.mustPasskey("alice", "職場のPC", 1)
+	e.mustPasskey("admin1", "管理PC", 2)
+	e.mustDevice("PC-666", "bob", store.DeviceRevoked)
+	r := e.get(Prefix + "/")
+	if r.Status != 200 {
+		t.Fatalf("GET / = %d\n%s", r.Status, r.Body)
+	}
+	checkTranslated(t, "/", r.Body)
+	// 8 requests in the 24 hours (the two-record request counts once).
+	contains(t, r.Body, "要求（24時間）", `<p class="big">8</p>`,
+		// by class: class 2 allow 1, deny 4 (2 zone + 2 shadow); 3B allow 1, stepup 1, deny 1.
+		"<tr><td>2</td><td>1</td><td>0</td><td>4</td><td>0</td><td>5</td></tr>",
+		"<tr><td>3B</td><td>1</td><td>1</td><td>1</td><td>0</td><td>3</td></tr>",
+		// top denial reasons (enforced only): zone twice, device cert once.
+		"<tr><td>zone_not_allowed</td><td>2</td></tr>", "<tr><td>device_cert_required</td><td>1</td></tr>",
+		// shadow mode would-denies per route.
+		"<tr><td>pilot</td><td>2</td></tr>",
+		// 2 of 3 enabled staff have a passkey.
+		"66.7%", "有効な職員 3 人中 2 人がパスキーを登録済み",
+		// trail health.
+		`id="trail-status">改ざんなし`,
+		// charts as inline SVG with the classes' colours.
+		"<svg", `class="seg-deny"`, `class="seg-allow"`, "<title>",
+	)
+	lacks(t, r.Body, "outside_hours") // yesterday
+	if strings.Count(r.Body, "<svg") != 4 {
+		t.Errorf("want 4 charts (class, hour, reasons, shadow); got %d", strings.Count(r.Body, "<svg"))
+	}
+}
+
+func TestOverviewDetectsTampering(t *testing.T) {
+	e := newEnv(t, WithVerifyEvery(time.Hour))
+	seedDay(e)
+	if r := e.get(Prefix + "/"); !strings.Contains(r.Body, "改ざんなし") {
+		t.Fatal("a fresh trail is not reported intact")
+	}
+	// Edit a record on disk: bob's first denial becomes an allow.
+	files, _ := filepath.Glob(filepath.Join(e.cfg.Audit.Dir, "*.jsonl"))
+	if len(files) == 0 {
+		entries, _ := os.ReadDir(e.cfg.Audit.Dir)
+		t.Fatalf("no trail files; dir has %v", entries)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte(`"decision":"deny"`))
+	if i < 0 {
+		t.Fatal("no deny record to edit")
+	}
+	b = append(b[:i:i], append([]byte(`"decision":"allo"`), b[i+len(`"decision":"deny"`):]...)...)
+	if err := os.WriteFile(files[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The cached verdict stands until it is verified again.
+	if r := e.get(Prefix + "/"); !strings.Contains(r.Body, "改ざんなし") {
+		t.Error("the cached verification was not reused")
+	}
+	r := e.post(Prefix+"/verify", nil)
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("POST /verify = %d", r.Status)
+	}
+	r = e.get(r.Header.Get("Location"))
+	contains(t, r.Body, "監査証跡を検証しました", `id="trail-status">改ざん・欠落を検出`)
+	rec := e.wantAdminRecord("audit_verify", e.cfg.Audit.Dir)
+	if !strings.HasPrefix(rec.Detail, "tampered: ") {
+		t.Errorf("verify record detail %q; want the finding", rec.Detail)
+	}
+}
+
+func TestAuditSearch(t *testing.T) {
+	e := newEnv(t, WithPageSize(2))
+	seedDay(e)
+	t.Run("first visit shows the last 24 hours", func(t *testing.T) {
+		r := e.get(Prefix + "/audit")
+		checkTranslated(t, "/audit", r.Body)
+		contains(t, r.Body, `name="since" type="datetime-local" value="2026-11-22T10:00"`, "<details>")
+		lacks(t, r.Body, "dave")
+	})
+	t.Run("filters", func(t *testing.T) {
+		q := url.Values{"user": {"bob"}, "decision": {"deny"}, "since": {"2026-11-20"}}
+		r := e.get(Prefix + "/audit?" + q.Encode())
+		contains(t, r.Body, "該当 2 件", "zone_not_allowed", `<a href="/.sekisho/admin/timeline?user=bob">bob</a>`)
+		lacks(t, r.Body, "<strong>alice</strong>")
+		r = e.get(Prefix + "/audit?" + url.Values{"route": {"pilot"}, "enforced": {"false"}, "since": {"2026-11-20"}}.Encode())
+		contains(t, r.Body, "該当 2 件", "シャドー（記録のみ）")
+		r = e.get(Prefix + "/audit?" + url.Values{"event": {"authn"}, "since": {"2026-11-20"}}.Encode())
+		contains(t, r.Body, "該当 1 件", "login")
+		r = e.get(Prefix + "/audit?" + url.Values{"class": {"3B"}, "zone": {"chonai"}, "device": {"PC-001"}, "since": {"2026-11-20"}}.Encode())
+		contains(t, r.Body, "該当 3 件")
+	})
+	t.Run("paged newest first", func(t *testing.T) {
+		q := url.Values{"user": {"alice"}, "event": {"access"}, "since": {"2026-11-20"}}
+		r := e.get(Prefix + "/audit?" + q.Encode())
+		// alice has 6 access records: pages of 2, newest (-40) first.
+		contains(t, r.Body, "該当 6 件", "1 / 3 ページ", "新しい順に 1〜2 件目", `rel="next"`)
+		if i, j := strings.Index(r.Body, "r-alice--40"), strings.Index(r.Body, "r-alice--110"); i < 0 || j >= 0 {
+			t.Errorf("page 1 should hold the newest records only (have -40: %v, -110: %v)", i >= 0, j >= 0)
+		}
+		q.Set("page", "3")
+		r = e.get(Prefix + "/audit?" + q.Encode())
+		contains(t, r.Body, "3 / 3 ページ", "r-alice--110", "r-alice--100", `rel="prev"`)
+		lacks(t, r.Body, `rel="next"`, "r-alice--40")
+	})
+	t.Run("bad input", func(t *testing.T) {
+		for _, q := range []string{"since=yesterday", "decision=maybe", "enforced=perhaps", "event=x", "since=2026-11-23&until=2026-11-22", "user=" + strings.Repeat("x", 300)} {
+			r := e.get(Prefix + "/audit?" + q)
+			if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, `class="error"`) {
+				t.Errorf("GET /audit?%.40s = %d; want 400 with a message", q, r.Status)
+			}
+		}
+	})
+}
+
+func TestAuditCSV(t *testing.T) {
+	e := newEnv(t)
+	seedDay(e)
+	q := url.Values{"user": {"bob"}, "since": {"2026-11-20"}}
+	r := e.get(Prefix + "/audit.csv?" + q.Encode())
+	if r.Status != 200 || r.Header.Get("Content-Type") != "text/csv; charset=utf-8" || !strings.Contains(r.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("CSV: %d %q %q", r.Status, r.Header.Get("Content-Type"), r.Header.Get("Content-Disposition"))
+	}
+	if !strings.HasPrefix(r.Body, "\uFEFF") {
+		t.Error("CSV does not start with a UTF-8 BOM")
+	}
+	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(r.Body, "\uFEFF"))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || strings.Join(rows[0], ",") != strings.Join(audit.RecordColumns, ",") {
+		t.Fatalf("CSV rows %d, header %v; want header and bob's 2 records", len(rows), rows[0])
+	}
+	if rows[1][4] != "bob" || rows[2][21] != "zone_not_allowed" {
+		t.Errorf("CSV rows %v", rows[1:])
+	}
+	if !strings.Contains(r.Body, "\r\n") {
+		t.Error("CSV lines do not end in CRLF")
+	}
+	rec := e.wantAdminRecord("audit_export", "csv")
+	if !strings.Contains(rec.Detail, "user=bob") {
+		t.Errorf("export record detail %q; want the filter", rec.Detail)
+	}
+}
+
+func TestTimeline(t *testing.T) {
+	e := newEnv(t)
+	seedDay(e)
+	e.mustUser("alice", "山田 花子", "財務課", "財務")
+	if err := e.store.CreateSession(context.Background(), &store.Session{ID: "sess-alice", UserID: "alice", Device: "PC-001", IP: "10.1.5.6",
+		CreatedAt: t0.Add(-2 * time.Hour), ExpiresAt: t0.Add(8 * time.Hour), LastSeen: t0}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.get(Prefix + "/timeline")
+	contains(t, r.Body, "利用者IDまたは端末IDを入れると")
+	r = e.get(Prefix + "/timeline?user=alice")
+	if r.Status != 200 {
+		t.Fatalf("timeline = %d", r.Status)
+	}
+	checkTranslated(t, "/timeline", r.Body)
+	contains(t, r.Body, "利用者 alice の時系列", "山田 花子", "login", "r-alice--110", "r-alice--40", "sess-alice", "10.1.5.6", "PC-001",
+		"作成者 admin1", `href="/.sekisho/admin/revoke?kind=user&amp;subject=alice"`,
+		// 2 allow (the two-record request once), 1 stepup, 2 shadow denies, 1 authn
+		"許可 2 · 再認証 1 · 拒否 2 · エラー 0 · 認証 1")
+	lacks(t, r.Body, "r-bob-", "r-carol-")
+	// Oldest first.
+	if strings.Index(r.Body, "r-alice--110") > strings.Index(r.Body, "r-alice--40") {
+		t.Error("timeline is not in time order")
+	}
+	r = e.get(Prefix + "/timeline?device=PC-002")
+	contains(t, r.Body, "端末 PC-002 の時系列", "r-bob--90", "kind=device&amp;subject=PC-002")
+	lacks(t, r.Body, "r-alice-")
+	// A window that excludes everything.
+	r = e.get(Prefix + "/timeline?user=alice&since=2026-11-01&until=2026-11-02")
+	contains(t, r.Body, "この期間の記録はありません")
+	r = e.get(Prefix + "/timeline?user=alice&since=nonsense")
+	if r.Status != http.StatusBadRequest {
+		t.Errorf("bad since = %d", r.Status)
+	}
+}
+
+func TestPolicyPage(t *testing.T) {
+	e := newEnv(t)
+	e.mustUser("alice", "山田 花子", "財務課", "財務")
+	r := e.get(Prefix + "/policy")
+	checkTranslated(t, "/policy", r.Body)
+	contains(t, r.Body, e.engine.Version(), "allow, role:admin, class:3A, admin", `id="L4"`)
+	lacks(t, r.Body, "ファイルの内容は適用中のポリシーと異なります")
+
+	q := url.Values{"user": {"alice"}, "route": {"zaimu"}, "method": {"GET"}, "path": {"/"}, "zone": {"chonai"}, "amr": {"hwk", "uv"}}
+	r = e.get(Prefix + "/policy?" + q.Encode())
+	contains(t, r.Body, `id="explanation"`, `<span class="dec dec-allow">allow</span>`, "policy.csv:4", "roles=[財務]")
+
+	q.Set("zone", "external")
+	r = e.get(Prefix + "/policy?" + q.Encode())
+	contains(t, r.Body, `<span class="dec dec-deny">deny</span>`, "判定を変えるには", "zone=chonai")
+
+	q.Set("zone", "chonai")
+	q.Set("path", "/export/x")
+	q.Set("auth_age", "30m")
+	r = e.get(Prefix + "/policy?" + q.Encode())
+	contains(t, r.Body, `<span class="dec dec-stepup">stepup</span>`)
+
+	// The console itself, as the gateway decides it.
+	r = e.get(Prefix + "/policy?" + url.Values{"user": {"admin1"}, "route": {"admin"}, "zone": {"chonai"}, "amr": {"hwk", "uv"}}.Encode())
+	contains(t, r.Body, "class=3A action=admin", `<span class="dec dec-allow">allow</span>`)
+	r = e.get(Prefix + "/policy?" + url.Values{"user": {"alice"}, "route": {"admin"}, "zone": {"chonai"}, "amr": {"hwk", "uv"}}.Encode())
+	contains(t, r.Body, `<span class="dec dec-deny">deny</span>`)
+
+	r = e.get(Prefix + "/policy?" + url.Values{"user": {"alice"}, "route": {"nosuch"}}.Encode())
+	if r.Status != http.StatusBadRequest {
+		t.Errorf("unknown route = %d; want 400", r.Status)
+	}
+	r = e.get(Prefix + "/policy?" + url.Values{"user": {"ghost"}, "route": {"zaimu"}, "device": {"PC-X"}}.Encode())
+	contains(t, r.Body, "この利用者はストアにありません", "この端末は台帳にありません")
+
+	// A policy file edited but not reloaded is flagged.
+	if err := os.WriteFile(e.cfg.Policy.File, []byte(testPolicy+"allow, *, class:1, read\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = e.get(Prefix + "/policy")
+	contains(t, r.Body, "ファイルの内容は適用中のポリシーと異なります")
+}
