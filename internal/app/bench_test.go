@@ -1,4 +1,4 @@
-package app
+package app_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/sekisho/sekisho/authn/session"
 	"github.com/sekisho/sekisho/config"
+	"github.com/sekisho/sekisho/internal/app"
 	"github.com/sekisho/sekisho/store"
 )
 
@@ -48,7 +49,7 @@ audit: {dir: data/audit}
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	a, err := New(ctx, cfg, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	a, err := app.New(ctx, cfg, app.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		b.Fatal(err)
 	}
