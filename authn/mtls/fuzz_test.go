@@ -67,8 +67,9 @@ func FuzzDeviceID(f *testing.F) {
 
 // FuzzParseUPNs feeds raw subjectAltName values to the UPN parser.
 func FuzzParseUPNs(f *testing.F) {
-	der, _ := asn1.Marshal([]asn1.RawValue{dnsName("a.example"), upnName(f, "taro@city.local")})
-	f.Add(der)
+	for _, der := range upnSeeds(f) {
+		f.Add(der)
+	}
 	f.Add([]byte{0x30, 0x00})
 	f.Add([]byte{0x30, 0x05, 0xa0, 0x03, 0x06, 0x01, 0x00})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -86,13 +87,37 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		t.Skip("set SEKISHO_WRITE_FUZZ_SEEDS=1 to regenerate the seed corpus")
 	}
 	dir := filepath.Join("testdata", "fuzz", "FuzzDeviceID")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i, der := range fuzzSeeds(t) {
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", der)
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
+	write := func(dir string, seeds [][]byte) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
+		for i, der := range seeds {
+			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", der)
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
+	write(dir, fuzzSeeds(t))
+	write(filepath.Join("testdata", "fuzz", "FuzzParseUPNs"), upnSeeds(t))
+}
+
+// upnSeeds are subjectAltName values: well-formed with several kinds of
+// names, an otherName of another type, and a UPN that is not a string.
+func upnSeeds(t testing.TB) [][]byte {
+	notString, _ := asn1.Marshal(42)
+	bad, _ := asn1.MarshalWithParams(otherName{TypeID: oidUPN, Value: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: notString}}, "tag:0")
+	var out [][]byte
+	for _, names := range [][]asn1.RawValue{
+		{dnsName("a.example"), upnName(t, "taro@city.local")},
+		{otherNameOf(t, asn1.ObjectIdentifier{1, 2, 3}, "x"), upnName(t, "端末@city.local")},
+		{{FullBytes: bad}},
+	} {
+		der, err := asn1.Marshal(names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, der)
+	}
+	return out
 }
