@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sekisho/sekisho/config"
 )
@@ -48,6 +50,11 @@ func TestEnrollLoginReachProtected(t *testing.T) {
 	res = env.get(c, testOrigin+"/ledger", "text/html")
 	if res.status != http.StatusOK || string(res.body) != "hello yamada roles=zaimu-user amr=hwk,user,uv" {
 		t.Fatalf("protected page after login: %d %q", res.status, res.body)
+	}
+	// The login page sends a signed-in user straight on.
+	again := env.get(c, testOrigin+loc.String(), "text/html")
+	if again.status != http.StatusSeeOther || again.header.Get("Location") != testOrigin+"/ledger?year=2026" {
+		t.Errorf("login page when signed in: %d %s", again.status, again.header.Get("Location"))
 	}
 
 	me := env.get(c, testOrigin+PathMe, "")
@@ -524,5 +531,44 @@ func TestStoreErrorsAreNotLeaked(t *testing.T) {
 	fin, _ := env.login(env.client(), a, "", ceremonyOverrides{})
 	if fin.status != http.StatusInternalServerError || strings.Contains(string(fin.body), "sql") {
 		t.Fatalf("store failure: %d %s", fin.status, fin.body)
+	}
+}
+
+func TestRefreshSlidesIdleTimeout(t *testing.T) {
+	env := newEnv(t)
+	c, a := env.enrolled("matsumoto")
+	env.login(c, a, "", ceremonyOverrides{})
+	// Active every 20 minutes for an hour: the 30-minute idle timeout
+	// slides because each request reissues the cookie.
+	for i := range 3 {
+		env.clock.Advance(20 * time.Minute)
+		res := env.get(c, testOrigin+"/", "text/html")
+		if res.status != http.StatusOK {
+			t.Fatalf("request %d after 20 min: %d", i, res.status)
+		}
+		if !strings.Contains(res.header.Get("Set-Cookie"), "__Host-sekisho=") {
+			t.Fatalf("request %d: cookie not reissued", i)
+		}
+	}
+	// Idle for 31 minutes: the session has ended.
+	env.clock.Advance(31 * time.Minute)
+	if res := env.get(c, testOrigin+"/", "application/json"); res.status != http.StatusUnauthorized {
+		t.Fatalf("after 31 idle minutes: %d", res.status)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	env := newEnvWith(t, testConfig(), WithRegisterer(reg), WithRateLimits(RateLimits{PerIP: 1000, IPBurst: 1000, PerUser: 1000, UserBurst: 1000}))
+	c, a := env.enrolled("metrics")
+	env.login(c, a, "", ceremonyOverrides{})
+	env.login(env.client(), a, "", ceremonyOverrides{noUV: true})
+	for labels, want := range map[[2]string]float64{{"login", "ok"}: 1, {"login", "fail"}: 1, {"register", "ok"}: 1} {
+		if got := testutil.ToFloat64(env.svc.metrics.ceremonies.WithLabelValues(labels[0], labels[1])); got != want {
+			t.Errorf("ceremonies%v = %v, want %v", labels, got, want)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "sekisho_authn_ceremonies_total"); err != nil || n != 3 {
+		t.Errorf("registered series: %d, %v", n, err)
 	}
 }

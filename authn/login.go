@@ -32,6 +32,14 @@ func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) {
 		Enrolled:  q.Get("enrolled") == "1",
 		LoggedOut: q.Get("logged_out") == "1",
 	}
+	// Someone already signed in (a bookmark, the back button) goes on to
+	// rd; a step-up always shows the page.
+	if !d.StepUp && !d.LoggedOut {
+		if _, err := s.Identify(r); err == nil {
+			http.Redirect(w, r, d.Redirect, http.StatusSeeOther)
+			return
+		}
+	}
 	title := "title_login"
 	if d.StepUp {
 		title = "title_stepup"
