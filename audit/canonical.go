@@ -42,6 +42,7 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // TimeLayout is the frozen time format of time and auth_time.
@@ -55,7 +56,7 @@ const Genesis = "000000000000000000000000000000000000000000000000000000000000000
 // microseconds.
 func appendBody(b []byte, r *Record, t time.Time) []byte {
 	b = append(b, `"time":"`...)
-	b = t.AppendFormat(b, TimeLayout)
+	b = appendTime(b, t)
 	b = append(b, `","event":`...)
 	b = appendString(b, r.Event)
 	b = append(b, `,"request_id":`...)
@@ -72,7 +73,7 @@ func appendBody(b []byte, r *Record, t time.Time) []byte {
 	b = appendStrings(b, r.AMR)
 	b = append(b, `,"auth_time":"`...)
 	if !r.AuthTime.IsZero() {
-		b = r.AuthTime.UTC().AppendFormat(b, TimeLayout)
+		b = appendTime(b, r.AuthTime.UTC())
 	}
 	b = append(b, `","ip":`...)
 	b = appendString(b, r.IP)
@@ -159,6 +160,36 @@ func Encode(r *Record) []byte {
 	return b[:len(b)-1]
 }
 
+// appendTime appends t (UTC) in TimeLayout; it is t.AppendFormat(b,
+// TimeLayout) without the layout interpretation, which the writer and the
+// verifier do for every record.
+func appendTime(b []byte, t time.Time) []byte {
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, TimeLayout)
+	}
+	hour, min, sec := t.Clock()
+	us := t.Nanosecond() / 1000
+	d2 := func(b []byte, v int) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }
+	b = d2(b, year/100)
+	b = d2(b, year%100)
+	b = append(b, '-')
+	b = d2(b, int(month))
+	b = append(b, '-')
+	b = d2(b, day)
+	b = append(b, 'T')
+	b = d2(b, hour)
+	b = append(b, ':')
+	b = d2(b, min)
+	b = append(b, ':')
+	b = d2(b, sec)
+	b = append(b, '.')
+	b = d2(b, us/10000)
+	b = d2(b, us/100%100)
+	b = d2(b, us%100)
+	return append(b, 'Z')
+}
+
 const hexDigits = "0123456789abcdef"
 
 func appendString(b []byte, s string) []byte {
@@ -223,6 +254,9 @@ type decoder struct {
 	b   []byte
 	pos int
 	err error
+	// alias makes strings share b's memory instead of copying. Only for b
+	// that is never modified afterwards (the verifier's chunks).
+	alias bool
 }
 
 func (d *decoder) fail(what string) {
@@ -261,7 +295,12 @@ func (d *decoder) str() string {
 	for d.pos < len(d.b) {
 		c := d.b[d.pos]
 		if c == '"' {
-			s := string(d.b[start:d.pos])
+			var s string
+			if d.alias && d.pos > start {
+				s = unsafe.String(&d.b[start], d.pos-start)
+			} else {
+				s = string(d.b[start:d.pos])
+			}
 			d.pos++
 			return s
 		}
@@ -426,18 +465,45 @@ func (d *decoder) time(allowEmpty bool) time.Time {
 	if d.err != nil || (allowEmpty && s == "") {
 		return time.Time{}
 	}
-	t, err := time.Parse(TimeLayout, s)
-	if err != nil {
+	t, ok := parseTime(s)
+	if !ok {
 		d.fail("bad time")
 	}
 	return t
+}
+
+// parseTime reads TimeLayout. Out-of-range fields (month 13, 30 February)
+// are normalised by time.Date and then fail the re-encoding check.
+func parseTime(s string) (time.Time, bool) {
+	if len(s) != len(TimeLayout) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+		s[16] != ':' || s[19] != '.' || s[26] != 'Z' {
+		return time.Time{}, false
+	}
+	ok := true
+	num := func(from, to int) int {
+		v := 0
+		for i := from; i < to; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				ok = false
+				return 0
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	t := time.Date(num(0, 4), time.Month(num(5, 7)), num(8, 10), num(11, 13), num(14, 16), num(17, 19), num(20, 26)*1000, time.UTC)
+	return t, ok
 }
 
 // decode reads one line (without its newline) into r and returns the offset
 // of `,"hash":` in line. It checks syntax only; [parseLine] checks that the
 // line is canonical and its hash right.
 func decode(line []byte, r *Record) (int, error) {
-	d := decoder{b: line}
+	return decodeWith(decoder{b: line}, r)
+}
+
+func decodeWith(d decoder, r *Record) (int, error) {
 	d.lit(`{"seq":`)
 	r.Seq = d.uint()
 	d.lit(`,"time":`)
@@ -514,7 +580,7 @@ func decode(line []byte, r *Record) (int, error) {
 	d.lit(`,"hash":`)
 	r.Hash = d.str()
 	d.lit("}")
-	if d.err == nil && d.pos != len(line) {
+	if d.err == nil && d.pos != len(d.b) {
 		d.fail("trailing bytes")
 	}
 	return hashAt, d.err
@@ -524,12 +590,19 @@ func decode(line []byte, r *Record) (int, error) {
 // canonical encoding of what it decodes to and that its hash is right. buf
 // is scratch space, returned for reuse.
 func parseLine(line []byte, r *Record, buf []byte) ([]byte, error) {
+	return parseLineWith(line, r, buf, false)
+}
+
+// parseLineWith is parseLine; with alias the record's strings share line's
+// memory, which must then never change.
+func parseLineWith(line []byte, r *Record, buf []byte, alias bool) ([]byte, error) {
 	*r = Record{}
-	hashAt, err := decode(line, r)
+	hashAt, err := decodeWith(decoder{b: line, alias: alias}, r)
 	if err != nil {
 		return buf, err
 	}
-	if len(r.Prev) != 64 || !isLowerHex(r.Prev) || len(r.Hash) != 64 || !isLowerHex(r.Hash) {
+	// The hash is checked by comparison with the computed one below.
+	if len(r.Prev) != 64 || !isLowerHex(r.Prev) || len(r.Hash) != 64 {
 		return buf, fmt.Errorf("%w: prev or hash is not 64 lower-case hex digits", errSyntax)
 	}
 	buf = appendBody(buf[:0], r, r.Time)

@@ -91,3 +91,38 @@ func TestParseRecordRejectsNonCanonical(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendTimeMatchesLayout(t *testing.T) {
+	r := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 20000; i++ {
+		tm := r.Add(time.Duration(i) * 7919 * 11 * time.Hour).Add(time.Duration(i*104729) * time.Nanosecond)
+		if got, want := string(appendTime(nil, tm)), tm.Format(TimeLayout); got != want {
+			t.Fatalf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+	for _, tm := range []time.Time{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-5, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if got, want := string(appendTime(nil, tm)), tm.Format(TimeLayout); got != want {
+			t.Fatalf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	for _, s := range []string{"2026-11-23T01:02:03.456789Z", "0001-01-01T00:00:00.000000Z", "9999-12-31T23:59:59.999999Z"} {
+		got, ok := parseTime(s)
+		want, err := time.Parse(TimeLayout, s)
+		if !ok || err != nil || !got.Equal(want) {
+			t.Errorf("parseTime(%s) = %v %v; want %v", s, got, ok, want)
+		}
+	}
+	for _, s := range []string{"", "2026-11-23T01:02:03.456789", "2026-11-23 01:02:03.456789Z", "2026-1a-23T01:02:03.456789Z", "+026-11-23T01:02:03.456789Z"} {
+		if _, ok := parseTime(s); ok {
+			t.Errorf("parseTime(%q) accepted", s)
+		}
+	}
+	// Out of range: parsed, but not canonical, so the record is refused.
+	line := bytes.Replace(Encode(goldenRecord()), []byte("2026-11-23T01:02:03"), []byte("2026-02-30T01:02:03"), 1)
+	if _, err := ParseRecord(line); err == nil {
+		t.Error("30 February accepted")
+	}
+}

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
@@ -99,16 +101,167 @@ func Verify(dir string, keys jwk.Set) (*VerifyResult, error) {
 		v.res.Problem = &Problem{File: dir, Reason: "監査証跡のファイルがありません", ReasonEN: "no audit files"}
 		return v.res, nil
 	}
-	for _, name := range names {
-		if err := v.file(dir, name); err != nil {
-			return nil, err
-		}
-		if v.res.Problem != nil {
-			return v.res, nil
-		}
+	if err := v.run(dir, names); err != nil {
+		return nil, err
+	}
+	if v.res.Problem != nil {
+		return v.res, nil
 	}
 	v.finish(dir, names[len(names)-1])
 	return v.res, nil
+}
+
+// Verification is a pipeline: one goroutine reads the files in chunks of
+// whole lines, workers parse and hash the chunks in parallel, and the
+// caller's goroutine walks the results in order and checks the chain.
+const verifyChunk = 4 << 20
+
+// vchunk is a run of whole lines of one file. Its data is never modified
+// after it is read, so parsed records may share its memory.
+type vchunk struct {
+	file string
+	data []byte
+	off  int64 // file offset of data[0]
+	line int   // number of the first line, 1-based
+	res  []lineRes
+	done chan struct{}
+}
+
+// lineRes is one parsed line.
+type lineRes struct {
+	rec        Record
+	err        error
+	raw        []byte // the line without its newline
+	off        int64
+	n          int
+	terminated bool
+}
+
+func (c *vchunk) parse() {
+	defer close(c.done)
+	var scratch []byte
+	data, off, n := c.data, c.off, c.line
+	for len(data) > 0 {
+		lr := lineRes{off: off, n: n}
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			lr.raw, data, lr.terminated = data[:i], data[i+1:], true
+		} else {
+			lr.raw, data = data, nil
+		}
+		if len(lr.raw) > maxLine {
+			lr.err = fmt.Errorf("%w: line longer than %d bytes", errSyntax, maxLine)
+		} else {
+			scratch, lr.err = parseLineWith(lr.raw, &lr.rec, scratch, true)
+		}
+		if lr.err == nil && !lr.terminated {
+			lr.err = errors.New("line has no newline")
+		}
+		off += int64(len(lr.raw))
+		if lr.terminated {
+			off++
+		}
+		n++
+		c.res = append(c.res, lr)
+	}
+}
+
+func (v *verifier) run(dir string, names []string) error {
+	workers := max(1, runtime.GOMAXPROCS(0))
+	ordered := make(chan *vchunk, 2*workers)
+	work := make(chan *vchunk, 2*workers)
+	stop := make(chan struct{})
+	var readErr error
+	go func() {
+		defer close(ordered)
+		defer close(work)
+		readErr = readChunks(dir, names, ordered, work, stop)
+	}()
+	for range workers {
+		go func() {
+			for c := range work {
+				c.parse()
+			}
+		}()
+	}
+	stopped := false
+	for c := range ordered {
+		if stopped {
+			continue // drain
+		}
+		<-c.done
+		for i := range c.res {
+			v.line(c.file, &c.res[i])
+			if v.res.Problem != nil {
+				break
+			}
+		}
+		if v.res.Problem != nil {
+			close(stop)
+			stopped = true
+		}
+	}
+	if v.res.Problem == nil && readErr != nil {
+		return readErr
+	}
+	return nil
+}
+
+// readChunks reads the files in order and hands out chunks of whole lines.
+func readChunks(dir string, names []string, ordered, work chan<- *vchunk, stop <-chan struct{}) error {
+	for _, name := range names {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("opening %s: %w", name, err)
+		}
+		var carry []byte
+		var off int64
+		line := 1
+		for {
+			buf := make([]byte, len(carry), max(verifyChunk, 2*len(carry)))
+			copy(buf, carry)
+			n, err := io.ReadFull(f, buf[len(carry):cap(buf)])
+			buf = buf[:len(carry)+n]
+			eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+			if err != nil && !eof {
+				f.Close()
+				return fmt.Errorf("reading %s: %w", name, err)
+			}
+			data := buf
+			carry = nil
+			if !eof {
+				k := bytes.LastIndexByte(buf, '\n')
+				if k < 0 && len(buf) < 16*maxLine {
+					carry = buf // a line longer than the chunk: read on
+					continue
+				}
+				if k >= 0 {
+					data, carry = buf[:k+1], buf[k+1:]
+				}
+			}
+			if len(data) > 0 {
+				c := &vchunk{file: name, data: data, off: off, line: line, done: make(chan struct{})}
+				line += bytes.Count(data, []byte{'\n'})
+				off += int64(len(data))
+				select {
+				case ordered <- c:
+				case <-stop:
+					f.Close()
+					return nil
+				}
+				select {
+				case work <- c:
+				case <-stop:
+					f.Close()
+					return nil
+				}
+			}
+			if eof {
+				break
+			}
+		}
+		f.Close()
+	}
+	return nil
 }
 
 type pendingBad struct {
@@ -132,8 +285,6 @@ type verifier struct {
 	retentions []retentionDetail
 	ckpts      map[uint64]string // checkpoint payload seq → head
 	pending    *pendingBad
-	rec        Record
-	scratch    []byte
 }
 
 func (v *verifier) problem(file string, line int, seq uint64, ja, en string) {
@@ -142,20 +293,8 @@ func (v *verifier) problem(file string, line int, seq uint64, ja, en string) {
 	}
 }
 
-func (v *verifier) file(dir, name string) error {
-	return scanLines(filepath.Join(dir, name), func(line []byte, off int64, n int, terminated bool) bool {
-		v.line(name, line, off, n, terminated)
-		return v.res.Problem == nil
-	})
-}
-
-func (v *verifier) line(name string, line []byte, off int64, n int, terminated bool) {
-	r := &v.rec
-	var err error
-	v.scratch, err = parseLine(line, r, v.scratch)
-	if !terminated && err == nil {
-		err = errors.New("line has no newline")
-	}
+func (v *verifier) line(name string, lr *lineRes) {
+	r, err, line, off, n, terminated := &lr.rec, lr.err, lr.raw, lr.off, lr.n, lr.terminated
 	if err != nil {
 		if v.pending == nil {
 			v.pending = &pendingBad{file: name, line: n, offset: off, h: sha256.New(), err: err, seq: r.Seq}
