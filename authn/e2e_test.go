@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,6 +235,19 @@ func TestBrowserEnrollAndLogin(t *testing.T) {
 	kinds := strings.Join(events.kinds(), ",")
 	if kinds != "invite,enroll,login_success" {
 		t.Errorf("events = %s", kinds)
+	}
+
+	// A step-up, as the proxy asks for one before a 3A page.
+	if err := chromedp.Do(bctx,
+		chromedp.Navigate(base+PathLogin+"?stepup=1&rd="+url.QueryEscape(base+"/zaimu/export")),
+		chromedp.WaitVisible(chromedp.ID("sekisho-login")),
+		chromedp.Click(chromedp.ID("sekisho-login")),
+	); err != nil {
+		t.Fatalf("step-up: %v", err)
+	}
+	waitPath("/zaimu/export")
+	if ev := events.last(EventStepUp); ev == nil || ev.User != "yamada" {
+		t.Errorf("step-up event: %+v (events %v)", ev, events.kinds())
 	}
 
 	// The account page lists the passkey; signing out ends the session.
