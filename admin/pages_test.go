@@ -137,7 +137,7 @@ func TestAuditSearch(t *testing.T) {
 	t.Run("filters", func(t *testing.T) {
 		q := url.Values{"user": {"bob"}, "decision": {"deny"}, "since": {"2026-11-20"}}
 		r := e.get(Prefix + "/audit?" + q.Encode())
-		contains(t, r.Body, "該当 2 件", "zone_not_allowed", `<a href="/.sekisho/admin/timeline?user=bob">bob</a>`)
+		contains(t, r.Body, "該当 2 件", "zone_not_allowed", `<a href="/.sekisho/admin/timeline?user=bob">bob</a>`, `name="since" type="datetime-local" value="2026-11-20T00:00"`)
 		lacks(t, r.Body, "<strong>alice</strong>")
 		r = e.get(Prefix + "/audit?" + url.Values{"route": {"pilot"}, "enforced": {"false"}, "since": {"2026-11-20"}}.Encode())
 		contains(t, r.Body, "該当 2 件", "シャドー（記録のみ）")

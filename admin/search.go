@@ -154,6 +154,14 @@ func (c *Console) search(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, "audit", p)
 		return
 	}
+	// Show the times as the date-time inputs expect them.
+	form := url.Values{}
+	for k, v := range q {
+		form[k] = v
+	}
+	form.Set("since", c.inputTime(f.Since))
+	form.Set("until", c.inputTime(f.Until))
+	d.Form = form
 	d.Page, _ = strconv.Atoi(q.Get("page"))
 	if d.Page < 1 {
 		d.Page = 1
