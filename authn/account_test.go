@@ -214,6 +214,9 @@ func TestPagesHeadersAndLanguage(t *testing.T) {
 	if css := env.get(c, testOrigin+PathStatic+"sekisho.css", ""); css.status != http.StatusOK || !strings.HasPrefix(css.header.Get("Content-Type"), "text/css") {
 		t.Errorf("style sheet: %d %s", css.status, css.header.Get("Content-Type"))
 	}
+	if res := env.get(c, testOrigin+PathStatic, ""); res.status != http.StatusNotFound {
+		t.Errorf("static directory listing: %d", res.status)
+	}
 	if res := env.get(c, testOrigin+"/.sekisho/nothing", "application/json"); res.status != http.StatusNotFound {
 		t.Errorf("unknown path: %d", res.status)
 	}
