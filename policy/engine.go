@@ -2,12 +2,15 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,7 +212,10 @@ func (e *Engine) Watch(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			if filepath.Clean(ev.Name) != target || !ev.Has(fsnotify.Write|fsnotify.Create|fsnotify.Rename) {
+			// Any change in the directory may be ours: editors write a
+			// temporary file and rename it, Kubernetes swaps a symlinked
+			// directory. Whether the text changed is decided after settling.
+			if ev.Has(fsnotify.Chmod) && filepath.Clean(ev.Name) != target {
 				continue
 			}
 			if timer == nil {
@@ -220,7 +226,9 @@ func (e *Engine) Watch(ctx context.Context) error {
 			fire = timer.C
 		case <-fire:
 			fire = nil
-			_ = e.Reload() // logged and counted by Reload
+			if e.changed() {
+				_ = e.Reload() // logged and counted by Reload
+			}
 		case err, ok := <-w.Errors:
 			if !ok {
 				return nil
@@ -228,6 +236,17 @@ func (e *Engine) Watch(ctx context.Context) error {
 			e.log.Warn("policy watch error", "file", e.path, "err", err)
 		}
 	}
+}
+
+// changed reports whether the policy file's text differs from the text
+// in force (or cannot be read, which Reload then reports).
+func (e *Engine) changed() bool {
+	text, err := os.ReadFile(e.path)
+	if err != nil {
+		return true
+	}
+	sum := sha256.Sum256(text)
+	return !strings.HasPrefix(e.Version(), hex.EncodeToString(sum[:6])+"@")
 }
 
 // Version identifies the policy in force: the first 12 hex digits of the

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
 )
 
 func TestParseErrors(t *testing.T) {
@@ -113,6 +115,7 @@ func TestExplainChanges(t *testing.T) {
 
 // TestWatch: writing the file reloads it; a broken write keeps the policy.
 func TestWatch(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e, cfg := newEngine(t, testPolicy)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -140,11 +143,39 @@ func TestWatch(t *testing.T) {
 		t.Error("version unchanged")
 	}
 	v2 := e.Version()
+
+	// Saving the same text again (a touch) does not reload.
+	reloads := testutil.ToFloat64(e.reloads.WithLabelValues("ok"))
+	if err := os.WriteFile(cfg.Policy.File, []byte(strings.Replace(testPolicy, "deny,   mallory", "deny,   alice", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := testutil.ToFloat64(e.reloads.WithLabelValues("ok")); got != reloads {
+		t.Errorf("an unchanged file was reloaded (%v reloads, was %v)", got, reloads)
+	}
+
+	// An editor's save: write a temporary file, rename it over the policy.
+	tmp := cfg.Policy.File + ".swp"
+	if err := os.WriteFile(tmp, []byte(testPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, cfg.Policy.File); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for e.Decide(r).Effect != Allow {
+		if time.Now().After(deadline) {
+			t.Fatal("a rename over the policy file was not reloaded")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	v2 = e.Version()
+
 	if err := os.WriteFile(cfg.Policy.File, []byte("broken\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(400 * time.Millisecond)
-	if e.Version() != v2 || e.Decide(r).Rule != "policy.csv:10" {
+	if e.Version() != v2 || e.Decide(r).Rule != "policy.csv:9" {
 		t.Errorf("a broken file replaced the policy")
 	}
 }
