@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sekisho/sekisho/config"
@@ -59,6 +60,7 @@ func (g *Gateway) newForwarder(rc *config.Route) (*httputil.ReverseProxy, error)
 	preserve := rc.PreserveHost
 	rp := &httputil.ReverseProxy{
 		Transport:     tr,
+		BufferPool:    copyBuffers,
 		FlushInterval: -1,
 		ErrorLog:      nil,
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -94,6 +96,15 @@ func (g *Gateway) newForwarder(rc *config.Route) (*httputil.ReverseProxy, error)
 	}
 	return rp, nil
 }
+
+// copyBuffers recycles the 32 KiB body-copy buffers across requests
+// (httputil.ReverseProxy allocates one per request without a pool).
+var copyBuffers = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
 
 // upstreamHeaders sets what the upstream may trust: the forwarding headers
 // rebuilt by sekisho, the request id, and the identity.

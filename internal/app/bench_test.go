@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,9 +24,33 @@ import (
 // request through the whole gateway handler (no client network), against
 // a real upstream: the cost sekisho adds per request.
 func BenchmarkGatewayRequest(b *testing.B) {
+	b.Run("bare-reverseproxy", benchBare)
 	for _, path := range []string{"/", "/sync/"} {
 		b.Run(strings.Trim(path, "/")+"class", func(b *testing.B) { benchGateway(b, path) })
 	}
+}
+
+// benchBare is the floor: httputil.ReverseProxy alone, same upstream, same
+// harness, for the ratio that docs/performance.md reports.
+func benchBare(b *testing.B) {
+	payload := []byte(strings.Repeat("x", 1024))
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(payload) }))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest("GET", "http://bench.gw.localhost/", nil)
+			w := httptest.NewRecorder()
+			rp.ServeHTTP(w, req)
+			if w.Code != 200 {
+				b.Fatalf("status %d", w.Code)
+			}
+		}
+	})
 }
 
 func benchGateway(b *testing.B, path string) {
