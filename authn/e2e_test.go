@@ -250,6 +250,27 @@ func TestBrowserEnrollAndLogin(t *testing.T) {
 		t.Errorf("step-up event: %+v (events %v)", ev, events.kinds())
 	}
 
+	// The script's own base64url conversion, for browsers without the
+	// WebAuthn JSON helpers: remove them from the page, then sign in again.
+	if err := chromedp.Do(bctx,
+		chromedp.Navigate(base+PathLogin+"?stepup=1&rd="+url.QueryEscape(base+"/zaimu/fallback")),
+		chromedp.WaitVisible(chromedp.ID("sekisho-login")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`
+		delete PublicKeyCredential.parseRequestOptionsFromJSON;
+		delete PublicKeyCredential.parseCreationOptionsFromJSON;
+		delete PublicKeyCredential.prototype.toJSON;
+		typeof PublicKeyCredential.parseRequestOptionsFromJSON === 'undefined' && typeof PublicKeyCredential.prototype.toJSON === 'undefined'`))
+	if err != nil || !removed {
+		t.Fatalf("removing the JSON helpers: %v %v", removed, err)
+	}
+	if err := chromedp.Do(bctx, chromedp.Click(chromedp.ID("sekisho-login"))); err != nil {
+		t.Fatal(err)
+	}
+	waitPath("/zaimu/fallback")
+
 	// The account page lists the passkey; signing out ends the session.
 	if err := chromedp.Do(bctx, chromedp.Navigate(base+PathAccount), chromedp.WaitVisible(chromedp.CSS("form.logout button"))); err != nil {
 		t.Fatalf("account page: %v", err)
@@ -269,6 +290,34 @@ func TestBrowserEnrollAndLogin(t *testing.T) {
 	waitPath(PathLogin + "?rd=")
 	if !strings.Contains(strings.Join(events.kinds(), ","), "logout") {
 		t.Errorf("no logout event: %v", events.kinds())
+	}
+
+	// Enrollment through the script's own conversion, too.
+	if err := st.CreateUser(ctx, &store.User{ID: "sato", DisplayName: "佐藤 花子", Department: "人事課"}); err != nil {
+		t.Fatal(err)
+	}
+	token2, err := svc.Invite(ctx, "sato", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(bctx,
+		chromedp.Navigate(base+PathEnroll+"?token="+token2),
+		chromedp.WaitVisible(chromedp.ID("sekisho-enroll")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`
+		delete PublicKeyCredential.parseCreationOptionsFromJSON;
+		delete PublicKeyCredential.prototype.toJSON;
+		typeof PublicKeyCredential.parseCreationOptionsFromJSON === 'undefined'`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(bctx, chromedp.Click(chromedp.ID("sekisho-enroll"))); err != nil {
+		t.Fatal(err)
+	}
+	waitPath(PathLogin + "?enrolled=1")
+	if sc, _ := st.ListCredentials(ctx, "sato"); len(sc) != 1 || len(sc[0].Transports) == 0 {
+		t.Errorf("sato's passkey after the fallback enrollment: %+v", sc)
 	}
 	if errors.Is(bctx.Err(), context.DeadlineExceeded) {
 		t.Fatal("browser test ran out of time")
