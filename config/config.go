@@ -29,6 +29,9 @@ type Config struct {
 	Policy  Policy           `yaml:"policy"`
 	Audit   Audit            `yaml:"audit"`
 	Devices Devices          `yaml:"devices"`
+	// Monitor watches the decision stream and raises alerts (package
+	// monitor). Absent: on, with the shipped rules and no notification.
+	Monitor Monitor `yaml:"monitor"`
 	// Directory: staff imports and LDAP sync (see directory.go).
 	Directory Directory `yaml:"directory"`
 }

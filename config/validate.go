@@ -72,6 +72,7 @@ func (v *validator) validate() {
 	v.webauthn() // after routes: checks rp_id against route hosts
 	v.policy()
 	v.audit()
+	v.monitor()
 	v.oneOf("devices.id_from", v.cfg.Devices.IDFrom, "san_uri", "san_dns", "san_upn", "san_email", "cn")
 	v.directory()
 }
