@@ -88,7 +88,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg := config.Audit{Dir: t.TempDir(), Key: key, CheckpointEvery: 3, Retention: -1}
+	cfg := config.Audit{Dir: t.TempDir(), Key: key, CheckpointEvery: 3}
 	writeTrail(t, cfg, 4)
 	data := readAll(t, cfg.Dir)
 	write("valid", data)

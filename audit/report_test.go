@@ -26,7 +26,6 @@ func jst(s string) time.Time {
 func reportTrail(t *testing.T) string {
 	t.Helper()
 	cfg := testConfig(t)
-	cfg.Retention = -1
 	clk := newFakeClock()
 	clk.Set(jst("2026-11-16 09:00"))
 	tr, err := Open(cfg, WithClock(clk.Now))

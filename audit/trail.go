@@ -84,9 +84,8 @@ func withDefaults(cfg config.Audit) config.Audit {
 	if cfg.RotateSize <= 0 {
 		cfg.RotateSize = DefaultRotateSize
 	}
-	if cfg.Retention == 0 {
-		cfg.Retention = DefaultRetention
-	}
+	// Retention: config.Load applies DefaultRetention when the file does
+	// not set it; an explicit 0 (or a negative value) keeps everything.
 	return cfg
 }
 
@@ -844,7 +843,7 @@ func (t *Trail) finish() {
 // removes and the chain head at the cut, so that Verify accepts a trail that
 // no longer starts at seq 1.
 func (t *Trail) applyRetention() error {
-	if t.cfg.Retention < 0 {
+	if t.cfg.Retention <= 0 {
 		return nil
 	}
 	names, err := listFiles(t.cfg.Dir)
