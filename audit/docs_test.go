@@ -76,4 +76,3 @@ func TestIndependentVerifierInDocs(t *testing.T) {
 		t.Fatalf("python verifier missed truncation: %s", out)
 	}
 }
-
