@@ -24,8 +24,8 @@ func TestParseCSVJapaneseAndEnglishHeaders(t *testing.T) {
 			Effective: time.Date(2027, 4, 1, 0, 0, 0, 0, jst), Where: "t.csv:3"},
 	}
 	for name, text := range map[string]string{
-		"japanese": jaHeader + "sato,佐藤 花子,福祉課,福祉,有効,\nsuzuki,鈴木 一郎,財務課,財務;管理者,無効,2027-04-01\n",
-		"english":  "id,name,department,roles,status,effective\nsato,佐藤 花子,福祉課,福祉,active,\nsuzuki,鈴木 一郎,財務課,財務|管理者,disabled,2027/4/1\n",
+		"japanese":                      jaHeader + "sato,佐藤 花子,福祉課,福祉,有効,\nsuzuki,鈴木 一郎,財務課,財務;管理者,無効,2027-04-01\n",
+		"english":                       "id,name,department,roles,status,effective\nsato,佐藤 花子,福祉課,福祉,active,\nsuzuki,鈴木 一郎,財務課,財務|管理者,disabled,2027/4/1\n",
 		"mixed, reordered, spaces, BOM": "\ufeff ID , 状態,氏名,Roles,所属,Effective_Date\n sato ,active,佐藤 花子,role:福祉,　福祉課　,\nsuzuki,退職,鈴木 一郎, 財務 | 管理者 |,財務課,2027-04-01\n\n",
 	} {
 		t.Run(name, func(t *testing.T) {
