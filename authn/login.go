@@ -159,8 +159,7 @@ func (s *Service) loginFinish(w http.ResponseWriter, r *http.Request) error {
 		if err := s.st.UpdateCredentialUse(ctx, cred); err != nil {
 			return fmt.Errorf("flagging credential %s: %w", credID, err)
 		}
-		s.emit(ctx, Event{Kind: EventCounterRegression, User: user.ID, CredentialID: credID,
-			Reason: fmt.Sprintf("stored %d, presented %d", cred.SignCount, parsed.Response.AuthenticatorData.Counter)})
+		s.emit(ctx, Event{Kind: EventCounterRegression, User: user.ID, CredentialID: credID, Reason: ReasonCounterRegression})
 		return fail(&httpError{Code: http.StatusForbidden, Key: "err_clone", Reason: ReasonCounterRegression,
 			Err: fmt.Errorf("credential %s: sign counter %d not above stored %d", credID, parsed.Response.AuthenticatorData.Counter, cred.SignCount)}, user.ID, credID)
 	}
