@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"strings"
@@ -124,5 +125,33 @@ func TestParseTime(t *testing.T) {
 	line := bytes.Replace(Encode(goldenRecord()), []byte("2026-11-23T01:02:03"), []byte("2026-02-30T01:02:03"), 1)
 	if _, err := ParseRecord(line); err == nil {
 		t.Error("30 February accepted")
+	}
+}
+
+func TestRecordJSONRoundTrip(t *testing.T) {
+	line := Encode(goldenRecord())
+	var r Record
+	if err := json.Unmarshal(line, &r); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := r.MarshalJSON(); err != nil || !bytes.Equal(out, line) {
+		t.Fatalf("round trip:\n got %s\nwant %s", out, line)
+	}
+	// encoding/json escapes <, >, & and U+2028 in what MarshalJSON returns;
+	// the values stay the same.
+	out, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again Record
+	if err := json.Unmarshal(out, &again); err != nil || again.Path != r.Path || again.Hash != r.Hash {
+		t.Fatalf("json.Marshal round trip: %v %+v", err, again)
+	}
+	var loose Record
+	if err := json.Unmarshal([]byte(`{"event":"admin","user":"sato","time":"2026-11-23T10:00:00+09:00","auth_time":""}`), &loose); err != nil {
+		t.Fatal(err)
+	}
+	if loose.Event != "admin" || loose.Time.UTC().Hour() != 1 || !loose.AuthTime.IsZero() {
+		t.Fatalf("loose: %+v", loose)
 	}
 }

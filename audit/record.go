@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -85,13 +86,47 @@ type Record struct {
 }
 
 // MarshalJSON returns the canonical line as stored (with the stored hash).
-func (r *Record) MarshalJSON() ([]byte, error) {
-	body := appendBody(nil, r, r.Time.UTC())
+func (r Record) MarshalJSON() ([]byte, error) {
+	body := appendBody(nil, &r, r.Time.UTC())
 	b := appendUnhashed(nil, r.Seq, body, r.Prev)
 	b = b[:len(b)-1]
 	b = append(b, `,"hash":`...)
 	b = appendString(b, r.Hash)
 	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads a stored line, or any JSON object with the record's
+// field names (times in RFC 3339; auth_time may be "").
+func (r *Record) UnmarshalJSON(b []byte) error {
+	var strict Record
+	if _, err := decode(bytes.TrimSpace(b), &strict); err == nil {
+		*r = strict
+		return nil
+	}
+	type plain Record // without methods
+	aux := struct {
+		*plain
+		Time     string `json:"time"`
+		AuthTime string `json:"auth_time"`
+	}{plain: (*plain)(r)}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	var err error
+	if r.Time, err = parseOptTime(aux.Time); err != nil {
+		return fmt.Errorf("audit record time: %w", err)
+	}
+	if r.AuthTime, err = parseOptTime(aux.AuthTime); err != nil {
+		return fmt.Errorf("audit record auth_time: %w", err)
+	}
+	return nil
+}
+
+func parseOptTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
 }
 
 // ParseRecord decodes one stored line (with or without its newline) and
