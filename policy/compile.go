@@ -59,6 +59,7 @@ type compiled struct {
 	conds    map[string]*Condition
 	holidays map[string]bool
 	classes  map[string]config.Class
+	zones    []string // configured zone names in file order, then "external"
 	lifetime time.Duration
 	loc      *time.Location
 
@@ -98,7 +99,9 @@ func compile(cfg *config.Config, name string, text []byte, loc *time.Location, n
 	zones := map[string]bool{"external": true}
 	for _, z := range cfg.Zones {
 		zones[z.Name] = true
+		c.zones = append(c.zones, z.Name)
 	}
+	c.zones = append(c.zones, "external")
 	routes := map[string]bool{}
 	segments := map[string]bool{}
 	for _, s := range knownSegments {

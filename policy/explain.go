@@ -36,7 +36,8 @@ type RuleTrace struct {
 	Failed []string `json:"failed,omitempty"`
 }
 
-// Change is one thing that would change the decision, in Japanese and English.
+// Change is one thing that would change the decision, in Japanese and
+// English. Rule is the rule that would then decide, when known.
 type Change struct {
 	Ja   string `json:"ja"`
 	En   string `json:"en"`
@@ -84,7 +85,10 @@ func (e *Engine) Explain(req *Request) Explanation {
 		}
 		x.Rules = append(x.Rules, rt)
 	}
-	x.Changes = c.changes(req, d, tr)
+	x.Changes = c.counterfactuals(req, d, now)
+	if len(x.Changes) == 0 {
+		x.Changes = c.changes(req, d, tr)
+	}
 	return x
 }
 
@@ -179,4 +183,125 @@ func classFix(r Reason, class string, zones []string, maxAge time.Duration) (Cha
 		return Change{Ja: fmt.Sprintf("設定の classes に %q を定義すること", class), En: fmt.Sprintf("defining class %q under classes in the configuration", class)}, true
 	}
 	return Change{}, false
+}
+
+// fix is one thing the requester (or IT) could change.
+type fix struct {
+	ja, en string
+	apply  func(r *Request, now time.Time)
+}
+
+// counterfactuals decides the request again with one, two or three
+// changes applied (source zone, device, fresh authentication, office
+// hours) and reports the smallest sets of changes that would allow it.
+func (c *compiled) counterfactuals(req *Request, d Decision, now time.Time) []Change {
+	if d.Effect == Allow || !req.Authenticated {
+		return nil
+	}
+	var fixes []fix
+	for _, z := range c.zones {
+		if z == req.Zone {
+			continue
+		}
+		z := z
+		fixes = append(fixes, fix{
+			ja: fmt.Sprintf("接続元ゾーンを %s にする", z), en: fmt.Sprintf("connecting from zone %s", z),
+			apply: func(r *Request, _ time.Time) { r.Zone = z },
+		})
+	}
+	if req.Device == "" || !req.DeviceRegistered || !owned(req) {
+		fixes = append(fixes, fix{
+			ja: "本人に割り当てた登録済みの端末（端末証明書あり）を使う", en: "using a registered device with a certificate, assigned to the user",
+			apply: func(r *Request, _ time.Time) {
+				if r.Device == "" {
+					r.Device = "(device)"
+				}
+				r.DeviceRegistered, r.DeviceOwner = true, r.User
+			},
+		})
+	}
+	fixes = append(fixes, fix{
+		ja: "パスキーで本人確認（PIN・生体認証）付きの再認証をする", en: "re-authenticating with a passkey and user verification",
+		apply: func(r *Request, now time.Time) {
+			r.AMR = append(append([]string(nil), r.AMR...), "hwk", "uv")
+			r.AuthTime = now
+		},
+	})
+	if t, ok := c.nextOfficeMorning(now); ok {
+		fixes = append(fixes, fix{
+			ja: fmt.Sprintf("開庁日の日中（例: %s）に接続する", t.Format("2006-01-02 15:04")), en: fmt.Sprintf("connecting on a working day (e.g. %s)", t.Format("2006-01-02 15:04")),
+			apply: func(r *Request, _ time.Time) { shift := t.Sub(r.Time); r.Time = t; r.AuthTime = r.AuthTime.Add(shift) },
+		})
+	}
+
+	try := func(set []int) (string, bool) {
+		r := *req
+		r.AMR = append([]string(nil), req.AMR...)
+		when := now
+		for _, i := range set {
+			fixes[i].apply(&r, when)
+		}
+		if r.Time.IsZero() {
+			r.Time = now
+		}
+		ec := &evalCtx{req: &r, now: r.Time, local: r.Time.In(c.loc), until: r.Time.Add(time.Hour)}
+		d := c.decide(&r, ec, nil)
+		return d.Rule, d.Effect == Allow
+	}
+	var found [][]int
+	var rules []string
+	n := len(fixes)
+	for size := 1; size <= 3 && len(found) == 0; size++ {
+		var rec func(start int, set []int)
+		rec = func(start int, set []int) {
+			if len(set) == size {
+				if rule, ok := try(set); ok {
+					found = append(found, append([]int(nil), set...))
+					rules = append(rules, rule)
+				}
+				return
+			}
+			for i := start; i < n; i++ {
+				rec(i+1, append(set, i))
+			}
+		}
+		rec(0, nil)
+	}
+	var out []Change
+	for j, set := range found {
+		ja := make([]string, len(set))
+		en := make([]string, len(set))
+		for k, i := range set {
+			ja[k], en[k] = fixes[i].ja, fixes[i].en
+		}
+		out = append(out, Change{
+			Ja:   "次のようにすれば許可されます: " + strings.Join(ja, "、"),
+			En:   "allowed after " + strings.Join(en, " and "),
+			Rule: rules[j],
+		})
+		if len(out) == 3 {
+			break
+		}
+	}
+	return out
+}
+
+// nextOfficeMorning is 10:00 local on the next weekday that is not a
+// holiday, starting today; ok is false if now is already such a time.
+func (c *compiled) nextOfficeMorning(now time.Time) (time.Time, bool) {
+	local := now.In(c.loc)
+	day := time.Date(local.Year(), local.Month(), local.Day(), 10, 0, 0, 0, c.loc)
+	for i := 0; i < 14; i++ {
+		d := day.AddDate(0, 0, i)
+		if d.Weekday() == time.Saturday || d.Weekday() == time.Sunday || c.holidays[d.Format(time.DateOnly)] {
+			continue
+		}
+		if d.Equal(day) && local.Hour() >= 9 && local.Hour() < 17 {
+			return time.Time{}, false // already a working day's office hours
+		}
+		if !d.Before(local) {
+			return d, true
+		}
+	}
+	return time.Time{}, false
 }

@@ -359,6 +359,9 @@ func printExplanation(w io.Writer, req *policy.Request, notes []string, x *polic
 		fmt.Fprintln(w, "判定を変えるには (what would change it):")
 		for _, c := range x.Changes {
 			fmt.Fprintf(w, "  - %s\n    %s\n", c.Ja, c.En)
+			if c.Rule != "" && !strings.Contains(c.Ja, c.Rule) {
+				fmt.Fprintf(w, "    → 決め手になる規則 (deciding rule): %s\n", c.Rule)
+			}
 		}
 	}
 	fmt.Fprintf(w, "\nポリシー版 (policy version): %s\n", x.Version)
