@@ -6,8 +6,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sekisho/sekisho/reqctx"
+	"github.com/sekisho/sekisho/store"
 )
 
 func TestNewRequiresDependencies(t *testing.T) {
@@ -204,5 +206,25 @@ func TestMessagesComplete(t *testing.T) {
 		if strings.Count(m[0], "%") != strings.Count(m[1], "%") {
 			t.Errorf("message %q: Japanese and English take different arguments", k)
 		}
+	}
+}
+
+func TestCSRFKeyFromStore(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	k1, err := CSRFKeyFromStore(ctx, e.store)
+	if err != nil || len(k1) != 32 {
+		t.Fatalf("first key: %d bytes, %v", len(k1), err)
+	}
+	k2, err := CSRFKeyFromStore(ctx, e.store)
+	if err != nil || string(k1) != string(k2) {
+		t.Fatalf("second call returned another key (%v)", err)
+	}
+	// A second replica's key, created later, loses to the oldest.
+	if err := e.store.PutKey(ctx, &store.Key{ID: KeyUse + "-later", Use: KeyUse, JWK: []byte("QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE"), CreatedAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if k3, _ := CSRFKeyFromStore(ctx, e.store); string(k3) != string(k1) {
+		t.Error("replicas would disagree on the key")
 	}
 }

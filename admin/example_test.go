@@ -2,7 +2,6 @@ package admin_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -38,8 +37,7 @@ func ExampleNew() {
 	defer trail.Close()
 	eng, _ := policy.New(cfg)
 	sessions, _ := session.New(cfg, st)
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
+	key, _ := admin.CSRFKeyFromStore(ctx, st) // shared by every replica
 
 	console, err := admin.New(admin.Deps{
 		Config:    cfg,

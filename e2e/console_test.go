@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -80,8 +79,8 @@ func startConsoleProduct(t *testing.T) *consoleProduct {
 		t.Fatalf("app.New: %v", err)
 	}
 	t.Cleanup(a.Close)
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
+	key, err := admin.CSRFKeyFromStore(ctx, a.Store)
+	if err != nil {
 		t.Fatal(err)
 	}
 	console, err := admin.New(admin.Deps{
