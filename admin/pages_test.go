@@ -277,3 +277,32 @@ func TestPolicyPage(t *testing.T) {
 	r = e.get(Prefix + "/policy")
 	contains(t, r.Body, "ファイルの内容は適用中のポリシーと異なります")
 }
+
+// Every page, in both languages, has every message translated.
+func TestPagesTranslated(t *testing.T) {
+	e := newEnv(t)
+	seedDay(e)
+	e.mustUser("alice", "山田 花子", "財務課", "財務")
+	e.mustPasskey("alice", "職場のPC", 1)
+	e.mustDevice("PC-001", "alice", store.DeviceActive)
+	e.mustDevice("PC-666", "alice", store.DeviceRevoked)
+	pages := []string{"/", "/audit", "/audit?since=2026-11-20&user=alice", "/timeline", "/timeline?user=alice", "/timeline?device=PC-001",
+		"/users", "/users/view?id=alice", "/devices", "/revoke", "/revoke?kind=all", "/policy",
+		"/policy?user=alice&route=zaimu&zone=external&amr=hwk", "/policy?user=ghost&route=admin&device=PC-9", "/nope", "/audit?since=bad"}
+	for _, lang := range []string{"ja", "en"} {
+		for _, p := range pages {
+			r := e.do("GET", Prefix+p, nil, map[string]string{"Accept-Language": lang})
+			checkTranslated(t, lang+" "+p, r.Body)
+			if !strings.Contains(r.Body, `<html lang="`+lang+`">`) {
+				t.Errorf("%s %s: not in %s", lang, p, lang)
+			}
+		}
+	}
+	r := e.do("GET", Prefix+"/", nil, map[string]string{"Accept-Language": "en"})
+	contains(t, r.Body, "Decisions by asset class", "Class 3B", "Top denial reasons", "Intact", "Shadow mode: would have been denied, by route")
+	token, _ := confirm(t, e, url.Values{"kind": {"user"}, "subject": {"alice"}, "reason": {"x"}})
+	r = e.do("POST", Prefix+"/revoke", url.Values{"csrf": {e.console.csrfToken(e.info.SessionID)}, "step": {"execute"}, "kind": {"user"}, "subject": {"alice"}, "reason": {"x"}, "confirm": {token}},
+		map[string]string{"Sec-Fetch-Site": "same-origin", "Accept-Language": "en"})
+	contains(t, r.Body, "Revoked: user alice")
+	checkTranslated(t, "en revoked", r.Body)
+}
