@@ -157,7 +157,7 @@ func TestOpenRedirect(t *testing.T) {
 	// The same host's path and another route host stay allowed (so the
 	// test above is not passing because everything is refused).
 	for rd, want := range map[string]string{
-		"/public/report?q=1":      "/public/report?q=1",
+		"/public/report?q=1":     "/public/report?q=1",
 		"https://" + juki + "/x": "https://" + juki + "/x",
 	} {
 		r := w.Get(zaimu, "/.sekisho/login?rd="+url.QueryEscape(rd), cookie, nil)

@@ -177,7 +177,7 @@ func TestForgedSessions(t *testing.T) {
 	}
 }
 
-func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
+func mustJSON(v any) []byte   { b, _ := json.Marshal(v); return b }
 func mustString(v any) string { return string(mustJSON(v)) }
 
 func flipLast(tok string) string {
