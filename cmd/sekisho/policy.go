@@ -191,7 +191,12 @@ func runPolicyExplain(cmd *cobra.Command, f *explainFlags) error {
 		Device: f.device, DeviceDepartment: f.deviceDpt,
 	}
 	if req.Authenticated {
-		req.AMR = f.amr
+		// --amr "" means a session with no recorded method.
+		for _, m := range f.amr {
+			if m = strings.TrimSpace(m); m != "" {
+				req.AMR = append(req.AMR, m)
+			}
+		}
 		req.AuthTime = now.Add(-f.authAge)
 	}
 	if f.ip != "" {
