@@ -33,7 +33,7 @@ type state struct {
 	windows  map[string]*window // rule+kind+subject → recent events
 	usage    map[string]*usage  // user → sensitive reading this hour
 	persons  map[string]*person // user → known devices and zones
-	revoked  map[string]time.Time
+	revoked  map[subjectKey]time.Time
 	groups   map[string]*group
 	overflow bool
 }
@@ -43,10 +43,13 @@ func newState() *state {
 		windows: map[string]*window{},
 		usage:   map[string]*usage{},
 		persons: map[string]*person{},
-		revoked: map[string]time.Time{},
+		revoked: map[subjectKey]time.Time{},
 		groups:  map[string]*group{},
 	}
 }
+
+// subjectKey names a user or a device.
+type subjectKey struct{ kind, id string }
 
 // window is a sliding count of events: their times and evidence ids,
 // oldest first, at most the rule's threshold.
@@ -301,13 +304,13 @@ func (m *Monitor) offHours(r *audit.Record, t time.Time, ev string, learn bool) 
 func (m *Monitor) adminAction(r *audit.Record, t time.Time) {
 	switch r.Action {
 	case "revoke_user", "user_disable":
-		m.st.revoked[KindUser+":"+r.Target] = t
+		m.st.revoked[subjectKey{KindUser, r.Target}] = t
 	case "revoke_device":
-		m.st.revoked[KindDevice+":"+r.Target] = t
+		m.st.revoked[subjectKey{KindDevice, r.Target}] = t
 	case "user_enable":
-		delete(m.st.revoked, KindUser+":"+r.Target)
+		delete(m.st.revoked, subjectKey{KindUser, r.Target})
 	case "device_enable":
-		delete(m.st.revoked, KindDevice+":"+r.Target)
+		delete(m.st.revoked, subjectKey{KindDevice, r.Target})
 	}
 }
 
@@ -328,11 +331,11 @@ func (m *Monitor) revokedAccess(r *audit.Record, t time.Time, ev string, learn b
 		}
 	}
 	if why == "" && r.Event != audit.EventAdmin {
-		for _, k := range []struct{ kind, id string }{{KindUser, r.User}, {KindDevice, r.Device}} {
-			if k.id == "" {
+		for _, k := range [2]subjectKey{{KindUser, r.User}, {KindDevice, r.Device}} {
+			if k.id == "" || len(m.st.revoked) == 0 {
 				continue
 			}
-			if at, ok := m.st.revoked[k.kind+":"+k.id]; ok && t.Sub(at) > revokeGrace {
+			if at, ok := m.st.revoked[k]; ok && t.Sub(at) > revokeGrace {
 				kind, subject, why = k.kind, k.id, "revoked at "+at.UTC().Format(time.RFC3339)
 				break
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -383,7 +385,7 @@ func TestAuditFailure(t *testing.T) {
 func TestOverloadDropsAndReports(t *testing.T) {
 	clk := &clock{t: workday}
 	s := &sink{}
-	m, err := New(config.Monitor{QueueSize: 4}, WithClock(clk.now), WithAlertSink(s.append))
+	m, err := New(config.Monitor{QueueSize: 4}, WithClock(clk.now), WithAlertSink(s.append), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ type settings struct {
 	loc         *time.Location
 	start, end  time.Duration
 	days        [7]bool
-	holidays    map[string]string // YYYY-MM-DD → name
+	holidays    map[int]string // yyyymmdd → name
 	sensitive   map[string]bool
 	groupWindow time.Duration
 	learnPeriod time.Duration
@@ -109,13 +109,21 @@ func newSettings(cfg config.Monitor) (*settings, error) {
 	for _, d := range days {
 		s.days[d] = true
 	}
-	s.holidays = Holidays()
+	s.holidays = map[int]string{}
+	for date, name := range Holidays() {
+		d, err := time.Parse(time.DateOnly, date)
+		if err != nil {
+			return nil, fmt.Errorf("shipped holiday calendar: %w", err)
+		}
+		s.holidays[dateKey(d)] = name
+	}
 	for _, h := range cfg.Holidays {
-		if _, err := time.Parse(time.DateOnly, h); err != nil {
+		d, err := time.Parse(time.DateOnly, h)
+		if err != nil {
 			return nil, fmt.Errorf("monitor holiday %q: %w", h, err)
 		}
-		if _, ok := s.holidays[h]; !ok {
-			s.holidays[h] = "閉庁日"
+		if _, ok := s.holidays[dateKey(d)]; !ok {
+			s.holidays[dateKey(d)] = "閉庁日"
 		}
 	}
 	classes := cfg.SensitiveClasses
@@ -164,8 +172,7 @@ func or[T comparable](v, def T) T {
 // an ordinary day off or outside hours).
 func (s *settings) officeTime(t time.Time) (ok bool, holiday string) {
 	lt := t.In(s.loc)
-	date := lt.Format(time.DateOnly)
-	if name, closed := s.holidays[date]; closed {
+	if name, closed := s.holidays[dateKey(lt)]; closed {
 		return false, name
 	}
 	if !s.days[lt.Weekday()] {
@@ -174,6 +181,12 @@ func (s *settings) officeTime(t time.Time) (ok bool, holiday string) {
 	y, mo, d := lt.Date()
 	tod := lt.Sub(time.Date(y, mo, d, 0, 0, 0, 0, s.loc))
 	return tod >= s.start && tod < s.end, ""
+}
+
+// dateKey is the date of t (in its location) as yyyymmdd.
+func dateKey(t time.Time) int {
+	y, m, d := t.Date()
+	return y*10000 + int(m)*100 + d
 }
 
 //go:embed holidays_jp.txt
