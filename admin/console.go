@@ -41,6 +41,9 @@ type Deps struct {
 	// audit.LoadPublicKeys). Nil: the overview says verification is not
 	// configured.
 	AuditKeys jwk.Set
+	// TrailHealthy reports whether the live trail can be written
+	// (audit.Trail.Healthy). Nil: the overview does not show it.
+	TrailHealthy func() error
 	// Record appends an admin record to the live trail. The console fills
 	// the record from the request context; the function may append durably
 	// (audit.Trail.AppendDurable). Required.

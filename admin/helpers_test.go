@@ -124,12 +124,13 @@ func newEnv(t *testing.T, opts ...Option) *env {
 	copy(key, "a test key that is 32 bytes long")
 	st := e.store
 	d := Deps{
-		Config:    e.cfg,
-		Store:     e.store,
-		AuditDir:  e.cfg.Audit.Dir,
-		AuditKeys: e.trail.PublicJWKS(),
-		Record:    e.trail.AppendDurable,
-		Revoke:    e.session.Revoke,
+		Config:       e.cfg,
+		Store:        e.store,
+		AuditDir:     e.cfg.Audit.Dir,
+		AuditKeys:    e.trail.PublicJWKS(),
+		Record:       e.trail.AppendDurable,
+		TrailHealthy: e.trail.Healthy,
+		Revoke:       e.session.Revoke,
 		Invite: func(ctx context.Context, userID string, ttl time.Duration) (string, error) {
 			return authn.CreateInvitation(ctx, st, userID, actorOf(ctx), ttl, e.clock.Now())
 		},

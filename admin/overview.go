@@ -29,6 +29,7 @@ type overviewData struct {
 	ReasonChart   hchart
 	ShadowChart   hchart
 	Health        *verifyStatus
+	Writable      string // "", "ok" or "failing"
 	Staff         int
 	StaffPasskey  int
 	RevokedDevice int
@@ -86,6 +87,13 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	d.ShadowChart = newHChart(p.T("ov.shadow"), labels, hrefs, rows, nil)
 
 	d.Health = c.health(false)
+	if c.d.TrailHealthy != nil {
+		d.Writable = "ok"
+		if err := c.d.TrailHealthy(); err != nil {
+			d.Writable = "failing"
+			c.log.Warn("admin console: the audit trail is not writable", "err", err)
+		}
+	}
 	if d.Staff, d.StaffPasskey, err = c.passkeyCoverage(r); err != nil {
 		c.internal(w, r, err)
 		return

@@ -75,7 +75,7 @@ func TestOverview(t *testing.T) {
 		// 2 of 3 enabled staff have a passkey.
 		"66.7%", "有効な職員 3 人中 2 人がパスキーを登録済み",
 		// trail health.
-		`id="trail-status">改ざんなし`,
+		`id="trail-status">改ざんなし`, `id="trail-writable">書き込み: 正常`,
 		// charts as inline SVG with the classes' colours.
 		"<svg", `class="seg-deny"`, `class="seg-allow"`, "<title>",
 	)
@@ -305,4 +305,20 @@ func TestPagesTranslated(t *testing.T) {
 		map[string]string{"Sec-Fetch-Site": "same-origin", "Accept-Language": "en"})
 	contains(t, r.Body, "Revoked: user alice")
 	checkTranslated(t, "en revoked", r.Body)
+}
+
+// An unwritable trail shows on the overview, and an action whose record
+// cannot be written is reported as failed, not as done.
+func TestTrailNotWritable(t *testing.T) {
+	e := newEnv(t)
+	e.mustUser("alice", "山田 花子", "財務課")
+	if err := e.trail.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := e.get(Prefix + "/")
+	contains(t, r.Body, `id="trail-writable">書き込み: 失敗中`)
+	r = e.post(Prefix+"/users/enable", url.Values{"id": {"alice"}})
+	if r.Status != http.StatusInternalServerError || !strings.Contains(r.Body, "操作は完了していない可能性があります") {
+		t.Errorf("action with an unwritable trail = %d; want 500 saying so", r.Status)
+	}
 }
