@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,8 +25,8 @@ import (
 const crashEnv = "SEKISHO_AUDIT_CRASH_DIR"
 
 // TestCrashChild is the child of TestCrashRecovery: it appends durably from
-// many goroutines and prints "ACK <request_id>" after each acknowledged
-// append, until it is killed.
+// many goroutines and prints "ACK <request_id> <seq>" after each
+// acknowledged append, until it is killed.
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv(crashEnv)
 	if dir == "" {
@@ -50,7 +51,7 @@ func TestCrashChild(t *testing.T) {
 					os.Exit(4)
 				}
 				mu.Lock()
-				os.Stdout.WriteString("ACK " + r.RequestID + "\n")
+				os.Stdout.WriteString("ACK " + r.RequestID + " " + strconv.FormatUint(r.Seq, 10) + "\n")
 				mu.Unlock()
 			}
 		}()
@@ -73,13 +74,18 @@ func TestCrashRecovery(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		acked := map[string]bool{}
+		acked := map[string]uint64{} // request id → acknowledged seq
 		sc := bufio.NewScanner(out)
 		killed := false
 		for sc.Scan() {
 			line := sc.Text()
-			if id, ok := strings.CutPrefix(line, "ACK "); ok {
-				acked[id] = true
+			if ack, ok := strings.CutPrefix(line, "ACK "); ok {
+				id, seq, _ := strings.Cut(ack, " ")
+				n, err := strconv.ParseUint(seq, 10, 64)
+				if err != nil {
+					t.Fatalf("child printed %q", line)
+				}
+				acked[id] = n
 			} else if !strings.HasPrefix(line, "PASS") && line != "" {
 				t.Errorf("child: %s", line)
 			}
@@ -108,13 +114,13 @@ func TestCrashRecovery(t *testing.T) {
 		if !res.OK() {
 			t.Fatalf("trail after kill -9 does not verify: %v", res.Problem)
 		}
-		present := map[string]bool{}
+		present := map[uint64]string{} // seq → request id on disk
 		for _, r := range readRecords(t, dir) {
-			present[r.RequestID] = true
+			present[r.Seq] = r.RequestID
 		}
 		lost := 0
-		for id := range acked {
-			if !present[id] {
+		for id, seq := range acked {
+			if present[seq] != id {
 				lost++
 			}
 		}
