@@ -197,6 +197,8 @@ func (v *validator) routes() {
 			v.errorf(path+".name", "required (必須です)")
 		case !nameRE.MatchString(r.Name):
 			v.errorf(path+".name", "route names use letters, digits, '.', '_' and '-' (ルート名に使えない文字があります)")
+		case r.Name == "admin":
+			v.errorf(path+".name", `"admin" is reserved for the admin console (admin は管理コンソール用に予約されています)`)
 		default:
 			if j, dup := names[r.Name]; dup {
 				v.errorf(path+".name", "duplicate route name %q, also routes[%d] (ルート名が重複しています)", r.Name, j)

@@ -36,6 +36,10 @@ const (
 	FactorDeviceOwned      = "device_owned"
 )
 
+// RouteAdmin is the route name under which the gateway decides requests
+// to the admin console.
+const RouteAdmin = "admin"
+
 // Segments every configuration knows, besides those its routes name.
 var knownSegments = []string{"mynumber", "lgwan", "internet"}
 
@@ -102,7 +106,9 @@ func compile(cfg *config.Config, name string, text []byte, loc *time.Location, n
 		c.zones = append(c.zones, z.Name)
 	}
 	c.zones = append(c.zones, "external")
-	routes := map[string]bool{}
+	// "admin" is the admin console (/.sekisho/admin/ on every routed host):
+	// the gateway decides it as route "admin", action "admin", class 3A.
+	routes := map[string]bool{RouteAdmin: true}
 	segments := map[string]bool{}
 	for _, s := range knownSegments {
 		segments[s] = true
