@@ -404,11 +404,11 @@ func (s *PGShipper) read(path string) ([]pgRow, int64, error) {
 func (s *PGShipper) insert(ctx context.Context, rows []pgRow) error {
 	n := len(rows)
 	var (
-		seq                                                  = make([]int64, n)
-		tm                                                   = make([]time.Time, n)
+		seq                                                 = make([]int64, n)
+		tm                                                  = make([]time.Time, n)
 		event, user, device, route, class, zone, dec, reqID = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		enforced                                             = make([]bool, n)
-		line                                                 = make([]string, n)
+		enforced                                            = make([]bool, n)
+		line                                                = make([]string, n)
 	)
 	for i, r := range rows {
 		seq[i], tm[i] = int64(r.seq), r.rec.Time.UTC()
