@@ -71,7 +71,16 @@ type options struct {
 	sink      func(*audit.Record) error
 	responder Responder
 	hostname  string
+	checks    []healthCheck
 }
+
+type healthCheck struct {
+	component string
+	check     func() error
+}
+
+// healthEvery is how often Run polls the checks given with WithHealthCheck.
+const healthEvery = 5 * time.Second
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
@@ -91,6 +100,13 @@ func WithAlertSink(sink func(*audit.Record) error) Option {
 // WithResponder enables the automatic responses configured per rule.
 // Without it a configured response is logged as not carried out.
 func WithResponder(r Responder) Option { return func(o *options) { o.responder = r } }
+
+// WithHealthCheck makes Run poll check every few seconds and report a
+// failure as [Monitor.ReportHealth] would (for example the trail's
+// Healthy, which turns non-nil while the trail cannot be written).
+func WithHealthCheck(component string, check func() error) Option {
+	return func(o *options) { o.checks = append(o.checks, healthCheck{component, check}) }
+}
 
 // WithHostname sets the HOSTNAME of syslog messages. Default os.Hostname.
 func WithHostname(h string) Option { return func(o *options) { o.hostname = h } }
@@ -294,6 +310,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var lastCheck time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -303,8 +320,16 @@ func (m *Monitor) Run(ctx context.Context) error {
 			return nil
 		case ev := <-m.in:
 			m.handle(ev)
-		case <-tick.C:
+		case now := <-tick.C:
 			m.sweep(m.opts.now())
+			if now.Sub(lastCheck) >= healthEvery {
+				lastCheck = now
+				for _, c := range m.opts.checks {
+					if err := c.check(); err != nil {
+						m.health(c.component, err.Error())
+					}
+				}
+			}
 		}
 	}
 }

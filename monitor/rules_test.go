@@ -494,3 +494,33 @@ func TestRuleDisabled(t *testing.T) {
 		t.Fatalf("a disabled rule raised %d alerts", n)
 	}
 }
+
+func TestHealthCheckPolled(t *testing.T) {
+	var mu sync.Mutex
+	var failure error
+	check := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return failure
+	}
+	h := start(t, config.Monitor{}, workday, WithHealthCheck("audit", check))
+	mu.Lock()
+	failure = errors.New("audit trail unhealthy: disk full")
+	mu.Unlock()
+	deadline := time.Now().Add(15 * time.Second)
+	for len(h.alerts(config.RuleAuditFailure)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := h.alerts(config.RuleAuditFailure)
+	if len(got) != 1 || got[0].Target != "audit" || !strings.Contains(detailOf(t, got[0]).Summary, "disk full") {
+		t.Fatalf("polled failure raised %v", got)
+	}
+}
+
+func TestRunTwice(t *testing.T) {
+	h := start(t, config.Monitor{}, workday)
+	h.flush() // Run is running once Flush returns
+	if err := h.m.Run(context.Background()); !errors.Is(err, ErrRunning) {
+		t.Fatalf("second Run = %v, want ErrRunning", err)
+	}
+}
