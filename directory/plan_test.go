@@ -18,7 +18,10 @@ var (
 
 // staff is the store before the April transfers.
 func staff(t *testing.T) store.Store {
-	st := openStore(t)
+	return staffIn(t, openStore(t))
+}
+
+func staffIn(t *testing.T, st store.Store) store.Store {
 	seed(t, st,
 		&store.User{ID: "admin", DisplayName: "情報政策課 管理者", Department: "情報政策課", Roles: []string{"管理者"}},
 		&store.User{ID: "sato", DisplayName: "佐藤 花子", Department: "財務課", Roles: []string{"財務"}},
