@@ -87,6 +87,10 @@ func WithPageSize(n int) Option {
 	}
 }
 
+// WithReportEvery sets how long the overview's 24-hour summary is reused
+// before the trail is read again. Default 1 minute; 0 reads it every time.
+func WithReportEvery(d time.Duration) Option { return func(c *Console) { c.reportEvery = d } }
+
 // WithVerifyEvery sets how long a verification of the whole trail is
 // reused by the overview before it is run again. Default 5 minutes.
 func WithVerifyEvery(d time.Duration) Option { return func(c *Console) { c.verifyEvery = d } }
@@ -102,6 +106,7 @@ type Console struct {
 	loc         *time.Location
 	pageSize    int
 	verifyEvery time.Duration
+	reportEvery time.Duration
 	defLang     string
 
 	mux   *http.ServeMux
@@ -110,6 +115,9 @@ type Console struct {
 
 	verifyMu   sync.Mutex
 	lastVerify *verifyStatus
+
+	reportMu   sync.Mutex
+	lastReport *audit.Report
 }
 
 // New checks d and builds the console.
@@ -145,6 +153,7 @@ func New(d Deps, opts ...Option) (*Console, error) {
 		loc:         loc,
 		pageSize:    50,
 		verifyEvery: 5 * time.Minute,
+		reportEvery: time.Minute,
 		defLang:     "ja",
 		cop:         http.NewCrossOriginProtection(),
 	}

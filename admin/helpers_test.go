@@ -48,7 +48,7 @@ func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 // env is a console over real components: SQLite store, audit trail,
 // session manager, policy engine.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	cfg     *config.Config
 	store   store.Store
@@ -96,7 +96,7 @@ func testConfig(dir string) *config.Config {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newEnv(t *testing.T, opts ...Option) *env {
+func newEnv(t testing.TB, opts ...Option) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), clock: &fakeClock{}}
 	e.clock.Set(t0)

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -38,15 +39,12 @@ type overviewData struct {
 // overview: the last 24 hours at a glance.
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	p := c.newPage(r, "overview", "nav.overview")
-	now := c.now()
-	d := &overviewData{Since: now.Add(-24 * time.Hour), Until: now.Add(time.Second)}
-	rep, err := audit.BuildReport(c.d.AuditDir, audit.ReportOptions{Since: d.Since, Until: d.Until, MaxRows: 1,
-		OfficeHours: audit.OfficeHours{Start: audit.DefaultOfficeHours().Start, End: audit.DefaultOfficeHours().End, Location: c.loc}})
+	rep, err := c.report()
 	if err != nil {
 		c.internal(w, r, err)
 		return
 	}
-	d.Report = rep
+	d := &overviewData{Since: rep.Options.Since, Until: rep.Options.Until, Report: rep}
 	legend := []part{{Class: "seg-allow", Label: p.T("dec.allow")}, {Class: "seg-stepup", Label: p.T("dec.stepup")},
 		{Class: "seg-deny", Label: p.T("dec.deny")}, {Class: "seg-error", Label: p.T("dec.error")}}
 	var labels, hrefs []string
@@ -110,6 +108,26 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Data = d
 	c.render(w, r, "overview", p)
+}
+
+// report summarises the last 24 hours, reusing a summary younger than
+// reportEvery: the overview is read often and the trail is large.
+func (c *Console) report() (*audit.Report, error) {
+	c.reportMu.Lock()
+	defer c.reportMu.Unlock()
+	now := c.now()
+	if c.lastReport != nil && now.Sub(c.lastReport.Options.Until) < c.reportEvery {
+		return c.lastReport, nil
+	}
+	oh := audit.DefaultOfficeHours()
+	oh.Location = c.loc
+	rep, err := audit.BuildReport(c.d.AuditDir, audit.ReportOptions{Since: now.Add(-24 * time.Hour), Until: now.Add(time.Second),
+		MaxRows: 1, OfficeHours: oh})
+	if err != nil {
+		return nil, fmt.Errorf("summarising the last 24 hours: %w", err)
+	}
+	c.lastReport = rep
+	return rep, nil
 }
 
 // verifyNow re-runs the verification of the trail at once.

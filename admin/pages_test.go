@@ -83,6 +83,16 @@ func TestOverview(t *testing.T) {
 	if strings.Count(r.Body, "<svg") != 4 {
 		t.Errorf("want 4 charts (class, hour, reasons, shadow); got %d", strings.Count(r.Body, "<svg"))
 	}
+
+	// The summary is reused for a minute, then read again.
+	e.seed(access(1, "alice", "PC-001", "zaimu", "2", "allow", true))
+	if r := e.get(Prefix + "/"); !strings.Contains(r.Body, `<p class="big">8</p>`) {
+		t.Error("the summary was not reused within the minute")
+	}
+	e.clock.Advance(2 * time.Minute)
+	if r := e.get(Prefix + "/"); !strings.Contains(r.Body, `<p class="big">9</p>`) {
+		t.Error("the summary was not refreshed after a minute")
+	}
 }
 
 func TestOverviewDetectsTampering(t *testing.T) {
