@@ -120,6 +120,8 @@ type Console struct {
 	lastReport *audit.Report
 }
 
+var _ http.Handler = (*Console)(nil)
+
 // New checks d and builds the console.
 func New(d Deps, opts ...Option) (*Console, error) {
 	var missing []string

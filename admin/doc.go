@@ -40,6 +40,14 @@
 //   - /policy — the policy in force and an explain form (the engine of
 //     `sekisho policy explain`).
 //
+// # Wiring
+//
+// [New] takes plain values and functions ([Deps]): the store, the audit
+// trail's directory, keys, Append and Healthy, the session manager's
+// Revoke, the passkey service's Invite, the policy engine's Explain and
+// Version, and a form-token key shared by replicas ([CSRFKeyFromStore]).
+// See the example of [New].
+//
 // # Browser rules
 //
 // Pages work without JavaScript and are served with a strict content

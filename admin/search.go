@@ -232,14 +232,14 @@ func (c *Console) exportCSV(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadRequest, "err.badfilter", err)
 		return
 	}
-	if err := c.record(r, "audit_export", "csv", filterQuery(q).Encode(), nil); err != nil {
-		c.internal(w, r, err)
-		return
-	}
 	name := "sekisho-audit-" + c.now().In(c.loc).Format("20060102-150405") + ".csv"
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	if r.Method == http.MethodHead {
+		return
+	}
+	if err := c.record(r, "audit_export", "csv", filterQuery(q).Encode(), nil); err != nil {
+		c.internal(w, r, err)
 		return
 	}
 	cw, err := audit.NewCSVWriter(w)
