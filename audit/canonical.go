@@ -125,7 +125,7 @@ func appendBody(b []byte, r *Record, t time.Time) []byte {
 }
 
 // appendUnhashed appends {"seq":N,<body>,"prev":"P"} — the bytes that are hashed.
-func appendUnhashed(b []byte, seq uint64, body []byte, prev string) []byte {
+func appendUnhashed[P string | []byte](b []byte, seq uint64, body []byte, prev P) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
 	b = append(b, ',')

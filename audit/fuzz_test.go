@@ -36,11 +36,15 @@ func FuzzVerify(f *testing.F) {
 		if !res.OK() {
 			return
 		}
-		if len(data) == 0 || data[len(data)-1] != '\n' {
-			t.Fatal("an unterminated file verified")
+		whole := data[:bytes.LastIndexByte(data, '\n')+1]
+		if frag := int64(len(data) - len(whole)); res.PartialTail != frag {
+			t.Fatalf("partial tail %d, want %d", res.PartialTail, frag)
+		}
+		if len(whole) == 0 {
+			t.Fatal("a file without a whole line verified")
 		}
 		unreadable := 0
-		for line := range bytes.SplitSeq(data[:len(data)-1], []byte("\n")) {
+		for line := range bytes.SplitSeq(whole[:len(whole)-1], []byte("\n")) {
 			if _, err := ParseRecord(line); err != nil {
 				unreadable++
 			}

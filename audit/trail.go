@@ -97,12 +97,13 @@ type item struct {
 	res  *result // nil for Append
 }
 
-// result is filled by the writer for AppendDurable.
+// result is filled by the writer for AppendDurable (arrays, not strings:
+// the writer is the serial part, so it does not allocate for them).
 type result struct {
 	time time.Time
 	seq  uint64
-	prev string
-	hash string
+	prev [64]byte
+	hash [64]byte
 }
 
 // batch is what durable appenders wait on: one fsync acknowledges all.
@@ -254,7 +255,7 @@ func (t *Trail) AppendDurable(ctx context.Context, rec *Record) error {
 	if b.err != nil {
 		return b.err
 	}
-	rec.Seq, rec.Prev, rec.Hash = res.seq, res.prev, res.hash
+	rec.Seq, rec.Prev, rec.Hash = res.seq, string(res.prev[:]), string(res.hash[:])
 	if rec.Time.IsZero() {
 		rec.Time = res.time
 	}
@@ -600,16 +601,16 @@ func (t *Trail) writeBatch(items []item, allowRotate bool, ckpt string) error {
 func (t *Trail) appendRecord(out, body []byte, res *result) []byte {
 	t.ch.seq++
 	start := len(out)
-	out = appendUnhashed(out, t.ch.seq, body, string(t.ch.prev[:]))
+	out = appendUnhashed(out, t.ch.seq, body, t.ch.prev[:])
 	var sum [32]byte
 	if res != nil {
 		res.seq = t.ch.seq
-		res.prev = string(t.ch.prev[:])
+		res.prev = t.ch.prev
 	}
 	out, sum = appendHashed(out, start)
 	hex.Encode(t.ch.prev[:], sum[:])
 	if res != nil {
-		res.hash = string(t.ch.prev[:])
+		res.hash = t.ch.prev
 	}
 	t.ch.sinceCkpt++
 	return out

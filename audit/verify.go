@@ -63,6 +63,10 @@ type VerifyResult struct {
 	Closed bool
 	// Torn lists crash-torn writes that the trail sealed on reopen.
 	Torn []TornNote
+	// PartialTail is the length of an unterminated fragment at the end of
+	// the last file: a write in progress, or a crash-torn write the trail
+	// seals when it is next opened. It holds no record and is not a problem.
+	PartialTail int64
 	// RetainedFrom is set when older files were removed by retention and a
 	// retention record accounts for the start of the trail.
 	RetainedFrom uint64
@@ -266,6 +270,8 @@ func readChunks(dir string, names []string, ordered, work chan<- *vchunk, stop <
 
 type pendingBad struct {
 	file   string
+	lines  int  // how many unreadable lines
+	open   bool // the last of them has no newline
 	line   int
 	seq    uint64
 	offset int64
@@ -301,6 +307,8 @@ func (v *verifier) line(name string, lr *lineRes) {
 		}
 		v.pending.h.Write(line)
 		v.pending.length += int64(len(line))
+		v.pending.lines++
+		v.pending.open = !terminated
 		if terminated {
 			v.pending.h.Write([]byte{'\n'})
 			v.pending.length++
@@ -392,15 +400,21 @@ func (v *verifier) badLine(p *pendingBad) {
 
 func (v *verifier) finish(dir, lastFile string) {
 	if p := v.pending; p != nil {
-		if p.line > 0 && v.res.Problem == nil {
-			if errors.Is(p.err, errHashMismatch) {
-				v.badLine(p)
-			} else {
-				v.problem(p.file, p.line, v.lastSeq+1, "末尾の行が途中で切れています（未封印）。証跡を開き直すと封印されます: "+p.err.Error(),
-					"the last line is torn and not sealed; reopening the trail seals it: "+p.err.Error())
-			}
+		switch {
+		case p.lines == 1 && p.open && p.file == lastFile && !errors.Is(p.err, errHashMismatch):
+			// One unterminated fragment at the very end: a write in
+			// progress (a live trail) or torn by a crash and not yet
+			// sealed. It holds no record, so it hides nothing; cuts are
+			// judged against checkpoint.jws below.
+			v.res.PartialTail = p.length
+		case errors.Is(p.err, errHashMismatch):
+			v.badLine(p)
+			return
+		default:
+			v.problem(p.file, p.line, v.lastSeq+1, "読めない行が末尾にあり、封印されていません: "+p.err.Error(),
+				"unreadable lines at the end are not sealed: "+p.err.Error())
+			return
 		}
-		return
 	}
 	if !v.have {
 		v.problem(lastFile, 0, 0, "記録がありません", "the trail holds no record")

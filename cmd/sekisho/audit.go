@@ -121,6 +121,9 @@ re-signed with a replaced key.`,
 			for _, tn := range res.Torn {
 				fmt.Fprintf(out, "  クラッシュで途切れた書き込みを封印済み / sealed torn write: %s offset %d, %d bytes (seq %d)\n", tn.File, tn.Offset, tn.Length, tn.SealedBy)
 			}
+			if res.PartialTail > 0 {
+				fmt.Fprintf(out, "  末尾に書きかけの行があります（%d バイト。稼働中またはクラッシュ直後で、次に開くと封印されます）\n  unterminated fragment at the end (%d bytes): a write in progress or a crash; sealed at the next open\n", res.PartialTail, res.PartialTail)
+			}
 			if res.RetainedFrom > 0 {
 				fmt.Fprintf(out, "  保存期間により seq %d より前は削除済み / records before seq %d removed by retention\n", res.RetainedFrom, res.RetainedFrom)
 			}
