@@ -84,14 +84,15 @@ func startConsoleProduct(t *testing.T) *consoleProduct {
 		t.Fatal(err)
 	}
 	console, err := admin.New(admin.Deps{
-		Config:    cfg,
-		Store:     a.Store,
-		AuditDir:  a.Trail.Dir(),
-		AuditKeys: a.Trail.PublicJWKS(),
-		Record:    a.Trail.AppendDurable,
-		Revoke:    a.Sessions.Revoke,
-		Invite:    a.Authn.Invite,
-		Explain:   a.Policy.Explain,
+		Config:       cfg,
+		Store:        a.Store,
+		AuditDir:     a.Trail.Dir(),
+		AuditKeys:    a.Trail.PublicJWKS(),
+		Record:       a.Trail.AppendDurable,
+		TrailHealthy: a.Trail.Healthy,
+		Revoke:       a.Revoke, // sessions and the device registry at once
+		Invite:       a.Authn.Invite,
+		Explain:      a.Policy.Explain,
 		PolicyText: func() (string, string) {
 			b, _ := os.ReadFile(policy.PolicyPath(cfg))
 			return a.Policy.Version(), string(b)
