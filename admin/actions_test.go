@@ -27,6 +27,9 @@ func TestUsersPage(t *testing.T) {
 	// 1 of 3 enabled staff (admin1, alice, bob) has a passkey.
 	contains(t, r.Body, `id="kpi">33.3%`, "山田 花子", "財務課", "パスキー未登録",
 		`href="/.sekisho/admin/users/view?id=alice"`)
+	r = e.get(Prefix + "/users?q=税務")
+	contains(t, r.Body, "鈴木 一郎", "1 件を表示", `id="kpi">33.3%`)
+	lacks(t, r.Body, "山田 花子")
 	r = e.get(Prefix + "/users/view?id=alice")
 	checkTranslated(t, "/users/view", r.Body)
 	contains(t, r.Body, "利用者 alice", "職場のPC", "PC-001", "パスキー登録用URLを発行", "無効化（セッションも即時終了）")
@@ -185,6 +188,9 @@ func TestDevicesPage(t *testing.T) {
 	contains(t, r.Body, "利用中 1 台、利用停止 1 台", "PC-001", `href="/.sekisho/admin/users/view?id=alice"`,
 		`href="/.sekisho/admin/revoke?kind=device&amp;subject=PC-001"`, "利用再開")
 
+	r = e.get(Prefix + "/devices?q=revoked")
+	contains(t, r.Body, "PC-666")
+	lacks(t, r.Body, ">PC-001<")
 	if r := e.post(Prefix+"/devices/enable", url.Values{"id": {"PC-666"}}); r.Status != http.StatusBadRequest {
 		t.Errorf("enable without reason = %d", r.Status)
 	}

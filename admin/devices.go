@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/sekisho/sekisho/store"
 )
@@ -18,6 +19,7 @@ type deviceRow struct {
 type devicesData struct {
 	Rows            []deviceRow
 	Active, Revoked int
+	Query           string
 }
 
 // devices lists the device registry: owner, first and last sight, status.
@@ -29,7 +31,10 @@ func (c *Console) devices(w http.ResponseWriter, r *http.Request) {
 		c.internal(w, r, err)
 		return
 	}
-	d := &devicesData{}
+	d := &devicesData{Query: strings.TrimSpace(r.URL.Query().Get("q"))}
+	if len(d.Query) > maxFieldLen {
+		d.Query = ""
+	}
 	for _, dv := range devs {
 		row := deviceRow{Device: dv,
 			TimelineURL: Prefix + "/timeline?" + url.Values{"device": {dv.ID}}.Encode(),
@@ -42,7 +47,9 @@ func (c *Console) devices(w http.ResponseWriter, r *http.Request) {
 		} else {
 			d.Active++
 		}
-		d.Rows = append(d.Rows, row)
+		if matchesQuery(d.Query, dv.ID, dv.Owner, dv.Department, dv.Status) {
+			d.Rows = append(d.Rows, row)
+		}
 	}
 	p.Data = d
 	c.render(w, r, "devices", p)

@@ -27,6 +27,8 @@ var messages = map[string][2]string{
 	"total":         {"合計", "Total"},
 	"count":         {"件数", "Count"},
 	"search":        {"検索", "Search"},
+	"list.filter":   {"絞り込み（ID・名前・所属・ロールの一部）", "Filter (part of an id, name, department or role)"},
+	"list.shown":    {"%d 件を表示", "%d shown"},
 	"created":       {"作成", "Created"},
 	"expires":       {"有効期限", "Expires"},
 	"lastseen":      {"最終確認", "Last seen"},

@@ -29,6 +29,10 @@ type usersData struct {
 	Staff        int
 	StaffPasskey int
 	Form         url.Values
+	// Query narrows the list (id, name, department or role contains it);
+	// the passkey share is always over all staff.
+	Query string
+	Shown int
 }
 
 // users lists staff accounts with their passkeys and devices, and the
@@ -43,6 +47,20 @@ func (c *Console) users(w http.ResponseWriter, r *http.Request) {
 	d.Form = url.Values{}
 	p.Data = d
 	c.render(w, r, "users", p)
+}
+
+// matchesQuery reports whether any field contains q, ignoring case.
+func matchesQuery(q string, fields ...string) bool {
+	if q == "" {
+		return true
+	}
+	q = strings.ToLower(q)
+	for _, f := range fields {
+		if strings.Contains(strings.ToLower(f), q) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Console) usersData(r *http.Request) (*usersData, error) {
@@ -61,7 +79,10 @@ func (c *Console) usersData(r *http.Request) (*usersData, error) {
 			owned[dv.Owner]++
 		}
 	}
-	d := &usersData{}
+	d := &usersData{Query: strings.TrimSpace(r.URL.Query().Get("q"))}
+	if len(d.Query) > maxFieldLen {
+		d.Query = ""
+	}
 	for _, u := range users {
 		creds, err := c.d.Store.ListCredentials(ctx, u.ID)
 		if err != nil {
@@ -82,8 +103,11 @@ func (c *Console) usersData(r *http.Request) (*usersData, error) {
 				d.StaffPasskey++
 			}
 		}
-		d.Rows = append(d.Rows, row)
+		if matchesQuery(d.Query, append([]string{u.ID, u.DisplayName, u.Department}, u.Roles...)...) {
+			d.Rows = append(d.Rows, row)
+		}
 	}
+	d.Shown = len(d.Rows)
 	return d, nil
 }
 
