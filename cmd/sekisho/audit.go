@@ -52,7 +52,10 @@ func (a *auditTarget) resolve(cmd *cobra.Command) (config.Audit, error) {
 	}
 	cfg, err := loadConfig(a.configPath)
 	if err != nil {
-		return config.Audit{}, &exitError{code: 2, err: fmt.Errorf("--dir か --config を指定してください (give --dir or --config): %w", err)}
+		if !cmd.Flags().Changed("config") {
+			return config.Audit{}, &exitError{code: 2, err: fmt.Errorf("--dir か --config を指定してください (give --dir or --config): %w", err)}
+		}
+		return config.Audit{}, err
 	}
 	ac := cfg.Audit
 	if ac.Dir == "" {
