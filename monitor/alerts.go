@@ -17,8 +17,9 @@ type group struct {
 
 // fire raises the rule for the subject, or counts the occurrence into the
 // open alert of the same rule and subject. With quiet set nothing is
-// raised (learning).
-func (m *Monitor) fire(quiet bool, name, kind, subject string, t time.Time, evidence []string, summary, summaryEN string) {
+// raised (learning). summarize is called only when an alert opens, so a
+// grouped repeat costs no formatting.
+func (m *Monitor) fire(quiet bool, name, kind, subject string, t time.Time, evidence []string, summarize func() (ja, en string)) {
 	if quiet {
 		return
 	}
@@ -26,7 +27,7 @@ func (m *Monitor) fire(quiet bool, name, kind, subject string, t time.Time, evid
 	if !rl.on {
 		return
 	}
-	key := name + "\x00" + kind + "\x00" + subject
+	key := groupKey{name, kind, subject}
 	if g := m.st.groups[key]; g != nil {
 		if t.Sub(g.alert.Last) <= m.set.groupWindow {
 			m.mu.Lock()
@@ -44,6 +45,7 @@ func (m *Monitor) fire(quiet bool, name, kind, subject string, t time.Time, evid
 		m.close(key, g)
 	}
 	m.seq++
+	summary, summaryEN := summarize()
 	a := &Alert{
 		ID:          fmt.Sprintf("%s-%04d", m.opts.now().UTC().Format("20060102T150405Z"), m.seq),
 		Rule:        name,
@@ -92,7 +94,7 @@ func (m *Monitor) fire(quiet bool, name, kind, subject string, t time.Time, evid
 
 // close ends an open alert. When repeats were grouped into it, a closing
 // record with the final count goes to the audit trail.
-func (m *Monitor) close(key string, g *group) {
+func (m *Monitor) close(key groupKey, g *group) {
 	delete(m.st.groups, key)
 	m.mu.Lock()
 	snapshot := *g.alert
@@ -115,9 +117,10 @@ func (m *Monitor) sweep(now time.Time) {
 	if d := m.dropped.Load(); d > m.lastDrop {
 		n := d - m.lastDrop
 		m.lastDrop = d
-		m.fire(false, config.RuleMonitorOverload, KindComponent, "monitor", now, nil,
-			fmt.Sprintf("監視機能が処理しきれず %d 件の記録を取りこぼしました（queue_size を見直してください）", n),
-			fmt.Sprintf("The monitor fell behind and dropped %d records (review queue_size)", n))
+		m.fire(false, config.RuleMonitorOverload, KindComponent, "monitor", now, nil, func() (string, string) {
+			return fmt.Sprintf("監視機能が処理しきれず %d 件の記録を取りこぼしました（queue_size を見直してください）", n),
+				fmt.Sprintf("The monitor fell behind and dropped %d records (review queue_size)", n)
+		})
 	}
 }
 

@@ -30,23 +30,26 @@ var revokedReasons = []string{"user_disabled", "device_revoked", "user_revoked",
 
 // state is what the rules remember. Only the Run goroutine touches it.
 type state struct {
-	windows  map[string]*window // rule+kind+subject → recent events
-	usage    map[string]*usage  // user → sensitive reading this hour
-	persons  map[string]*person // user → known devices and zones
+	windows  map[groupKey]*window // recent events per rule and subject
+	usage    map[string]*usage    // user → sensitive reading this hour
+	persons  map[string]*person   // user → known devices and zones
 	revoked  map[subjectKey]time.Time
-	groups   map[string]*group
+	groups   map[groupKey]*group
 	overflow bool
 }
 
 func newState() *state {
 	return &state{
-		windows: map[string]*window{},
+		windows: map[groupKey]*window{},
 		usage:   map[string]*usage{},
 		persons: map[string]*person{},
 		revoked: map[subjectKey]time.Time{},
-		groups:  map[string]*group{},
+		groups:  map[groupKey]*group{},
 	}
 }
+
+// groupKey names a rule and its subject.
+type groupKey struct{ rule, kind, subject string }
 
 // subjectKey names a user or a device.
 type subjectKey struct{ kind, id string }
@@ -142,9 +145,10 @@ func (m *Monitor) process(r *audit.Record, learn bool) {
 		}
 	case audit.EventSystem:
 		if r.Action == audit.ActionWriteFailed {
-			m.fire(learn, config.RuleAuditFailure, KindComponent, "audit", t, []string{ev},
-				"監査証跡の書き込みが失敗していました（復旧済み）: "+r.Detail,
-				"Writing the audit trail failed (recovered since): "+r.Detail)
+			m.fire(learn, config.RuleAuditFailure, KindComponent, "audit", t, []string{ev}, func() (string, string) {
+				return "監査証跡の書き込みが失敗していました（復旧済み）: " + r.Detail,
+					"Writing the audit trail failed (recovered since): " + r.Detail
+			})
 		}
 		return
 	default:
@@ -175,7 +179,7 @@ func (m *Monitor) burst(name string, r *audit.Record, t time.Time, ev string, le
 		if s.subject == "" || s.threshold <= 0 {
 			continue
 		}
-		key := name + "\x00" + s.kind + "\x00" + s.subject
+		key := groupKey{name, s.kind, s.subject}
 		w := m.st.windows[key]
 		if w == nil {
 			if !m.track(len(m.st.windows)) {
@@ -186,9 +190,10 @@ func (m *Monitor) burst(name string, r *audit.Record, t time.Time, ev string, le
 		}
 		n := w.add(t, ev, rl.window, s.threshold)
 		if n >= s.threshold {
-			m.fire(learn, name, s.kind, s.subject, t, w.ids,
-				fmt.Sprintf("%s %s で %s 以内に%sが %d 回以上ありました（最新: %s %s）", kindJA(s.kind), s.subject, durJA(rl.window), what, s.threshold, r.Route, firstOr(r.Reasons, r.Action)),
-				fmt.Sprintf("%d or more %s within %s for %s %s (latest: %s %s)", s.threshold, whatEN, rl.window, s.kind, s.subject, r.Route, firstOr(r.Reasons, r.Action)))
+			m.fire(learn, name, s.kind, s.subject, t, w.ids, func() (string, string) {
+				return fmt.Sprintf("%s %s で %s 以内に%sが %d 回以上ありました（最新: %s %s）", kindJA(s.kind), s.subject, durJA(rl.window), what, s.threshold, r.Route, firstOr(r.Reasons, r.Action)),
+					fmt.Sprintf("%d or more %s within %s for %s %s (latest: %s %s)", s.threshold, whatEN, rl.window, s.kind, s.subject, r.Route, firstOr(r.Reasons, r.Action))
+			})
 		}
 	}
 }
@@ -229,23 +234,24 @@ func (m *Monitor) bulkRead(r *audit.Record, t time.Time, ev string, learn bool) 
 		u.paths[pathKey(r.Route, r.Path)] = struct{}{}
 	}
 	n := len(u.paths)
-	var why, whyEN string
-	switch {
-	case rl.ceiling > 0 && n > rl.ceiling:
-		why = fmt.Sprintf("上限 %d 件を超えました", rl.ceiling)
-		whyEN = fmt.Sprintf("above the ceiling of %d", rl.ceiling)
-	case u.hours >= baselineHours && n >= rl.threshold && float64(n) > rl.factor*u.ewma:
-		why = fmt.Sprintf("普段（平均 %.0f 件/時）の %.0f 倍を超えました", u.ewma, rl.factor)
-		whyEN = fmt.Sprintf("more than %.0f× the usual %.0f per hour", rl.factor, u.ewma)
-	default:
+	overCeiling := rl.ceiling > 0 && n > rl.ceiling
+	overBaseline := u.hours >= baselineHours && n >= rl.threshold && float64(n) > rl.factor*u.ewma
+	if !overCeiling && !overBaseline {
 		return
 	}
 	if !learn {
 		u.fired = true
 	}
-	m.fire(learn, config.RuleBulkRead, KindUser, r.User, t, []string{ev},
-		fmt.Sprintf("利用者 %s が 1 時間に機密性%s の %d 件の異なるページを参照しました（%s）。住民情報の大量持ち出しの可能性があります", r.User, r.Class, n, why),
-		fmt.Sprintf("User %s read %d distinct pages of class %s within an hour (%s): possible bulk export", r.User, n, r.Class, whyEN))
+	ewma := u.ewma
+	m.fire(learn, config.RuleBulkRead, KindUser, r.User, t, []string{ev}, func() (string, string) {
+		why := fmt.Sprintf("普段（平均 %.0f 件/時）の %.0f 倍を超えました", ewma, rl.factor)
+		whyEN := fmt.Sprintf("more than %.0f× the usual %.0f per hour", rl.factor, ewma)
+		if overCeiling {
+			why, whyEN = fmt.Sprintf("上限 %d 件を超えました", rl.ceiling), fmt.Sprintf("above the ceiling of %d", rl.ceiling)
+		}
+		return fmt.Sprintf("利用者 %s が 1 時間に機密性%s の %d 件の異なるページを参照しました（%s）。住民情報の大量持ち出しの可能性があります", r.User, r.Class, n, why),
+			fmt.Sprintf("User %s read %d distinct pages of class %s within an hour (%s): possible bulk export", r.User, n, r.Class, whyEN)
+	})
 }
 
 // fold closes the current hour into the baseline. An hour that raised
@@ -288,16 +294,18 @@ func (m *Monitor) offHours(r *audit.Record, t time.Time, ev string, learn bool) 
 	if ok {
 		return
 	}
-	lt := t.In(m.set.loc).Format("2006-01-02 15:04")
-	when, whenEN := "勤務時間外", "outside office hours"
-	if holiday != "" {
-		when, whenEN = "閉庁日（"+holiday+"）", "on a closed day ("+holiday+")"
-	} else if !m.set.days[t.In(m.set.loc).Weekday()] {
-		when, whenEN = "休日", "on a day off"
-	}
-	m.fire(learn, config.RuleOffHours, KindUser, r.User, t, []string{ev},
-		fmt.Sprintf("利用者 %s が%s（%s）に機密性%s のシステム %s にアクセスしました", r.User, when, lt, r.Class, r.Route),
-		fmt.Sprintf("User %s reached %s (class %s) %s, at %s", r.User, r.Route, r.Class, whenEN, lt))
+	m.fire(learn, config.RuleOffHours, KindUser, r.User, t, []string{ev}, func() (string, string) {
+		lt := t.In(m.set.loc)
+		when, whenEN := "勤務時間外", "outside office hours"
+		if holiday != "" {
+			when, whenEN = "閉庁日（"+holiday+"）", "on a closed day ("+holiday+")"
+		} else if !m.set.days[lt.Weekday()] {
+			when, whenEN = "休日", "on a day off"
+		}
+		at := lt.Format("2006-01-02 15:04")
+		return fmt.Sprintf("利用者 %s が%s（%s）に機密性%s のシステム %s にアクセスしました", r.User, when, at, r.Class, r.Route),
+			fmt.Sprintf("User %s reached %s (class %s) %s, at %s", r.User, r.Route, r.Class, whenEN, at)
+	})
 }
 
 // adminAction remembers revocations and re-enablements made by IT staff.
@@ -344,9 +352,10 @@ func (m *Monitor) revokedAccess(r *audit.Record, t time.Time, ev string, learn b
 	if why == "" {
 		return
 	}
-	m.fire(learn, config.RuleRevokedAccess, kind, subject, t, []string{ev},
-		fmt.Sprintf("利用停止・失効済みの%s %s が利用を試みています（%s %s %s、理由 %s）", kindJA(kind), subject, r.Event, r.Route, r.IP, why),
-		fmt.Sprintf("Revoked or disabled %s %s is still trying (%s %s from %s, %s)", kind, subject, r.Event, r.Route, r.IP, why))
+	m.fire(learn, config.RuleRevokedAccess, kind, subject, t, []string{ev}, func() (string, string) {
+		return fmt.Sprintf("利用停止・失効済みの%s %s が利用を試みています（%s %s %s、理由 %s）", kindJA(kind), subject, r.Event, r.Route, r.IP, why),
+			fmt.Sprintf("Revoked or disabled %s %s is still trying (%s %s from %s, %s)", kind, subject, r.Event, r.Route, r.IP, why)
+	})
 }
 
 func (m *Monitor) counterRegression(r *audit.Record, t time.Time, ev string, learn bool) {
@@ -354,9 +363,10 @@ func (m *Monitor) counterRegression(r *audit.Record, t time.Time, ev string, lea
 	if subject == "" {
 		kind, subject = KindDevice, cmpOr(r.Target, r.IP) // the credential id when the user is unknown
 	}
-	m.fire(learn, config.RuleCounterRegression, kind, subject, t, []string{ev},
-		fmt.Sprintf("利用者 %s のパスキーの署名カウンタが戻りました（複製された認証器の可能性）。IP %s", subject, r.IP),
-		fmt.Sprintf("The signature counter of a passkey of %s went backwards (possible cloned authenticator), from %s", subject, r.IP))
+	m.fire(learn, config.RuleCounterRegression, kind, subject, t, []string{ev}, func() (string, string) {
+		return fmt.Sprintf("利用者 %s のパスキーの署名カウンタが戻りました（複製された認証器の可能性）。IP %s", subject, r.IP),
+			fmt.Sprintf("The signature counter of a passkey of %s went backwards (possible cloned authenticator), from %s", subject, r.IP)
+	})
 }
 
 // identity learns the devices and zones of each user and reports new ones
@@ -380,9 +390,10 @@ func (m *Monitor) identity(r *audit.Record, t time.Time, ev string, learn bool) 
 			p.devices = append(p.devices, r.Device)
 		}
 		if m.set.rules[config.RuleNewDevice].on {
-			m.fire(learning, config.RuleNewDevice, KindUser, r.User, t, []string{ev},
-				fmt.Sprintf("利用者 %s がこれまで使っていない端末 %s から接続しました（%s）", r.User, r.Device, r.IP),
-				fmt.Sprintf("User %s connected from device %s, not seen for them before (%s)", r.User, r.Device, r.IP))
+			m.fire(learning, config.RuleNewDevice, KindUser, r.User, t, []string{ev}, func() (string, string) {
+				return fmt.Sprintf("利用者 %s がこれまで使っていない端末 %s から接続しました（%s）", r.User, r.Device, r.IP),
+					fmt.Sprintf("User %s connected from device %s, not seen for them before (%s)", r.User, r.Device, r.IP)
+			})
 		}
 	}
 	if r.Zone != "" && !slices.Contains(p.zones, r.Zone) {
@@ -390,17 +401,19 @@ func (m *Monitor) identity(r *audit.Record, t time.Time, ev string, learn bool) 
 			p.zones = append(p.zones, r.Zone)
 		}
 		if m.set.rules[config.RuleNewZone].on {
-			m.fire(learning, config.RuleNewZone, KindUser, r.User, t, []string{ev},
-				fmt.Sprintf("利用者 %s がこれまで使っていないネットワーク区分 %s から接続しました（%s）", r.User, r.Zone, r.IP),
-				fmt.Sprintf("User %s connected from zone %s, not seen for them before (%s)", r.User, r.Zone, r.IP))
+			m.fire(learning, config.RuleNewZone, KindUser, r.User, t, []string{ev}, func() (string, string) {
+				return fmt.Sprintf("利用者 %s がこれまで使っていないネットワーク区分 %s から接続しました（%s）", r.User, r.Zone, r.IP),
+					fmt.Sprintf("User %s connected from zone %s, not seen for them before (%s)", r.User, r.Zone, r.IP)
+			})
 		}
 	}
 }
 
 func (m *Monitor) health(component, errText string) {
-	m.fire(false, config.RuleAuditFailure, KindComponent, component, m.opts.now(), nil,
-		fmt.Sprintf("%s が失敗しています: %s", component, errText),
-		fmt.Sprintf("%s is failing: %s", component, errText))
+	m.fire(false, config.RuleAuditFailure, KindComponent, component, m.opts.now(), nil, func() (string, string) {
+		return fmt.Sprintf("%s が失敗しています: %s", component, errText),
+			fmt.Sprintf("%s is failing: %s", component, errText)
+	})
 }
 
 // expire forgets what no rule needs any more.
