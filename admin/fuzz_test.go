@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
@@ -66,6 +67,60 @@ func FuzzReadRevokeForm(f *testing.F) {
 		}
 		if form.Kind != "all" && !validID(form.Subject) {
 			t.Fatalf("readRevokeForm(%q) accepted subject %q", raw, form.Subject)
+		}
+	})
+}
+
+// FuzzFormTokens: no forged form or confirmation token is accepted, and
+// the genuine ones are.
+func FuzzFormTokens(f *testing.F) {
+	c := &Console{d: Deps{CSRFKey: []byte("0123456789abcdef0123456789abcdef")}}
+	now := time.Unix(1_800_000_000, 0)
+	good := c.confirmToken("s1", "user", "alice", "why", now.Add(time.Minute))
+	f.Add("s1", c.csrfToken("s1"), good)
+	f.Add("s1", "", "")
+	f.Add("s2", c.csrfToken("s1"), good[:len(good)-1])
+	f.Add("", "x", "1.")
+	f.Add("s1", "%%", "99999999999999999999.AAAA")
+	f.Fuzz(func(t *testing.T, session, csrf, confirm string) {
+		if c.validCSRF(session, csrf) && csrf != c.csrfToken(session) {
+			t.Fatalf("accepted a CSRF token %q that is not the session's", csrf)
+		}
+		if c.validConfirm(session, "user", "alice", "why", confirm, now) && (session != "s1" || confirm != good) {
+			t.Fatalf("accepted confirmation %q for session %q", confirm, session)
+		}
+	})
+}
+
+// FuzzExplainQuery: any explain form yields a request or a message key,
+// never a panic, and a request names a resolvable route.
+func FuzzExplainQuery(f *testing.F) {
+	e := newEnv(f)
+	for _, s := range []string{
+		"user=alice&route=zaimu&method=GET&path=/&zone=chonai&amr=hwk&amr=uv",
+		"route=admin", "route=zaimu&path=export/x&auth_age=20m", "route=zaimu&auth_age=-5m&user=x",
+		"route=zaimu&time=2026-11-23T10:00&user=x&auth_age=15", "route=nosuch", "route=zaimu&zone=mars&device=PC%00",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		r := httptest.NewRequest("GET", Prefix+"/policy", nil)
+		req, _, bad := e.console.explainRequest(r, q)
+		if bad != "" {
+			if !hasMessage(bad) {
+				t.Fatalf("unknown message key %q", bad)
+			}
+			return
+		}
+		if req.Route == "" || req.Class == "" || req.Action == "" || req.Zone == "" || req.Path == "" || req.Path[0] != '/' {
+			t.Fatalf("explainRequest(%q) = %+v", raw, req)
+		}
+		if req.Authenticated && req.AuthTime.After(req.Time) {
+			t.Fatalf("authenticated after the request time: %+v", req)
 		}
 	})
 }
