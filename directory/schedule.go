@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sekisho/sekisho/config"
 	"github.com/sekisho/sekisho/store"
 )
 
@@ -133,4 +134,16 @@ func (s *Scheduler) RunDue(ctx context.Context) (*Result, error) {
 		return res, fmt.Errorf("applied scheduled user changes, but %w", err)
 	}
 	return res, nil
+}
+
+// RunScheduler runs the scheduler that cfg describes (directory.check_interval)
+// on st until ctx ends. A gateway starts it once:
+//
+//	go directory.RunScheduler(ctx, cfg, st, directory.WithAudit(trail), directory.WithLogger(log))
+func RunScheduler(ctx context.Context, cfg *config.Config, st store.Store, opts ...Option) error {
+	s, err := NewScheduler(st, append(Options(cfg), opts...)...)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sekisho/sekisho/config"
 	"github.com/sekisho/sekisho/directory"
 	"github.com/sekisho/sekisho/store"
 )
@@ -132,8 +133,8 @@ func TestSchedulerReplicasApplyOnce(t *testing.T) {
 	}
 }
 
-// Run applies due changes at start and on each tick, and returns when
-// its context ends.
+// RunScheduler applies due changes at start and on each tick of
+// directory.check_interval, and returns when its context ends.
 func TestSchedulerRun(t *testing.T) {
 	st := staff(t)
 	clock := &fakeClock{t: march}
@@ -144,13 +145,10 @@ func TestSchedulerRun(t *testing.T) {
 	if _, err := directory.Apply(t.Context(), st, cs, directory.WithClock(clock.Now)); err != nil {
 		t.Fatal(err)
 	}
-	s, err := directory.NewScheduler(st, directory.WithClock(clock.Now), directory.WithInterval(10*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := &config.Config{Directory: config.Directory{CheckInterval: 10 * time.Millisecond}}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	go func() { done <- directory.RunScheduler(ctx, cfg, st, directory.WithClock(clock.Now)) }()
 	time.Sleep(30 * time.Millisecond)
 	if u, _ := st.GetUser(t.Context(), "sato"); u.Department != "財務課" {
 		t.Fatalf("applied before the day: %+v", u)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/config"
+	"github.com/sekisho/sekisho/directory/ldaptest"
 	"github.com/sekisho/sekisho/store"
 )
 
@@ -202,5 +203,44 @@ func TestUsersSyncNeedsLDAP(t *testing.T) {
 	_, _, err := runUsers(t, "sync", "--config", cfgPath)
 	if err == nil || !strings.Contains(err.Error(), "directory.ldap.url is not set") {
 		t.Errorf("sync without ldap settings: %v", err)
+	}
+}
+
+// users sync against a real slapd through StartTLS: dry run, then apply.
+func TestUsersSyncLDAP(t *testing.T) {
+	s := ldaptest.Start(t)
+	dir, cfgPath := importEnv(t)
+	l := s.Settings()
+	yaml := "server: {http_listen: \"127.0.0.1:0\"}\nstore: {dsn: data/sekisho.db}\naudit: {dir: data/audit}\n" +
+		"directory:\n  roles: [管理者]\n  keep: [admin]\n  ldap:\n" +
+		"    url: " + l.URL + "\n    start_tls: true\n    ca: " + l.CA + "\n" +
+		"    bind_dn: " + l.BindDN + "\n    bind_password_file: " + l.BindPasswordFile + "\n" +
+		"    base_dn: " + l.BaseDN + "\n    disabled_filter: \"" + l.DisabledFilter + "\"\n    groups:\n"
+	for dn, roles := range l.Groups {
+		yaml += "      \"" + dn + "\": [" + strings.Join(roles, ", ") + "]\n"
+	}
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runUsers(t, "sync", "--config", cfgPath)
+	if err != nil {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"取込計画 (import plan): " + l.URL + " [全件 full]",
+		"~ 変更 change sato: 所属 department: 財務課 → 福祉課, ロール roles: 財務 → 福祉 [uid=sato,ou=people,dc=example,dc=lg,dc=jp]",
+		"+ 追加 add yamada",
+		"= 維持 kept admin",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sync plan lacks %q:\n%s", want, out)
+		}
+	}
+	if _, _, err := runUsers(t, "sync", "--config", cfgPath, "--apply"); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	want := "admin  管理者\nsato 福祉課 福祉\nsuzuki 財務課 財務\nyamada 財務課 管理者;財務\n"
+	if got := readUsers(t, dir); got != want {
+		t.Errorf("users after sync:\n%s\nwant\n%s", got, want)
 	}
 }
