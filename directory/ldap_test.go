@@ -129,6 +129,8 @@ func TestLDAPConnections(t *testing.T) {
 		}, "Invalid Credentials"},
 		{"unset password variable", func(l *config.DirectoryLDAP) { l.BindPasswordFile, l.BindPasswordEnv = "", "SEKISHO_TEST_LDAP_UNSET" }, "SEKISHO_TEST_LDAP_UNSET"},
 		{"anonymous sees nothing", func(l *config.DirectoryLDAP) { l.BindDN = ""; l.Groups = nil }, "No Such Object"},
+		{"missing id attribute", func(l *config.DirectoryLDAP) { l.IDAttribute = "employeeNumber" },
+			"uid=sato,ou=people,dc=example,dc=lg,dc=jp: employeeNumber: 職員番号の属性がありません (no employeeNumber attribute)"},
 		{"filter matching nobody", func(l *config.DirectoryLDAP) { l.UserFilter = "(uid=nobody)" }, "refusing to sync an empty directory"},
 		{"missing group", func(l *config.DirectoryLDAP) { l.Groups["cn=nai,ou=groups,"+s.Suffix] = []string{"財務"} }, "no such group"},
 		{"unknown role", func(l *config.DirectoryLDAP) { l.Groups["cn=zaimu,ou=groups,"+s.Suffix] = []string{"経理"} }, `unknown role "経理"`},
