@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,11 @@ import (
 func TestMain(m *testing.M) {
 	// No goroutine may outlive the tests: every world, client, upstream
 	// and child process is shut down by the test that started it.
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) {
+		if bin.dir != "" {
+			os.RemoveAll(bin.dir)
+		}
+	}))
 }
 
 const (
