@@ -79,11 +79,17 @@ func statusLabel(disabled bool) string {
 // change came from.
 func (c *Change) Detail() string {
 	var parts []string
-	if c.Action == ActionSchedule {
+	if c.Action == ActionSchedule || c.Action == ActionScheduleCancel {
 		parts = append(parts, "effective "+c.Effective.Format("2006-01-02T15:04:05Z07:00"))
 	}
-	for _, d := range c.Diffs() {
-		parts = append(parts, fmt.Sprintf("%s: %s → %s", d.Field, show(d.Before), show(d.After)))
+	if c.Action == ActionScheduleCancel {
+		a := c.After
+		parts = append(parts, fmt.Sprintf("cancelled: display_name: %s, department: %s, roles: %s, status: %s",
+			show(a.DisplayName), show(a.Department), show(strings.Join(a.Roles, ";")), statusLabel(a.Disabled)))
+	} else {
+		for _, d := range c.Diffs() {
+			parts = append(parts, fmt.Sprintf("%s: %s → %s", d.Field, show(d.Before), show(d.After)))
+		}
 	}
 	if c.Missing {
 		parts = append(parts, "not in the full import")

@@ -184,3 +184,60 @@ func planAndApply(cmd *cobra.Command, cfg *config.Config, src *directory.Source,
 	}
 	return applyErr
 }
+
+// newUsersPendingCmd is `sekisho users pending`: the scheduled changes
+// waiting for their effective date, and cancelling one.
+func newUsersPendingCmd() *cobra.Command {
+	var (
+		cfgPath string
+		cancel  int64
+	)
+	cmd := &cobra.Command{
+		Use:   "pending --config F [--cancel N]",
+		Short: "発令日待ちの予約を一覧・取消する (list or cancel scheduled changes)",
+		Long: `発令日が先の行として取り込まれ、まだ反映されていない変更を一覧します。
+--cancel N で予約 #N を取り消します (監査証跡に記録します)。
+
+Lists the changes imported with a future effective date and not yet
+applied; --cancel N removes scheduled change #N (audited).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			loc, err := directory.Location(cfg)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, err := openStore(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if cancel == 0 {
+				list, err := directory.Pending(ctx, st)
+				if err != nil {
+					return err
+				}
+				return directory.RenderPending(cmd.OutOrStdout(), list, loc)
+			}
+			trail, err := audit.Open(cfg.Audit)
+			if err != nil {
+				return fmt.Errorf("監査証跡を開けないため取り消しません (opening the audit trail; nothing cancelled): %w", err)
+			}
+			p, cancelErr := directory.CancelPending(ctx, st, cancel, directory.WithAudit(trail), directory.WithOperator(operator()))
+			if err := trail.Close(); err != nil && cancelErr == nil {
+				cancelErr = fmt.Errorf("closing the audit trail: %w", err)
+			}
+			if p != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "予約 #%d (%s, 発令日 %s) を取り消しました (cancelled).\n", p.Seq, p.UserID, p.EffectiveAt.In(loc).Format("2006-01-02"))
+			}
+			return cancelErr
+		},
+	}
+	addConfigFlag(cmd, &cfgPath)
+	cmd.Flags().Int64Var(&cancel, "cancel", 0, "取り消す予約の番号 (number of the scheduled change to cancel)")
+	return cmd
+}

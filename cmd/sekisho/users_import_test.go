@@ -56,7 +56,7 @@ func importEnv(t *testing.T) (dir, cfgPath string) {
 func runUsers(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	root := &cobra.Command{Use: "sekisho", SilenceUsage: true, SilenceErrors: true}
 	users := &cobra.Command{Use: "users"}
-	users.AddCommand(newUsersImportCmd(), newUsersSyncCmd())
+	users.AddCommand(newUsersImportCmd(), newUsersSyncCmd(), newUsersPendingCmd())
 	root.AddCommand(users)
 	var out, errb bytes.Buffer
 	root.SetOut(&out)
@@ -242,5 +242,45 @@ func TestUsersSyncLDAP(t *testing.T) {
 	want := "admin  管理者\nsato 福祉課 福祉\nsuzuki 財務課 財務\nyamada 財務課 管理者;財務\n"
 	if got := readUsers(t, dir); got != want {
 		t.Errorf("users after sync:\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestUsersPending(t *testing.T) {
+	dir, cfgPath := importEnv(t)
+	csvPath := filepath.Join(dir, "future.csv")
+	text := "職員番号,氏名,所属,ロール,状態,発令日\nsato,佐藤 花子,福祉課,福祉,有効,2100-04-01\nsuzuki,鈴木 一郎,財務課,財務,有効,2100-04-01\n"
+	if err := os.WriteFile(csvPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := runUsers(t, "import", "--config", cfgPath, "--apply", csvPath); err != nil || !strings.Contains(out, "予約 scheduled 2") {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	out, _, err := runUsers(t, "pending", "--config", cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "#1 2100-04-01 00:00 sato: 氏名 name: 佐藤 花子, 所属 department: 福祉課, ロール roles: 福祉, 状態 status: 有効 active ["+csvPath+":2; cli:") ||
+		!strings.Contains(out, "#2 2100-04-01 00:00 suzuki") {
+		t.Errorf("pending list:\n%s", out)
+	}
+	out, _, err = runUsers(t, "pending", "--config", cfgPath, "--cancel", "1")
+	if err != nil || !strings.Contains(out, "予約 #1 (sato, 発令日 2100-04-01) を取り消しました") {
+		t.Fatalf("cancel: %v\n%s", err, out)
+	}
+	if _, _, err := runUsers(t, "pending", "--config", cfgPath, "--cancel", "1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("cancelling twice: %v, want ErrNotFound", err)
+	}
+	out, _, _ = runUsers(t, "pending", "--config", cfgPath)
+	if strings.Contains(out, "sato") || !strings.Contains(out, "suzuki") {
+		t.Errorf("pending after cancel:\n%s", out)
+	}
+	recs, _, err := audit.QueryAll(filepath.Join(dir, "data/audit"), audit.Filter{Event: audit.EventAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := recs[len(recs)-1]
+	if last.Action != "user_schedule_cancel" || last.Target != "sato" ||
+		!strings.Contains(last.Detail, "cancelled: display_name: 佐藤 花子, department: 福祉課, roles: 福祉, status: 有効 active") {
+		t.Errorf("last audit record: %+v", last)
 	}
 }
