@@ -148,7 +148,8 @@ type Trail struct {
 	out        []byte
 	spare      []item
 	lastCkpt   time.Time
-	lastJWS    string
+	lastJWS    string // newest durable checkpoint
+	pendingJWS string // checkpoint in the batch being committed
 	headDirty  bool
 	lastHead   time.Time
 	failSince  time.Time
@@ -506,7 +507,7 @@ func (t *Trail) failing() bool {
 
 // flushQueue writes everything queued, one group commit per round.
 func (t *Trail) flushQueue() {
-	for {
+	for !t.failing() {
 		t.mu.Lock()
 		items := t.queue
 		if len(items) == 0 {
@@ -594,6 +595,9 @@ func (t *Trail) writeBatch(items []item, allowRotate bool, ckpt string) error {
 	}
 	t.m.fsync.Observe(time.Since(start).Seconds())
 	t.ch.size += int64(len(out))
+	if t.pendingJWS != "" {
+		t.lastJWS, t.pendingJWS, t.headDirty = t.pendingJWS, "", true
+	}
 	return nil
 }
 
@@ -630,8 +634,7 @@ func (t *Trail) appendCheckpoint(out []byte, reason string) ([]byte, error) {
 	out = t.appendRecord(out, appendBody(nil, &rec, now), nil)
 	t.ch.sinceCkpt = 0
 	t.lastCkpt = t.opts.clock()
-	t.lastJWS = jws
-	t.headDirty = true
+	t.pendingJWS = jws // becomes the head once its batch is fsynced
 	return out, nil
 }
 
@@ -698,6 +701,7 @@ func (t *Trail) fail(err error, items []item, b *batch) {
 	t.m.healthy.Set(0)
 	t.opts.log.Error("audit: write failed; durable appends refused until it recovers / 監査証跡に書き込めません", "err", err)
 	t.ch = t.acked
+	t.pendingJWS = "" // its checkpoint was not made durable
 	if t.f != nil {
 		t.f.Close()
 		t.f = nil
@@ -775,6 +779,7 @@ func (t *Trail) tryRecover() {
 	}
 	t.m.writeErrors.Inc()
 	t.ch = t.acked
+	t.pendingJWS = ""
 	if t.f != nil {
 		t.f.Close()
 		t.f = nil
