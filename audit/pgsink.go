@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -168,6 +169,8 @@ type PGShipper struct {
 	batch   int
 	poll    time.Duration
 
+	// mu serialises Sync (Run's loop and a final Sync at shutdown).
+	mu sync.Mutex
 	// cur is the position reached; valid is false until it has been
 	// recovered from the table (at start and after every error).
 	cur   pgCursor
@@ -243,8 +246,11 @@ func (s *PGShipper) Run(ctx context.Context) error {
 }
 
 // Sync ships every complete record line the trail holds now and returns
-// how many rows were sent (some may already have been in the table).
+// how many rows were sent (some may already have been in the table). It
+// is safe to call while Run runs.
 func (s *PGShipper) Sync(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.valid {
 		if err := s.recover(ctx); err != nil {
 			return 0, err

@@ -315,17 +315,19 @@ func (t *Trail) enqueue(rec *Record, res *result) (*batch, error) {
 	}
 
 	t.mu.Lock()
+	var refuse error
 	switch {
 	case t.closed:
-		t.mu.Unlock()
-		return nil, ErrClosed
+		refuse = ErrClosed
 	case t.failErr != nil:
-		err := t.failErr
-		t.mu.Unlock()
-		return nil, err
+		refuse = t.failErr
 	case len(t.queue) >= maxQueue:
+		refuse = ErrBacklog
+	}
+	if refuse != nil {
 		t.mu.Unlock()
-		return nil, ErrBacklog
+		t.releaseBody(body)
+		return nil, refuse
 	}
 	t.queue = append(t.queue, item{body: body, res: res})
 	var b *batch
