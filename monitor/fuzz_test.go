@@ -1,6 +1,8 @@
 package monitor
 
 import (
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -18,7 +20,7 @@ func FuzzProcess(f *testing.F) {
 	f.Add("system", "", "", "", "", "", "", audit.ActionWriteFailed, int64(1))
 	f.Add("access", "\x00", "\xff", "::1", "3B", "/%00", "error", "user_disabled", int64(-1<<40))
 	f.Fuzz(func(t *testing.T, event, user, device, ip, class, path, decision, action string, offset int64) {
-		m, err := New(config.Monitor{LearnPeriod: time.Nanosecond}, WithClock(func() time.Time { return workday }))
+		m, err := New(config.Monitor{LearnPeriod: time.Nanosecond}, WithClock(func() time.Time { return workday }), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 		if err != nil {
 			t.Fatal(err)
 		}

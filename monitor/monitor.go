@@ -170,7 +170,11 @@ func New(cfg config.Monitor, opts ...Option) (*Monitor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building monitor: %w", err)
 	}
-	in := make(chan event, set.queueSize)
+	size := set.queueSize
+	if !cfg.On() {
+		size = 0 // Observe returns before using it
+	}
+	in := make(chan event, size)
 	met, err := newMetrics(o.reg, func() float64 { return float64(len(in)) })
 	if err != nil {
 		return nil, err
@@ -186,6 +190,9 @@ func New(cfg config.Monitor, opts ...Option) (*Monitor, error) {
 		actions: make(chan action, 64),
 		recent:  make([]*Alert, 0, recentSize),
 	}
+	if m.off {
+		return m, nil // no channel is dialled, no secret needed
+	}
 	for i, cc := range cfg.Channels {
 		n, err := newNotifier(cc, o)
 		if err != nil {
@@ -199,7 +206,9 @@ func New(cfg config.Monitor, opts ...Option) (*Monitor, error) {
 // Observe hands the monitor one record that was just appended to the audit
 // trail. It never blocks: when the queue is full the record is dropped and
 // counted (sekisho_monitor_dropped_total; the monitor_overload rule
-// reports it). Alert and checkpoint records are ignored.
+// reports it). Alert and checkpoint records are ignored. The record is
+// copied, but its slices (Reasons, Roles, AMR) are read later on the
+// monitor's goroutine: the caller must not change them after the call.
 func (m *Monitor) Observe(rec *audit.Record) {
 	if m.off || rec == nil || rec.Event == audit.EventAlert || rec.Event == audit.EventCheckpoint {
 		return

@@ -302,7 +302,9 @@ func composeMail(from string, to []string, a *Alert, now time.Time) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "From: %s\r\n", from)
 	fmt.Fprintf(&b, "To: %s\r\n", strings.Join(to, ", "))
-	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", subject))
+	// Encoded words are folded one per line (RFC 5322 §2.2.3 keeps lines
+	// under 78 characters; RFC 2047 §2 allows 75 per word).
+	fmt.Fprintf(&b, "Subject:\r\n %s\r\n", strings.ReplaceAll(mime.QEncoding.Encode("utf-8", subject), "?= =?", "?=\r\n =?"))
 	fmt.Fprintf(&b, "Date: %s\r\n", now.Format(time.RFC1123Z))
 	fmt.Fprintf(&b, "Message-ID: <%s@sekisho>\r\n", hex.EncodeToString(id[:]))
 	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n")

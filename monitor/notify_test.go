@@ -257,6 +257,14 @@ func TestEmailWithStartTLS(t *testing.T) {
 	if msg.from != "MAIL FROM:<sekisho@example.lg.jp>" || msg.to != "RCPT TO:<csirt@example.lg.jp>" {
 		t.Errorf("envelope %q %q", msg.from, msg.to)
 	}
+	head, _, _ := strings.Cut(string(msg.data), "\n\n")
+	for _, line := range strings.Split(head, "\n") {
+		if strings.HasPrefix(line, "Subject:") || strings.HasPrefix(line, " =?") {
+			if len(line) > 78 {
+				t.Errorf("subject line of %d characters is not folded: %q", len(line), line)
+			}
+		}
+	}
 	tp := textproto.NewReader(bufio.NewReader(strings.NewReader(string(msg.data))))
 	hdr, err := tp.ReadMIMEHeader()
 	if err != nil {
@@ -391,5 +399,20 @@ func TestNewRefusesMissingSecrets(t *testing.T) {
 		if _, err := New(config.Monitor{Channels: []config.MonitorChannel{c}}); err == nil {
 			t.Errorf("New accepted %s channel %+v", c.Type, c)
 		}
+	}
+}
+
+func TestEmailPlain(t *testing.T) {
+	addr, got := smtpServer(t, nil)
+	cfg := config.Monitor{Channels: []config.MonitorChannel{{Type: "email", Address: addr, From: "sekisho@example.lg.jp", To: []string{"a@example.lg.jp", "b@example.lg.jp"}}}}
+	h := start(t, cfg, workday)
+	h.feed(regression("abe"))
+	select {
+	case msg := <-got:
+		if msg.tls || msg.to != "RCPT TO:<b@example.lg.jp>" || !strings.Contains(string(msg.data), "To: <a@example.lg.jp>, <b@example.lg.jp>\n") {
+			t.Errorf("message tls=%v to=%q\n%s", msg.tls, msg.to, msg.data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SMTP server received no message")
 	}
 }

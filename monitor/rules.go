@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sekisho/sekisho/audit"
@@ -172,6 +173,10 @@ func (m *Monitor) burst(name string, r *audit.Record, t time.Time, ev string, le
 	if name == config.RuleLoginFailureBurst {
 		what, whatEN = "ログイン失敗", "login failures"
 	}
+	// Every subject counts, but one record raises at most one alert: the
+	// user's, else the device's, else the address's. A device or address
+	// alert then means many identities (or none) behind it.
+	fired := false
 	for _, s := range []struct {
 		kind, subject string
 		threshold     int
@@ -189,10 +194,11 @@ func (m *Monitor) burst(name string, r *audit.Record, t time.Time, ev string, le
 			m.st.windows[key] = w
 		}
 		n := w.add(t, ev, rl.window, s.threshold)
-		if n >= s.threshold {
+		if n >= s.threshold && !fired {
+			fired = true
 			m.fire(learn, name, s.kind, s.subject, t, w.ids, func() (string, string) {
-				return fmt.Sprintf("%s %s で %s 以内に%sが %d 回以上ありました（最新: %s %s）", kindJA(s.kind), s.subject, durJA(rl.window), what, s.threshold, r.Route, firstOr(r.Reasons, r.Action)),
-					fmt.Sprintf("%d or more %s within %s for %s %s (latest: %s %s)", s.threshold, whatEN, rl.window, s.kind, s.subject, r.Route, firstOr(r.Reasons, r.Action))
+				return fmt.Sprintf("%s %s で %s以内に%sが %d 回以上ありました（最新: %s %s）", kindJA(s.kind), s.subject, durJA(rl.window), what, s.threshold, r.Route, firstOr(r.Reasons, r.Action)),
+					fmt.Sprintf("%d or more %s within %s for %s %s (latest: %s %s)", s.threshold, whatEN, durEN(rl.window), s.kind, s.subject, r.Route, firstOr(r.Reasons, r.Action))
 			})
 		}
 	}
@@ -470,6 +476,18 @@ func durJA(d time.Duration) string {
 		return strconv.Itoa(int(d/time.Minute)) + " 分"
 	}
 	return d.String()
+}
+
+// durEN writes 5m rather than 5m0s.
+func durEN(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func firstOr(list []string, def string) string {
