@@ -165,12 +165,18 @@ type proc struct {
 	done   chan error
 }
 
+// newServeCmd prepares `sekisho serve` for s.
+func newServeCmd(t *testing.T, s *site) *exec.Cmd {
+	cmd := exec.Command(sekishoBinary(t), "serve", "--config", s.config)
+	cmd.Dir = s.dir
+	cmd.Stdout = io.Discard
+	return cmd
+}
+
 func (s *site) start(t *testing.T) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(sekishoBinary(t), "serve", "--config", s.config), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	p.cmd.Dir = s.dir
+	p := &proc{cmd: newServeCmd(t, s), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	p.cmd.Stderr = p.stderr
-	p.cmd.Stdout = io.Discard
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
