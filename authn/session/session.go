@@ -142,9 +142,9 @@ func New(cfg *config.Config, st store.Store, opts ...Option) (*Manager, error) {
 		return nil, errors.New("session: New needs a config and a store")
 	}
 	m := &Manager{
-		st:                st,
-		now:               time.Now,
-		log:               slog.Default(),
+		st:  st,
+		now: time.Now,
+		log: slog.Default(),
 		// config.Load fills these; a Config built in code may leave them zero.
 		lifetime:          orDefault(cfg.Session.Lifetime, config.DefaultSessionLifetime),
 		idle:              orDefault(cfg.Session.Idle, config.DefaultSessionIdle),
