@@ -113,8 +113,11 @@ func (t *Trail) buildSinks() error {
 				return err
 			}
 			t.sinks = append(t.sinks, s)
+		case "postgres":
+			// Shipped by a PGShipper, which needs the store's connection;
+			// the gateway starts it beside the trail (NewPGShipper).
 		default:
-			return fmt.Errorf("audit sink type %q is not implemented (未実装); use syslog", sc.Type)
+			return fmt.Errorf("audit sink type %q is unknown (不明な転送先の種類です); want syslog or postgres", sc.Type)
 		}
 	}
 	return nil

@@ -217,7 +217,7 @@ func TestSyslogSinkTLS(t *testing.T) {
 
 func TestSinkConfigErrors(t *testing.T) {
 	for _, sc := range []config.Sink{
-		{Type: "postgres"},
+		{Type: "kafka"},
 		{Type: "syslog", Address: "udp://127.0.0.1:514"},
 		{Type: "syslog", Address: "nonsense"},
 	} {
