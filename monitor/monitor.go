@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"slices"
 	"sync"
@@ -141,12 +142,11 @@ type eventKind uint8
 
 const (
 	evRecord eventKind = iota
-	evLearn
 	evHealth
 	evFlush
 )
 
-// event is what Observe, Learn, ReportHealth and Flush hand the worker. The
+// event is what Observe, ReportHealth and Flush hand the worker. The
 // record is copied by value so the caller may reuse its record.
 type event struct {
 	kind      eventKind
@@ -221,20 +221,40 @@ func (m *Monitor) Observe(rec *audit.Record) {
 	}
 }
 
-// Learn hands the monitor a past record (for example the last weeks of the
-// trail, read with audit.Query at start) to build baselines and the
-// devices and zones each user is known to use, without raising alerts. It
-// blocks while the queue is full.
-func (m *Monitor) Learn(ctx context.Context, rec *audit.Record) error {
-	if m.off || rec == nil || rec.Event == audit.EventAlert || rec.Event == audit.EventCheckpoint {
-		return nil
+// ErrWarmAfterRun is returned by [Monitor.Warm] once Run has started.
+var ErrWarmAfterRun = errors.New("monitor: Warm must be called before Run")
+
+// Warm runs the rules over past records (for example the last weeks of the
+// trail: audit.Query(dir, audit.Filter{Since: …})) to learn each user's
+// baseline, devices and zones, without raising alerts. Call it before
+// [Monitor.Run], on the same goroutine. Unreadable lines are skipped; any
+// other error ends it. It returns how many records it learned from.
+func (m *Monitor) Warm(ctx context.Context, recs iter.Seq2[*audit.Record, error]) (int, error) {
+	if m.off {
+		return 0, nil
 	}
-	select {
-	case m.in <- event{kind: evLearn, rec: *rec}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("handing a past record to the monitor: %w", ctx.Err())
+	if m.running.Load() {
+		return 0, ErrWarmAfterRun
 	}
+	n := 0
+	for r, err := range recs {
+		if err != nil {
+			var le *audit.LineError
+			if errors.As(err, &le) {
+				continue
+			}
+			return n, fmt.Errorf("reading past records for the monitor: %w", err)
+		}
+		if n%1024 == 0 && ctx.Err() != nil {
+			return n, fmt.Errorf("warming the monitor: %w", ctx.Err())
+		}
+		if r == nil || r.Event == audit.EventAlert || r.Event == audit.EventCheckpoint {
+			continue
+		}
+		m.process(r, true)
+		n++
+	}
+	return n, nil
 }
 
 // ReportHealth tells the monitor that a component (the audit trail, a sink,
@@ -347,8 +367,6 @@ func (m *Monitor) handle(ev event) {
 	switch ev.kind {
 	case evRecord:
 		m.process(&ev.rec, false)
-	case evLearn:
-		m.process(&ev.rec, true)
 	case evHealth:
 		m.health(ev.component, ev.err)
 	case evFlush:

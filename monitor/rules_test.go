@@ -348,15 +348,47 @@ func TestNewDeviceAndZoneAfterLearning(t *testing.T) {
 	if len(zone) != 1 || !strings.Contains(detailOf(t, zone[0]).Summary, "external") {
 		t.Errorf("new_zone = %v", zone)
 	}
-	// Learned from the past with Learn: no alert, and the baseline counts.
-	ctx := context.Background()
-	if err := h.m.Learn(ctx, access(day1, "kimura", "PC-5", "10.1.0.8", "chonai", "zaimu", "2", "/", "allow")); err != nil {
+}
+
+func TestWarmFromPastRecords(t *testing.T) {
+	day1 := jst(2026, 11, 16, 9, 0)
+	week := day1.Add(7 * 24 * time.Hour)
+	s := &sink{}
+	m, err := New(config.Monitor{}, WithClock(func() time.Time { return week }), WithAlertSink(s.append),
+		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
 		t.Fatal(err)
 	}
-	h.feed(access(week, "kimura", "PC-5", "10.1.0.8", "chonai", "zaimu", "2", "/", "allow"))
-	h.feed(access(week, "kimura", "PC-6", "10.1.0.8", "chonai", "zaimu", "2", "/", "allow"))
-	if !slices.ContainsFunc(h.alerts(config.RuleNewDevice), func(r *audit.Record) bool { return r.Target == "kimura" }) {
-		t.Error("a device new after the learned history raised no alert")
+	past := func(yield func(*audit.Record, error) bool) {
+		_ = yield(access(day1, "kimura", "PC-5", "10.1.0.8", "chonai", "zaimu", "2", "/", "allow"), nil) &&
+			yield(nil, &audit.LineError{File: "x", Line: 3, Err: errors.New("torn")}) &&
+			// Off hours in the past: learned, never alerted.
+			yield(access(day1.Add(14*time.Hour), "kimura", "PC-5", "10.1.0.8", "chonai", "juki", "3A", "/", "allow"), nil)
+	}
+	n, err := m.Warm(context.Background(), past)
+	if err != nil || n != 2 {
+		t.Fatalf("Warm = %d, %v; want 2 records", n, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = m.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	m.Observe(access(week, "kimura", "PC-5", "10.1.0.8", "chonai", "zaimu", "2", "/", "allow"))
+	m.Observe(access(week, "kimura", "PC-6", "10.1.0.8", "chonai", "zaimu", "2", "/", "allow"))
+	if err := m.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := m.Recent(0)
+	if len(got) != 1 || got[0].Rule != config.RuleNewDevice || !strings.Contains(got[0].Summary, "PC-6") {
+		t.Fatalf("alerts = %+v, want only new_device for PC-6 (the user is known from the past)", got)
+	}
+	if _, err := m.Warm(ctx, past); !errors.Is(err, ErrWarmAfterRun) {
+		t.Errorf("Warm after Run = %v", err)
+	}
+	bad := func(yield func(*audit.Record, error) bool) { yield(nil, errors.New("disk gone")) }
+	m2, _ := New(config.Monitor{})
+	if _, err := m2.Warm(ctx, bad); err == nil || !strings.Contains(err.Error(), "disk gone") {
+		t.Errorf("Warm over an I/O error = %v", err)
 	}
 }
 
