@@ -31,7 +31,8 @@ enrollment URL through which a user registers a passkey (there are no passwords)
 			return &exitError{code: 2, err: errors.New("サブコマンドを指定してください: add, list, disable, enable, invite (give a subcommand)")}
 		},
 	}
-	cmd.AddCommand(newUsersAddCmd(), newUsersListCmd(), newUsersDisableCmd(), newUsersEnableCmd(), newUsersInviteCmd())
+	cmd.AddCommand(newUsersAddCmd(), newUsersListCmd(), newUsersDisableCmd(), newUsersEnableCmd(), newUsersInviteCmd(),
+		newUsersImportCmd(), newUsersSyncCmd(), newUsersPendingCmd())
 	return cmd
 }
 

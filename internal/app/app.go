@@ -27,6 +27,7 @@ import (
 	"github.com/sekisho/sekisho/authn/mtls"
 	"github.com/sekisho/sekisho/authn/session"
 	"github.com/sekisho/sekisho/config"
+	"github.com/sekisho/sekisho/directory"
 	"github.com/sekisho/sekisho/policy"
 	"github.com/sekisho/sekisho/proxy"
 	"github.com/sekisho/sekisho/store"
@@ -172,6 +173,13 @@ func (a *App) Run(ctx context.Context) error {
 	}()
 	go a.syncDevices(bg)
 	go a.watchRevocations(bg)
+	go func() {
+		// Scheduled personnel transfers (人事異動) take effect on their date.
+		err := directory.RunScheduler(bg, a.Config, a.Store, directory.WithAudit(a.Trail), directory.WithLogger(a.log))
+		if err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("directory scheduler stopped", "err", err)
+		}
+	}()
 	return a.Server.Serve(ctx)
 }
 
