@@ -92,6 +92,7 @@ type usage struct {
 type person struct {
 	first   time.Time
 	last    time.Time
+	lastReq string // request id of the user's latest record
 	devices []string
 	zones   []string
 }
@@ -125,8 +126,17 @@ func (m *Monitor) process(r *audit.Record, learn bool) {
 		t = m.opts.now()
 	}
 	ev := evidenceOf(r)
+	// A class with synchronous audit writes two records per request (the
+	// decision, then the outcome) with one request id: count it once.
+	var dup bool
+	if p := m.st.persons[r.User]; p != nil && r.User != "" && r.RequestID != "" {
+		dup = p.lastReq == r.RequestID
+	}
 	switch r.Event {
 	case audit.EventAccess, audit.EventAdmin:
+		if dup {
+			return
+		}
 		if isDenied(r) {
 			m.burst(config.RuleDenialBurst, r, t, ev, learn)
 		}
@@ -390,6 +400,7 @@ func (m *Monitor) identity(r *audit.Record, t time.Time, ev string, learn bool) 
 		p.first = t // learned from older records after the fact
 	}
 	p.last = t
+	p.lastReq = r.RequestID
 	learning := learn || t.Sub(p.first) < m.set.learnPeriod
 	if r.Device != "" && !slices.Contains(p.devices, r.Device) {
 		if len(p.devices) < maxDevices {

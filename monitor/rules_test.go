@@ -374,7 +374,7 @@ func TestWarmFromPastRecords(t *testing.T) {
 	wg.Go(func() { _ = m.Run(ctx) })
 	defer func() { cancel(); wg.Wait() }()
 	m.Observe(access(week, "kimura", "PC-5", "10.1.0.8", "chonai", "zaimu", "2", "/", "allow"))
-	m.Observe(access(week, "kimura", "PC-6", "10.1.0.8", "chonai", "zaimu", "2", "/", "allow"))
+	m.Observe(access(week.Add(time.Second), "kimura", "PC-6", "10.1.0.8", "chonai", "zaimu", "2", "/", "allow"))
 	if err := m.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -554,5 +554,21 @@ func TestRunTwice(t *testing.T) {
 	h.flush() // Run is running once Flush returns
 	if err := h.m.Run(context.Background()); !errors.Is(err, ErrRunning) {
 		t.Fatalf("second Run = %v, want ErrRunning", err)
+	}
+}
+
+func TestSyncClassRecordsCountOnce(t *testing.T) {
+	h := start(t, config.Monitor{}, workday)
+	night := jst(2026, 11, 24, 23, 0)
+	for i := range 3 {
+		// The durable decision record, then the outcome with the same id.
+		r := access(night.Add(time.Duration(i)*time.Minute), "sato", "PC-1", "10.1.0.5", "chonai", "juki", "3A", fmt.Sprintf("/r/%d", i), "allow")
+		out := *r
+		out.Status, out.Bytes = 200, 1024
+		h.feed(r, &out)
+	}
+	got := h.m.Recent(0)
+	if len(got) != 1 || got[0].Rule != config.RuleOffHours || got[0].Count != 3 {
+		t.Fatalf("Recent = %+v, want one off_hours alert counting 3 requests", got)
 	}
 }
