@@ -44,6 +44,18 @@
 // with HMAC-SHA256 ([Sign]), and e-mail over SMTP. Each channel has its own
 // queue and retries with doubling backoff.
 //
+// # Restarts
+//
+// What the rules learn (baselines, known devices and zones, revocations)
+// lives in memory. [Monitor.Warm] replays past records (audit.Query) before
+// [Monitor.Run] so a restarted gateway compares at once; without it each
+// user's first day is a learning period for new_device and new_zone.
+//
+// # Health
+//
+// [Monitor.ReportHealth] takes a failure from the caller;
+// [WithHealthCheck] polls one (the trail's Healthy) every few seconds.
+//
 // # Automatic responses
 //
 // A rule may be configured to require step-up, or to revoke the session or
