@@ -97,6 +97,10 @@ type MonitorChannel struct {
 	Type string `yaml:"type"`
 	// MinSeverity: alerts below it are not sent here. Empty: "medium".
 	MinSeverity string `yaml:"min_severity"`
+	// MaxPerMinute bounds the alerts sent here (a storm of alerts, say one
+	// per probing address, would otherwise flood a mailbox); the rest are
+	// counted as dropped and stay in the audit trail. Zero: 30.
+	MaxPerMinute int `yaml:"max_per_minute"`
 	// Address: syslog "tcp://host:port" or "tls://host:port"; email the
 	// SMTP server "host:port".
 	Address string `yaml:"address"`
@@ -286,6 +290,9 @@ func (v *validator) monitor() {
 
 func (v *validator) monitorChannel(path string, c *MonitorChannel, dir string) {
 	v.oneOf(path+".min_severity", c.MinSeverity, monitorSeverities...)
+	if c.MaxPerMinute < 0 {
+		v.errorf(path+".max_per_minute", "must not be negative (負の値は指定できません)")
+	}
 	if c.CA != "" && !filepath.IsAbs(c.CA) {
 		c.CA = filepath.Join(dir, c.CA)
 	}

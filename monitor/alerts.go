@@ -80,6 +80,10 @@ func (m *Monitor) fire(quiet bool, name, kind, subject string, t time.Time, evid
 		if severityRank(rl.severity) > c.min {
 			continue
 		}
+		if !c.limit.AllowN(m.opts.now(), 1) {
+			m.met.notifications.WithLabelValues(c.n.name(), "rate_limited").Inc()
+			continue
+		}
 		select {
 		case c.q <- snapshot:
 		default:

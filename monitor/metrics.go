@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer, queueLen func() float64) (*metrics, e
 		}),
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sekisho_monitor_notifications_total",
-			Help: "Alert notifications by channel and result (ok, error, given_up, dropped).",
+			Help: "Alert notifications by channel and result (ok, error, given_up, dropped, rate_limited).",
 		}, []string{"channel", "result"}),
 		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sekisho_monitor_responses_total",

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/config"
@@ -198,7 +199,9 @@ func New(cfg config.Monitor, opts ...Option) (*Monitor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("monitor channel %d (%s): %w", i, cc.Type, err)
 		}
-		m.chans = append(m.chans, &channel{n: n, min: severityRank(cmpOr(cc.MinSeverity, "medium")), q: make(chan Alert, 256)})
+		perMin := or(cc.MaxPerMinute, defaultPerMinute)
+		m.chans = append(m.chans, &channel{n: n, min: severityRank(cmpOr(cc.MinSeverity, "medium")), q: make(chan Alert, 256),
+			limit: rate.NewLimiter(rate.Limit(float64(perMin)/60), perMin)})
 	}
 	return m, nil
 }

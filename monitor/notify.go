@@ -26,6 +26,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/sekisho/sekisho/config"
 )
 
@@ -39,10 +41,14 @@ type notifier interface {
 // channel is a notifier with its own bounded queue, so a slow SIEM never
 // delays e-mail and none of them delays the rules.
 type channel struct {
-	n   notifier
-	min int // least severe rank sent
-	q   chan Alert
+	n     notifier
+	min   int // least severe rank sent
+	q     chan Alert
+	limit *rate.Limiter
 }
+
+// defaultPerMinute bounds the alerts one channel sends.
+const defaultPerMinute = 30
 
 func newNotifier(c config.MonitorChannel, o options) (notifier, error) {
 	var roots *x509.CertPool

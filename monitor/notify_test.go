@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"mime"
@@ -414,5 +415,40 @@ func TestEmailPlain(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("SMTP server received no message")
+	}
+}
+
+func TestChannelRateLimit(t *testing.T) {
+	t.Setenv("SEKISHO_TEST_WEBHOOK_SECRET", "x")
+	var mu sync.Mutex
+	subjects := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var a Alert
+		_ = json.NewDecoder(r.Body).Decode(&a)
+		mu.Lock()
+		subjects[a.Subject] = true
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	cfg := config.Monitor{Channels: []config.MonitorChannel{{Type: "webhook", URL: srv.URL, SecretEnv: "SEKISHO_TEST_WEBHOOK_SECRET", MaxPerMinute: 2}}}
+	h := start(t, cfg, workday)
+	for i := range 5 {
+		h.feed(regression(fmt.Sprintf("user%d", i)))
+	}
+	limited := map[string]string{"channel": "webhook", "result": "rate_limited"}
+	if v := counterValue(t, h.reg, "sekisho_monitor_notifications_total", limited); v != 3 {
+		t.Errorf("rate_limited = %v, want 3 of 5", v)
+	}
+	ok := map[string]string{"channel": "webhook", "result": "ok"}
+	for deadline := time.Now().Add(5 * time.Second); counterValue(t, h.reg, "sekisho_monitor_notifications_total", ok) < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(subjects) != 2 || !subjects["user0"] || !subjects["user1"] {
+		t.Errorf("delivered %v, want the first two", subjects)
+	}
+	if n := len(h.alerts(config.RuleCounterRegression)); n != 5 {
+		t.Errorf("audit holds %d alerts, want all 5", n)
 	}
 }
