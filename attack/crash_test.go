@@ -485,10 +485,14 @@ func TestDiskFull(t *testing.T) {
 	if got := s.metric(t, "sekisho_audit_failures_total"); got <= alarm0 {
 		t.Errorf("sekisho_audit_failures_total %v, not above %v", got, alarm0)
 	}
-	// Readiness reports the trouble too.
-	if resp, err := http.Get("http://" + s.metrics + "/readyz"); err == nil {
-		t.Logf("/readyz while full: %d", resp.StatusCode)
+	// Readiness reports the trouble too, so a load balancer stops sending.
+	if resp, err := http.Get("http://" + s.metrics + "/readyz"); err != nil {
+		t.Errorf("/readyz while full: %v", err)
+	} else {
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("/readyz while full: %d, want 503", resp.StatusCode)
+		}
 	}
 
 	// Space returns: service resumes.
