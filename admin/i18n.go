@@ -118,6 +118,7 @@ var messages = map[string][2]string{
 	"tl.decisions":  {"件数", "Counts"},
 	"tl.ips":        {"接続元IP", "Source addresses"},
 	"tl.killswitch": {"緊急遮断へ", "Go to the kill switch"},
+	"tl.csv":        {"この期間の記録を CSV 出力", "Export this window as CSV"},
 	"tl.truncated":  {"記録が多すぎるため先頭 5000 件だけを表示しています。期間を狭めてください。", "Only the first 5,000 records are shown; narrow the window."},
 	"tl.none":       {"この期間の記録はありません", "No records in this window"},
 	"col.time":      {"時刻", "Time"},

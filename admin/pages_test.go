@@ -229,6 +229,7 @@ func TestTimeline(t *testing.T) {
 		// 2 allow (the two-record request once), 1 stepup, 2 shadow denies, 1 authn
 		"許可 2 · 再認証 1 · 拒否 2 · エラー 0 · 認証 1")
 	lacks(t, r.Body, "r-bob-", "r-carol-")
+	contains(t, r.Body, `href="/.sekisho/admin/audit.csv?since=2026-11-16T10%3A01&amp;until=2026-11-23T10%3A01&amp;user=alice"`)
 	// Oldest first.
 	if strings.Index(r.Body, "r-alice--110") > strings.Index(r.Body, "r-alice--40") {
 		t.Error("timeline is not in time order")

@@ -35,6 +35,7 @@ type timelineData struct {
 	DeviceRec  *store.Device
 	Sessions   []*store.Session
 	RevokeURL  string
+	CSVURL     string
 	Unreadable int
 }
 
@@ -182,5 +183,12 @@ func (c *Console) timeline(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d.RevokeURL = Prefix + "/revoke?" + rq.Encode()
+	cq := url.Values{"since": {c.inputTime(d.Since)}, "until": {c.inputTime(d.Until.Add(time.Minute - 1))}}
+	if d.User != "" {
+		cq.Set("user", d.User)
+	} else {
+		cq.Set("device", d.Device)
+	}
+	d.CSVURL = Prefix + "/audit.csv?" + cq.Encode()
 	c.render(w, r, "timeline", p)
 }
