@@ -38,6 +38,12 @@ type notifier interface {
 	close()
 }
 
+var (
+	_ notifier = (*webhook)(nil)
+	_ notifier = (*syslogger)(nil)
+	_ notifier = (*mailer)(nil)
+)
+
 // channel is a notifier with its own bounded queue, so a slow SIEM never
 // delays e-mail and none of them delays the rules.
 type channel struct {
