@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,7 +163,11 @@ func TestReplicasShareSessionsRevocationsAndPolicy(t *testing.T) {
 func TestDatabaseOutageIsFailStatic(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	px := startCutProxy(t, dsn)
-	reps := apptest.StartCluster(t, apptest.ClusterOptions{DSN: px.dsn})
+	// The replicas' clock can be moved forward, so that sessions are due
+	// for their sliding refresh (which writes to the store) during the cut.
+	var skew atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	reps := apptest.StartCluster(t, apptest.ClusterOptions{DSN: px.dsn, Clock: clock})
 	a, b := reps[0], reps[1]
 	ctx := t.Context()
 
@@ -183,8 +188,10 @@ func TestDatabaseOutageIsFailStatic(t *testing.T) {
 	before := map[string]int{a.Name: len(localSeqs(t, a)), b.Name: len(localSeqs(t, b))}
 
 	px.cut()
-	// Beyond every short cache (users: 1 s) and a few revocation polls.
+	// Beyond every short cache (users: 1 s) and a few revocation polls,
+	// and two minutes on: every session now wants its sliding refresh.
 	time.Sleep(1500 * time.Millisecond)
+	skew.Store(int64(2 * time.Minute))
 	for range 3 {
 		for _, r := range reps {
 			for _, tok := range []string{tokA, tokB} {

@@ -40,6 +40,8 @@ type ClusterOptions struct {
 	DSNs []string
 	// Replicas: how many. Default 2.
 	Replicas int
+	// Clock, if set, is every replica's clock (app.WithClock).
+	Clock func() time.Time
 }
 
 // StartCluster runs n gateways that share one PostgreSQL schema, one
@@ -130,7 +132,11 @@ audit: {dir: data/audit, checkpoint_every: 50}
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		w.cancel = cancel
-		if w.App, err = app.New(ctx, cfg, app.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))); err != nil {
+		opts := []app.Option{app.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}
+		if o.Clock != nil {
+			opts = append(opts, app.WithClock(o.Clock))
+		}
+		if w.App, err = app.New(ctx, cfg, opts...); err != nil {
 			cancel()
 			t.Fatalf("starting replica %s: %v", name, err)
 		}
