@@ -78,12 +78,17 @@ func BenchmarkRulesWorstCase(b *testing.B) {
 	for i := range paths {
 		paths[i] = fmt.Sprintf("/residents/%d", i)
 	}
+	ids := make([]string, 4096) // a user's consecutive records differ
+	for i := range ids {
+		ids[i] = fmt.Sprintf("req-%d", i)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
 		r := recs[i%len(recs)]
 		r.Time = workday.Add(time.Duration(i) * time.Millisecond)
 		r.Path = paths[(i/len(recs))%len(paths)]
+		r.RequestID = ids[i%len(ids)]
 		m.process(r, false)
 	}
 }
