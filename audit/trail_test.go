@@ -292,3 +292,42 @@ func TestClockStepBackKeepsFileOrder(t *testing.T) {
 		t.Fatalf("files: %v", names)
 	}
 }
+
+// TestVerifyWhileWriting verifies a trail that is being written: no false
+// alarm from a checkpoint.jws newer than the records read, or from a line
+// in the middle of being written.
+func TestVerifyWhileWriting(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.CheckpointEvery = 7
+	tr, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := tr.AppendDurable(t.Context(), accessRecord(i)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		if res := mustVerify(t, cfg.Dir); !res.OK() {
+			t.Fatalf("live verify %d: %v", i, res.Problem)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

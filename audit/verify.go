@@ -101,6 +101,11 @@ func Verify(dir string, keys jwk.Set) (*VerifyResult, error) {
 		return nil, err
 	}
 	v := &verifier{keys: keys, res: &VerifyResult{Files: len(names)}, ckpts: map[uint64]string{}}
+	// Read the head before the records: a running trail writes it only after
+	// the records it names are on disk, so it never names more than we read.
+	if head, err := os.ReadFile(filepath.Join(dir, headFile)); err == nil {
+		v.head = head
+	}
 	if len(names) == 0 {
 		v.res.Problem = &Problem{File: dir, Reason: "監査証跡のファイルがありません", ReasonEN: "no audit files"}
 		return v.res, nil
@@ -290,6 +295,7 @@ type verifier struct {
 	firstFile  string
 	retentions []retentionDetail
 	ckpts      map[uint64]string // checkpoint payload seq → head
+	head       []byte            // checkpoint.jws as read before the records
 	pending    *pendingBad
 }
 
@@ -436,11 +442,10 @@ func (v *verifier) finish(dir, lastFile string) {
 	}
 	// The head file names the newest checkpoint the writer made; a trail
 	// that ends before it was cut.
-	data, err := os.ReadFile(filepath.Join(dir, headFile))
-	if err != nil {
+	if v.head == nil {
 		return // no head file: nothing more to compare (older trail or first run)
 	}
-	jws := string(trimSpace(data))
+	jws := string(trimSpace(v.head))
 	p, err := verifyCheckpoint(jws, v.keys)
 	if err != nil {
 		v.problem(headFile, 1, 0, "checkpoint.jws の署名を検証できません: "+err.Error(), "checkpoint.jws does not verify: "+err.Error())

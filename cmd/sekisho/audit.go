@@ -268,7 +268,15 @@ func writeQuery(stdout, stderr io.Writer, dir string, f audit.Filter, format str
 	case "table", "":
 		tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "日時 TIME\tSEQ\tEVENT\t利用者 USER\t端末 DEVICE\tZONE\tROUTE\tCLASS\t要求 REQUEST\t判定 DECISION\tSTATUS\t理由 REASONS\tREQUEST_ID")
+		rows := 0
 		emit = func(r *audit.Record) error {
+			// tabwriter keeps everything until Flush: align in blocks so a
+			// large query streams.
+			if rows++; rows%1000 == 0 {
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+			}
 			what := strings.TrimSpace(r.Method + " " + r.Path)
 			if r.Event != audit.EventAccess {
 				what = r.Action
