@@ -205,6 +205,18 @@ func TestDatabaseOutageIsFailStatic(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// Replicas stay ready, so that a load balancer keeps sending them the
+	// traffic they can still serve.
+	for _, r := range reps {
+		resp, err := http.Get("http://" + r.Metrics + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("replica %s during the outage: /readyz %d, want 200", r.Name, resp.StatusCode)
+		}
+	}
 	// New sessions cannot be recorded: a login fails with an error that says so.
 	if _, err := a.App.Sessions.Issue(ctx, &session.Claims{User: "sato", AMR: apptest.UV}); err == nil {
 		t.Error("a new session was issued while the database was unreachable")
