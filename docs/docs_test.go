@@ -1,0 +1,368 @@
+// Package docs_test runs every command of the guides in docs/ that a city
+// follows step by step (導入ガイド, パイロット運用, 運用, ガイドライン対応表,
+// 目次), so the pages cannot drift from the product.
+//
+// # What runs
+//
+// Each page's ```sh blocks run in order, each as one bash script with
+// errexit and pipefail, in a fresh directory per page (blocks share the
+// directory and the background processes, not shell variables). A failing
+// command fails the test with the page and line of the command. The info
+// string after "sh" may carry words:
+//
+//   - background: start the block and leave it running (sekisho serve,
+//     the sample app) until the page's last block has run; it is then
+//     stopped with SIGTERM.
+//   - ready=HOST:PORT: with background, wait until HOST:PORT accepts
+//     connections before the next block.
+//   - exit=N: the block must exit with N (a command shown failing).
+//   - env=NAME: run only when the environment variable NAME is set;
+//     skipped otherwise, and a failure when CI=true. SEKISHO_DSN is set
+//     from SEKISHO_TEST_POSTGRES (the PostgreSQL backup commands).
+//
+// The ports 8443, 9090 and 9001 in the blocks are replaced by free ports
+// so that the test runs beside other gateways on the same machine.
+//
+// TestMain builds ./cmd/sekisho and the sample app once and puts them in
+// PATH, after $HOME/bin; HOME is a directory of the page's own and
+// SEKISHO_SRC names the repository, as the guide asks a reader to set it.
+package docs_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pages are the documents whose commands this test runs, in reading order.
+var pages = []string{"index.md", "guide.md", "pilot.md", "operations.md", "guideline-mapping.md"}
+
+var (
+	binDir   string // holds sekisho and sampleapp
+	repoRoot string
+	goEnv    []string // GOCACHE etc. of the caller, kept when HOME changes
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	var err error
+	if repoRoot, err = filepath.Abs(".."); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "sekisho-docs-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "making a directory for the binaries:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binDir = dir
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	out, err := exec.Command(gobin, "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "go env:", err)
+		return 1
+	}
+	vals := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for i, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {
+		if i < len(vals) {
+			goEnv = append(goEnv, k+"="+vals[i])
+		}
+	}
+	for name, pkg := range map[string]string{"sekisho": "./cmd/sekisho", "sampleapp": "./examples/apps/cmd/sampleapp"} {
+		// The same flags as the guide's installation commands, so that
+		// those find every package in the build cache.
+		build := exec.Command(gobin, "build", "-trimpath", "-o", filepath.Join(binDir, name), pkg)
+		build.Dir = repoRoot
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// block is one ```sh fence of a page.
+type block struct {
+	page  string
+	line  int // line of the opening fence
+	text  string
+	attrs map[string]string
+}
+
+func (b block) String() string { return fmt.Sprintf("%s:%d", b.page, b.line) }
+
+var fenceRE = regexp.MustCompile("^```sh(?:\\s+(.*))?$")
+
+// blocks returns the ```sh blocks of a page.
+func blocks(t *testing.T, page string) []block {
+	t.Helper()
+	data, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		out []block
+		cur *block
+		buf strings.Builder
+	)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		switch {
+		case cur == nil:
+			if m := fenceRE.FindStringSubmatch(line); m != nil {
+				cur = &block{page: page, line: n, attrs: map[string]string{}}
+				for _, w := range strings.Fields(m[1]) {
+					k, v, _ := strings.Cut(w, "=")
+					cur.attrs[k] = v
+				}
+				buf.Reset()
+			}
+		case strings.TrimSpace(line) == "```":
+			cur.text = buf.String()
+			out = append(out, *cur)
+			cur = nil
+		default:
+			buf.WriteString(line)
+			buf.WriteByte('\n')
+		}
+	}
+	if cur != nil {
+		t.Fatalf("%s: the ```sh fence at line %d is never closed", page, cur.line)
+	}
+	return out
+}
+
+// freePort returns a port nothing listens on now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// session runs one page's blocks.
+type session struct {
+	t    *testing.T
+	dir  string
+	env  []string
+	port map[string]string
+	bg   []bgProc
+}
+
+// bgProc is a background block's process and the result of its Wait.
+type bgProc struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func newSession(t *testing.T) *session {
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	work := filepath.Join(dir, "work")
+	for _, d := range []string{filepath.Join(home, "bin"), work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{
+		"HOME=" + home,
+		"PATH=" + filepath.Join(home, "bin") + string(os.PathListSeparator) + binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"LANG=C.UTF-8",
+		"SEKISHO_SRC=" + repoRoot,
+	}
+	env = append(env, goEnv...)
+	for _, k := range []string{"TMPDIR", "GOFLAGS", "GOTOOLCHAIN", "GOPROXY", "CI"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	if dsn := os.Getenv("SEKISHO_TEST_POSTGRES"); dsn != "" {
+		env = append(env, "SEKISHO_DSN="+dsn)
+	}
+	s := &session{t: t, dir: work, env: env, port: map[string]string{}}
+	for _, p := range []string{"8443", "9090", "9001"} {
+		s.port[p] = freePort(t)
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+// script is the block as a bash script whose ERR trap names the line.
+func (s *session) script(b block) string {
+	text := b.text
+	for from, to := range s.port {
+		text = strings.ReplaceAll(text, from, to)
+	}
+	// Line 1 is the trap; block line k is script line k+1.
+	return "trap 'echo \"docs-test-failed-at-line $LINENO\" >&2' ERR\n" + text
+}
+
+var failedAtRE = regexp.MustCompile(`docs-test-failed-at-line (\d+)`)
+
+func (s *session) command(ctx context.Context, b block) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "bash", "-e", "-u", "-o", "pipefail", "-c", s.script(b))
+	cmd.Dir = s.dir
+	cmd.Env = s.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	return cmd
+}
+
+// lineOf maps a failure report back to the page line of the command.
+func lineOf(b block, output string) (int, string) {
+	lines := strings.Split(b.text, "\n")
+	if m := failedAtRE.FindAllStringSubmatch(output, -1); m != nil {
+		n, _ := strconv.Atoi(m[len(m)-1][1])
+		k := n - 1 // block line, 1-based
+		if k >= 1 && k <= len(lines) {
+			return b.line + k, strings.TrimSpace(lines[k-1])
+		}
+	}
+	return b.line, "(the block at this line)"
+}
+
+func (s *session) run(b block) {
+	t := s.t
+	if name, ok := b.attrs["env"]; ok && os.Getenv(name) == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s: needs %s, which is not set (CI=true)", b, name)
+		}
+		t.Logf("%s: skipped, %s is not set", b, name)
+		return
+	}
+	if _, ok := b.attrs["background"]; ok {
+		s.background(b)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := s.command(ctx, b)
+	out, err := cmd.CombinedOutput()
+	want := 0
+	if v, ok := b.attrs["exit"]; ok {
+		want, _ = strconv.Atoi(v)
+	}
+	got := 0
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		got = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("%s: %v", b, err)
+	}
+	if got != want {
+		line, command := lineOf(b, string(out))
+		if want != 0 {
+			line, command = b.line, "(the block at this line)"
+		}
+		t.Fatalf("%s:%d: exit %d, want %d: %s\n%s", b.page, line, got, want, command, out)
+	}
+	t.Logf("%s ok\n%s", b, out)
+}
+
+func (s *session) background(b block) {
+	t := s.t
+	cmd := s.command(context.Background(), b)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: starting: %v", b, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); close(done) }()
+	s.bg = append(s.bg, bgProc{cmd, done})
+	addr := b.attrs["ready"]
+	if addr == "" {
+		return
+	}
+	for from, to := range s.port {
+		addr = strings.ReplaceAll(addr, from, to)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("%s: the background command ended before %s was ready: %v\n%s", b, addr, err, out.String())
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s not ready after 20s\n%s", b, addr, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop ends the page's background commands: SIGTERM to each process
+// group, SIGKILL after 10 s.
+func (s *session) stop() {
+	for _, p := range s.bg {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	}
+	for _, p := range s.bg {
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+	}
+}
+
+// TestCommands runs every page's commands.
+func TestCommands(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Fatal("bash is needed to run the documented commands")
+	}
+	for _, page := range pages {
+		t.Run(page, func(t *testing.T) {
+			bs := blocks(t, page)
+			s := newSession(t)
+			for _, b := range bs {
+				s.run(b)
+			}
+		})
+	}
+}
+
+// TestPagesHaveCommands keeps the guides honest: the pages that teach
+// commands have them in ```sh fences (so TestCommands runs them), and no
+// command is left in a bare fence that nothing runs.
+func TestPagesHaveCommands(t *testing.T) {
+	least := map[string]int{"guide.md": 8, "pilot.md": 5, "operations.md": 8}
+	bare := regexp.MustCompile("(?m)^```(?:bash|shell|console)?\\s*\\n\\s*(?:\\$ )?sekisho ")
+	for _, page := range pages {
+		bs := blocks(t, page)
+		if len(bs) < least[page] {
+			t.Errorf("%s has %d ```sh blocks, want at least %d", page, len(bs), least[page])
+		}
+		data, _ := os.ReadFile(page)
+		if loc := bare.FindIndex(data); loc != nil {
+			line := 1 + bytes.Count(data[:loc[0]], []byte("\n"))
+			t.Errorf("%s:%d: a sekisho command in a fence that is not ```sh: the test would not run it", page, line)
+		}
+	}
+}
