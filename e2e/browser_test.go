@@ -203,10 +203,9 @@ func TestBrowserEnrollLoginAndAccess(t *testing.T) {
 	}
 
 	// 2. A protected system: login page, passkey, back to the system.
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(p.url("zaimu.gw.localhost", "/")),
-		chromedp.WaitVisible(chromedp.CSS("#sekisho-login")),
-	); err != nil {
+	// (The enrollment page may still be navigating on its own after
+	// success; navigate retries once if that aborts ours.)
+	if err := navigate(ctx, p.url("zaimu.gw.localhost", "/"), "#sekisho-login"); err != nil {
 		t.Fatalf("expected the login page: %v", err)
 	}
 	screenshot(t, ctx, "02-login")
@@ -258,6 +257,19 @@ func TestBrowserEnrollLoginAndAccess(t *testing.T) {
 		t.Fatalf("after revocation the session still worked: %v", err)
 	}
 	screenshot(t, ctx, "05-revoked")
+}
+
+// navigate opens url and waits for sel, retrying once when a navigation
+// the page started itself aborts ours.
+func navigate(ctx context.Context, url, sel string) error {
+	var err error
+	for i := 0; i < 3; i++ {
+		if err = chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(sel))); err == nil || !strings.Contains(err.Error(), "ERR_ABORTED") {
+			return err
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return err
 }
 
 // poll reports whether cond became true within 15 seconds.
