@@ -222,11 +222,17 @@ func readChunks(dir string, names []string, ordered, work chan<- *vchunk, stop <
 		if err != nil {
 			return fmt.Errorf("opening %s: %w", name, err)
 		}
+		var size int64
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
 		var carry []byte
 		var off int64
 		line := 1
 		for {
-			buf := make([]byte, len(carry), max(verifyChunk, 2*len(carry)))
+			// Small files (and the last chunk) get small buffers.
+			want := int(min(int64(verifyChunk), max(size-off+1, 4096)))
+			buf := make([]byte, len(carry), max(want, 2*len(carry)))
 			copy(buf, carry)
 			n, err := io.ReadFull(f, buf[len(carry):cap(buf)])
 			buf = buf[:len(carry)+n]
