@@ -38,7 +38,7 @@ func Clustered(cfg *config.Config) bool {
 
 // policyCheckEvery is the periodic check for a policy version that a
 // replica missed (notifications are lost while its listener reconnects).
-const policyCheckEvery = 2 * time.Second
+const policyCheckEvery = time.Second
 
 // Cluster is a replica's part in a cluster. The zero of everything here
 // is "not clustered": [JoinCluster] returns nil for a SQLite store.

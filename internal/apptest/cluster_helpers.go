@@ -42,6 +42,9 @@ type ClusterOptions struct {
 	Replicas int
 	// Clock, if set, is every replica's clock (app.WithClock).
 	Clock func() time.Time
+	// SkipUsers: the schema already has them (a second StartCluster on
+	// the same DSN).
+	SkipUsers bool
 }
 
 // StartCluster runs n gateways that share one PostgreSQL schema, one
@@ -158,6 +161,8 @@ audit: {dir: data/audit, checkpoint_every: 50}
 		t.Cleanup(r.Stop)
 		if i == 0 {
 			seenW = w
+		}
+		if i == 0 && !o.SkipUsers {
 			for _, u := range Users {
 				c := *u
 				if err := w.App.Store.CreateUser(ctx, &c); err != nil {
