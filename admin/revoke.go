@@ -200,6 +200,11 @@ func (c *Console) revokeExecute(w http.ResponseWriter, r *http.Request, f revoke
 		rev = &store.Revocation{Kind: f.Kind, Subject: f.Subject, At: now, By: actor(r), Reason: f.Reason}
 		err = c.d.Revoke(ctx, rev)
 	}
+	if errors.Is(err, store.ErrNotFound) {
+		// The user was removed between the two steps: nothing was done.
+		c.revokeFormError(w, r, f, "err.nouser")
+		return
+	}
 	if rerr := c.record(r, "revoke_"+f.Kind, f.Subject, f.Reason, err); err != nil || rerr != nil {
 		c.internal(w, r, errors.Join(err, rerr))
 		return
