@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"sync"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
@@ -146,8 +148,27 @@ type lineRes struct {
 	terminated bool
 }
 
+// Chunk buffers and results are reused: allocating and clearing 4 MiB per
+// chunk would dominate. The verifier copies what it keeps (see lastHash).
+var (
+	chunkBufs = sync.Pool{New: func() any { b := make([]byte, 0, verifyChunk); return &b }}
+	chunkRes  = sync.Pool{New: func() any { r := make([]lineRes, 0, verifyChunk/512); return &r }}
+)
+
+func (c *vchunk) release() {
+	if cap(c.data) == verifyChunk {
+		b := c.data[:0]
+		chunkBufs.Put(&b)
+	}
+	clear(c.res)
+	r := c.res[:0]
+	chunkRes.Put(&r)
+	c.data, c.res = nil, nil
+}
+
 func (c *vchunk) parse() {
 	defer close(c.done)
+	c.res = (*chunkRes.Get().(*[]lineRes))[:0]
 	var scratch []byte
 	data, off, n := c.data, c.off, c.line
 	for len(data) > 0 {
@@ -204,6 +225,7 @@ func (v *verifier) run(dir string, names []string) error {
 				break
 			}
 		}
+		c.release() // nothing of the chunk is kept beyond this point
 		if v.res.Problem != nil {
 			close(stop)
 			stopped = true
@@ -232,7 +254,12 @@ func readChunks(dir string, names []string, ordered, work chan<- *vchunk, stop <
 		for {
 			// Small files (and the last chunk) get small buffers.
 			want := int(min(int64(verifyChunk), max(size-off+1, 4096)))
-			buf := make([]byte, len(carry), max(want, 2*len(carry)))
+			var buf []byte
+			if want == verifyChunk && len(carry) <= verifyChunk/2 {
+				buf = (*chunkBufs.Get().(*[]byte))[:len(carry)]
+			} else {
+				buf = make([]byte, len(carry), max(want, 2*len(carry)))
+			}
 			copy(buf, carry)
 			n, err := io.ReadFull(f, buf[len(carry):cap(buf)])
 			buf = buf[:len(carry)+n]
@@ -250,7 +277,8 @@ func readChunks(dir string, names []string, ordered, work chan<- *vchunk, stop <
 					continue
 				}
 				if k >= 0 {
-					data, carry = buf[:k+1], buf[k+1:]
+					// carry is copied: buf goes back to the pool with its chunk.
+					data, carry = buf[:k+1], append([]byte(nil), buf[k+1:]...)
 				}
 			}
 			if len(data) > 0 {
@@ -296,8 +324,8 @@ type verifier struct {
 	res        *VerifyResult
 	have       bool
 	lastSeq    uint64
-	lastHash   string
-	first      Record
+	lastHash   [64]byte // copied: records share chunk buffers that are reused
+	first      Record   // only Seq and Prev, copied (pgsink.go reads them too)
 	firstFile  string
 	retentions []retentionDetail
 	ckpts      map[uint64]string // checkpoint payload seq → head
@@ -338,7 +366,7 @@ func (v *verifier) line(name string, lr *lineRes) {
 	v.res.Records++
 	if !v.have {
 		v.have = true
-		v.first = *r
+		v.first = Record{Seq: r.Seq, Prev: strings.Clone(r.Prev)}
 		v.firstFile = name
 		v.res.FirstSeq = r.Seq
 		if r.Seq == 1 && r.Prev != Genesis {
@@ -355,13 +383,14 @@ func (v *verifier) line(name string, lr *lineRes) {
 			v.problem(name, n, r.Seq, fmt.Sprintf("記録が欠落しています（seq %d を期待）", v.lastSeq+1),
 				fmt.Sprintf("records missing: expected seq %d", v.lastSeq+1))
 			return
-		case r.Prev != v.lastHash:
+		case r.Prev != string(v.lastHash[:]):
 			v.problem(name, n, r.Seq, "prev が直前の記録のハッシュと一致しません（挿入・削除・並べ替え・改ざん）",
 				"prev does not match the previous record's hash (insertion, deletion, reordering or edit)")
 			return
 		}
 	}
-	v.lastSeq, v.lastHash = r.Seq, r.Hash
+	v.lastSeq = r.Seq
+	copy(v.lastHash[:], r.Hash)
 	v.res.LastSeq = r.Seq
 	v.res.Unsealed++
 	v.res.Closed = false
