@@ -174,7 +174,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		dev, fp, user, err := g.devices.Verify(r.TLS.PeerCertificates)
 		if err != nil {
 			certErr = err
-			info.CertError = err.Error()
+			info.CertError = g.devices.Code(err)
 		} else {
 			info.Device, info.CertFP, info.CertUser = dev, fp, user
 		}
@@ -223,7 +223,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t.route.cfg.ClientCert == "required" && info.Device == "" {
 		g.deny(w, r, info, Verdict{
 			Effect: "deny", Rule: "route:" + t.route.cfg.Name, Enforced: true,
-			Reasons:    []string{"device_cert_required"},
+			Reasons:    []string{certReason(info)},
 			MessagesJA: []string{g.certMessage(certErr, true)}, MessagesEN: []string{g.certMessage(certErr, false)},
 		})
 		return
@@ -374,10 +374,24 @@ func (g *Gateway) certMessage(certErr error, ja bool) string {
 }
 
 func authnReason(err error) string {
-	if errors.Is(err, ErrNoSession) {
+	var re *ReasonError
+	switch {
+	case errors.Is(err, ErrNoSession):
 		return "not_authenticated"
+	case errors.As(err, &re):
+		return re.Reason
 	}
 	return "session_refused"
+}
+
+// certReason is the audit reason for a route that needs a device
+// certificate the request lacks: the verifier's code when a certificate was
+// presented and refused (device_revoked, device_cert_expired…).
+func certReason(info *reqctx.Info) string {
+	if info.CertError != "" {
+		return info.CertError
+	}
+	return "device_cert_required"
 }
 
 func peerAddr(remote string) netip.Addr {

@@ -40,7 +40,21 @@ type DeviceVerifier interface {
 	Verify(chain []*x509.Certificate) (device, fingerprint, user string, err error)
 	// Reason gives safe words for a refusal, Japanese and English.
 	Reason(err error) (ja, en string)
+	// Code names a refusal for the audit record ("device_revoked",
+	// "device_cert_expired"…).
+	Code(err error) string
 }
+
+// ReasonError lets an Authenticator name the audit reason of a refused
+// session ("session_revoked", "user_disabled"…), so that monitoring can
+// tell a revoked user still trying from a plain login prompt.
+type ReasonError struct {
+	Reason string
+	Err    error
+}
+
+func (e *ReasonError) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *ReasonError) Unwrap() error { return e.Err }
 
 // Decider decides a request (package policy).
 type Decider interface {

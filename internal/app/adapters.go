@@ -14,6 +14,7 @@ import (
 	"github.com/sekisho/sekisho/authn"
 	"github.com/sekisho/sekisho/authn/mtls"
 	"github.com/sekisho/sekisho/authn/session"
+	"github.com/sekisho/sekisho/monitor"
 	"github.com/sekisho/sekisho/policy"
 	"github.com/sekisho/sekisho/proxy"
 	"github.com/sekisho/sekisho/reqctx"
@@ -39,7 +40,7 @@ func (a *authnAdapter) Authenticate(w http.ResponseWriter, r *http.Request, info
 		if errors.Is(err, authn.ErrNoSession) {
 			return proxy.ErrNoSession
 		}
-		return err
+		return &proxy.ReasonError{Reason: sessionReason(err), Err: err}
 	}
 	if err := a.svc.Refresh(w, r, id); err != nil {
 		return err
@@ -71,6 +72,25 @@ func (a *authnAdapter) Assertion(info *reqctx.Info) (string, error) {
 
 func (a *authnAdapter) CookieName() string { return a.sm.CookieName(true) }
 
+// sessionReason names a refused session for the audit record.
+func sessionReason(err error) string {
+	switch {
+	case errors.Is(err, session.ErrRevoked):
+		return "session_revoked"
+	case errors.Is(err, session.ErrExpired):
+		return "session_expired"
+	case errors.Is(err, session.ErrDeviceMismatch):
+		return "device_mismatch"
+	case errors.Is(err, authn.ErrUserDisabled):
+		return "user_disabled"
+	case errors.Is(err, authn.ErrUnknownUser):
+		return "unknown_user"
+	case errors.Is(err, session.ErrInvalid):
+		return "session_invalid"
+	}
+	return "session_refused"
+}
+
 // deviceAdapter is a proxy.DeviceVerifier over mtls.Verifier plus the
 // device registry: a device revoked in the registry is refused at once,
 // before any CRL is published.
@@ -91,6 +111,13 @@ func (d *deviceAdapter) Verify(chain []*x509.Certificate) (string, string, strin
 	}
 	d.reg.seen(dev.ID, dev.User, dev.Fingerprint)
 	return dev.ID, dev.Fingerprint, dev.User, nil
+}
+
+func (d *deviceAdapter) Code(err error) string {
+	if errors.Is(err, errDeviceRevoked) || errors.Is(err, mtls.ErrRevoked) {
+		return "device_revoked"
+	}
+	return "device_cert_" + mtls.Code(err)
 }
 
 func (d *deviceAdapter) Reason(err error) (string, string) {
@@ -214,8 +241,12 @@ func (p *policyAdapter) Decide(ctx context.Context, info *reqctx.Info, now time.
 	return v
 }
 
-// auditAdapter is a proxy.Recorder over audit.Trail.
-type auditAdapter struct{ t *audit.Trail }
+// auditAdapter is a proxy.Recorder over audit.Trail; every record
+// written is shown to the monitor.
+type auditAdapter struct {
+	t   *audit.Trail
+	mon *monitor.Monitor
+}
 
 func (a *auditAdapter) Record(ctx context.Context, e *proxy.Entry, durable bool) error {
 	rec := recordFromInfo(e.Info)
@@ -223,10 +254,27 @@ func (a *auditAdapter) Record(ctx context.Context, e *proxy.Entry, durable bool)
 	rec.Event, rec.Decision, rec.Enforced, rec.Rule = e.Event, e.Decision, e.Enforced, e.Rule
 	rec.Reasons, rec.Status, rec.Bytes = e.Reasons, e.Status, e.Bytes
 	rec.DurationMS = float64(e.Duration.Microseconds()) / 1000
+	var err error
 	if durable {
-		return a.t.AppendDurable(ctx, rec)
+		err = a.t.AppendDurable(ctx, rec)
+	} else {
+		err = a.t.Append(rec)
 	}
-	return a.t.Append(rec)
+	observe(a.mon, rec, err)
+	return err
+}
+
+// observe hands a written record to the monitor, or reports the trail's
+// failure to it.
+func observe(mon *monitor.Monitor, rec *audit.Record, err error) {
+	if mon == nil {
+		return
+	}
+	if err != nil {
+		mon.ReportHealth("audit", err)
+		return
+	}
+	mon.Observe(rec)
 }
 
 func (a *auditAdapter) Healthy() error { return a.t.Healthy() }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,7 @@ import (
 	"github.com/sekisho/sekisho/authn/session"
 	"github.com/sekisho/sekisho/config"
 	"github.com/sekisho/sekisho/directory"
+	"github.com/sekisho/sekisho/monitor"
 	"github.com/sekisho/sekisho/policy"
 	"github.com/sekisho/sekisho/proxy"
 	"github.com/sekisho/sekisho/store"
@@ -44,11 +46,15 @@ type App struct {
 	Gateway  *proxy.Gateway
 	Server   *proxy.Server
 	Metrics  *proxy.Metrics
+	Monitor  *monitor.Monitor
 
 	log     *slog.Logger
 	devices *deviceRegistry
 	verify  *mtls.Verifier
 	addrs   []string
+	// recorded holds the seqs of revocations this replica made and
+	// audited itself, so the revocation watcher does not record them twice.
+	recorded sync.Map
 }
 
 // Option changes how New builds the app.
@@ -88,6 +94,11 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 	if a.Trail, err = audit.Open(cfg.Audit, audit.WithClock(o.now), audit.WithLogger(o.log), audit.WithRegisterer(reg)); err != nil {
 		return nil, fmt.Errorf("opening audit trail %s: %w", cfg.Audit.Dir, err)
 	}
+	if a.Monitor, err = monitor.New(cfg.Monitor, monitor.WithClock(o.now), monitor.WithLogger(o.log), monitor.WithRegisterer(reg),
+		monitor.WithAlertSink(a.Trail.Append), monitor.WithHealthCheck("audit", a.Trail.Healthy),
+		monitor.WithResponder(a.respond)); err != nil {
+		return nil, fmt.Errorf("starting monitoring: %w", err)
+	}
 	a.devices = newDeviceRegistry(a.Store, o.now)
 	if err = a.devices.load(ctx); err != nil {
 		return nil, fmt.Errorf("loading device registry: %w", err)
@@ -106,7 +117,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 		proxy.WithLogger(o.log), proxy.WithClock(o.now), proxy.WithMetrics(a.Metrics),
 		proxy.WithAuthenticator(&authnAdapter{svc: a.Authn, sm: a.Sessions}),
 		proxy.WithDecider(&policyAdapter{e: a.Policy, reg: a.devices}),
-		proxy.WithRecorder(&auditAdapter{t: a.Trail}),
+		proxy.WithRecorder(&auditAdapter{t: a.Trail, mon: a.Monitor}),
 	}
 	if len(cfg.Server.ClientCA) > 0 {
 		if a.verify, err = mtls.New(cfg, mtls.WithClock(o.now), mtls.WithLogger(o.log)); err != nil {
@@ -171,6 +182,11 @@ func (a *App) Run(ctx context.Context) error {
 			a.log.Warn("policy file watch stopped", "err", err)
 		}
 	}()
+	go func() {
+		if err := a.Monitor.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("monitor stopped", "err", err)
+		}
+	}()
 	go a.syncDevices(bg)
 	go a.watchRevocations(bg)
 	go func() {
@@ -201,12 +217,14 @@ func (a *App) syncDevices(ctx context.Context) {
 }
 
 // Revoke applies a revocation here at once (sessions and the device
-// registry) and stores it, so other replicas follow within a second. The
-// admin record is written by the revocation watcher.
+// registry), stores it, so other replicas follow within a second, and
+// writes its admin audit record.
 func (a *App) Revoke(ctx context.Context, r *store.Revocation) error {
 	if err := a.Sessions.Revoke(ctx, r); err != nil {
 		return err
 	}
+	a.recorded.Store(r.Seq, true)
+	a.recordRevocation(r)
 	if r.Kind == store.RevokeDevice {
 		a.devices.markRevoked(r.Subject)
 		d, err := a.Store.GetDevice(ctx, r.Subject)
@@ -261,7 +279,24 @@ func (a *App) authnEvent(ctx context.Context, ev authn.Event) {
 		rec.Decision = audit.DecisionDeny
 	}
 	rec.Enforced = true
-	if err := a.Trail.Append(rec); err != nil {
+	err := a.Trail.Append(rec)
+	observe(a.Monitor, rec, err)
+	if err != nil {
 		a.log.Error("audit authn event", "kind", ev.Kind, "err", err)
 	}
+}
+
+// respond carries out an automatic response a monitoring rule asked for
+// (off by default; see docs/monitoring.md). The monitor audits it.
+func (a *App) respond(ctx context.Context, action, subject string) error {
+	r := &store.Revocation{At: time.Now().UTC(), By: "monitor", Reason: "automatic response: " + action}
+	switch action {
+	case "stepup", "revoke_session", "revoke_user":
+		r.Kind, r.Subject = store.RevokeUser, subject
+	case "revoke_device":
+		r.Kind, r.Subject = store.RevokeDevice, subject
+	default:
+		return fmt.Errorf("unknown automatic response %q", action)
+	}
+	return a.Revoke(ctx, r)
 }

@@ -42,13 +42,23 @@ func (a *App) watchRevocations(ctx context.Context) {
 			if r.Kind == store.RevokeDevice {
 				a.devices.markRevoked(r.Subject)
 			}
-			rec := &audit.Record{
-				Event: audit.EventAdmin, User: r.By, Action: "revoke_" + r.Kind, Target: r.Subject,
-				Detail: r.Reason, Decision: audit.DecisionAllow, Enforced: true, Rule: "revoke",
+			if _, done := a.recorded.LoadAndDelete(r.Seq); done {
+				continue // App.Revoke on this replica recorded it already
 			}
-			if err := a.Trail.Append(rec); err != nil {
-				a.log.Error("audit revocation", "kind", r.Kind, "subject", r.Subject, "err", err)
-			}
+			a.recordRevocation(r)
 		}
+	}
+}
+
+// recordRevocation writes the admin audit record of a revocation.
+func (a *App) recordRevocation(r *store.Revocation) {
+	rec := &audit.Record{
+		Event: audit.EventAdmin, User: r.By, Action: "revoke_" + r.Kind, Target: r.Subject,
+		Detail: r.Reason, Decision: audit.DecisionAllow, Enforced: true, Rule: "revoke",
+	}
+	err := a.Trail.Append(rec)
+	observe(a.Monitor, rec, err)
+	if err != nil {
+		a.log.Error("audit revocation", "kind", r.Kind, "subject", r.Subject, "err", err)
 	}
 }
