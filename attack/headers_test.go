@@ -1,6 +1,7 @@
 package attack
 
 import (
+	"crypto/tls"
 	"net/http"
 	"strings"
 	"testing"
@@ -264,5 +265,54 @@ func TestAbsoluteFormRouting(t *testing.T) {
 	}
 	if len(w.Seen()) != 1 {
 		t.Errorf("upstream saw %d requests, want 1", len(w.Seen()))
+	}
+}
+
+// TestSessionCookieNeverUpstream: the session cookie is removed however the
+// client packs its cookies (a compromised or curious upstream must never
+// get a replayable session), and other cookies pass unchanged.
+func TestSessionCookieNeverUpstream(t *testing.T) {
+	w := apptest.Start(t, apptest.Options{})
+	tok := w.Login("suzuki", apptest.UV, time.Minute, "", "")
+	for _, hdrs := range [][]string{
+		{"Cookie: a=1;__Host-sekisho=" + tok + ";b=2"},
+		{"Cookie: a=1", "Cookie: __Host-sekisho=" + tok},
+		{"Cookie: __Host-sekisho=" + tok + "; __Host-sekisho=" + tok},
+		{"Cookie:  __Host-sekisho=" + tok + " ;a=1"},
+	} {
+		r := w.Raw(raw("GET", "/public", zaimu, "", hdrs...))
+		if r.Status != 200 {
+			t.Errorf("%q: %d", hdrs, r.Status)
+			continue
+		}
+		s, ok := seenByID(w, rid(t, r))
+		if !ok {
+			t.Fatal("not forwarded")
+		}
+		for _, c := range s.Header.Values("Cookie") {
+			if strings.Contains(c, tok[:20]) || strings.Contains(c, "__Host-sekisho") {
+				t.Errorf("%q: upstream got Cookie %q", hdrs, c)
+			}
+		}
+		if a := s.Header.Get("X-Sekisho-Assertion"); strings.Contains(a, tok) {
+			t.Error("the cookie travelled inside another header")
+		}
+	}
+	// Over HTTP/2, where a client may send one cookie field per cookie.
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: w.CAPool, ServerName: zaimu}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	req := getReq(w, zaimu, "/public", tok)
+	req.Header.Add("Cookie", "z=9")
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+		t.Fatalf("h2: %s %d", resp.Proto, resp.StatusCode)
+	}
+	s, _ := seenByID(w, resp.Header.Get("X-Request-Id"))
+	if c := strings.Join(s.Header.Values("Cookie"), "; "); strings.Contains(c, "__Host-sekisho") || !strings.Contains(c, "z=9") {
+		t.Errorf("h2: upstream Cookie %q", c)
 	}
 }
