@@ -24,7 +24,15 @@
 // # Known vulnerabilities
 //
 // A case that finds a real weakness whose fix lies outside this package is
-// kept and skipped with a message starting "KNOWN VULNERABILITY" (or
-// "KNOWN GAP" for a missing audit record), so that `go test -v` lists it;
-// docs/threat-model.md names each one.
+// kept and skipped with a message starting "KNOWN VULNERABILITY" (an
+// attack that works), "KNOWN GAP" (a missing defence in depth, such as an
+// unaudited refusal or a missing header) or "KNOWN BUG", so that
+// `go test -v ./attack/ | grep KNOWN` lists them; docs/threat-model.md
+// section 4 names each one. The assertions before the skip still run.
+//
+// # Requirements
+//
+// The crash tests build cmd/sekisho with the go tool; the disk-full test
+// mounts a tmpfs and so needs root (it is skipped otherwise, and fails
+// when CI is "true"). `go test -short` skips the tests that run the binary.
 package attack
