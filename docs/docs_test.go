@@ -16,11 +16,14 @@
 //   - ready=HOST:PORT: with background, wait until HOST:PORT accepts
 //     connections before the next block.
 //   - exit=N: the block must exit with N (a command shown failing).
+//   - stop: stop the page's background commands (as systemctl stop
+//     would) before running the block; a later background block starts
+//     the gateway again.
 //   - env=NAME: run only when the environment variable NAME is set;
 //     skipped otherwise, and a failure when CI=true. SEKISHO_DSN is set
 //     from SEKISHO_TEST_POSTGRES (the PostgreSQL backup commands).
 //
-// The ports 8443, 9090 and 9001 in the blocks are replaced by free ports
+// The ports 8443, 9090, 9001 and 8080 in the blocks are replaced by free ports
 // so that the test runs beside other gateways on the same machine.
 //
 // TestMain builds ./cmd/sekisho and the sample app once and puts them in
@@ -200,11 +203,21 @@ func newSession(t *testing.T) *session {
 		env = append(env, "SEKISHO_DSN="+dsn)
 	}
 	s := &session{t: t, dir: work, env: env, port: map[string]string{}}
-	for _, p := range []string{"8443", "9090", "9001"} {
+	for _, p := range []string{"8443", "9090", "9001", "8080"} {
 		s.port[p] = freePort(t)
 	}
 	t.Cleanup(s.stop)
 	return s
+}
+
+// hasEnv reports whether the blocks' environment sets name.
+func (s *session) hasEnv(name string) bool {
+	for _, kv := range s.env {
+		if k, v, _ := strings.Cut(kv, "="); k == name && v != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // script is the block as a bash script whose ERR trap names the line.
@@ -243,12 +256,15 @@ func lineOf(b block, output string) (int, string) {
 
 func (s *session) run(b block) {
 	t := s.t
-	if name, ok := b.attrs["env"]; ok && os.Getenv(name) == "" {
+	if name, ok := b.attrs["env"]; ok && !s.hasEnv(name) {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s: needs %s, which is not set (CI=true)", b, name)
 		}
 		t.Logf("%s: skipped, %s is not set", b, name)
 		return
+	}
+	if _, ok := b.attrs["stop"]; ok {
+		s.stop()
 	}
 	if _, ok := b.attrs["background"]; ok {
 		s.background(b)
@@ -319,6 +335,7 @@ func (s *session) background(b block) {
 // stop ends the page's background commands: SIGTERM to each process
 // group, SIGKILL after 10 s.
 func (s *session) stop() {
+	defer func() { s.bg = nil }()
 	for _, p := range s.bg {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 	}
