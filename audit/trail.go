@@ -239,9 +239,10 @@ func (t *Trail) Append(rec *Record) error {
 // rec.Prev, rec.Hash, and rec.Time when it was zero. When ctx ends first it
 // returns ctx's error; the record may still be written.
 func (t *Trail) AppendDurable(ctx context.Context, rec *Record) error {
-	res := new(result)
+	res := resultPool.Get().(*result)
 	b, err := t.enqueue(rec, res)
 	if err != nil {
+		resultPool.Put(res)
 		return err
 	}
 	if done := ctx.Done(); done == nil {
@@ -254,14 +255,18 @@ func (t *Trail) AppendDurable(ctx context.Context, rec *Record) error {
 		}
 	}
 	if b.err != nil {
+		resultPool.Put(res)
 		return b.err
 	}
 	rec.Seq, rec.Prev, rec.Hash = res.seq, string(res.prev[:]), string(res.hash[:])
 	if rec.Time.IsZero() {
 		rec.Time = res.time
 	}
+	resultPool.Put(res) // not on ctx expiry above: the writer may still fill it
 	return nil
 }
+
+var resultPool = sync.Pool{New: func() any { return new(result) }}
 
 // Healthy returns nil while the trail can be written, otherwise the error
 // (wrapping [ErrUnhealthy]).
