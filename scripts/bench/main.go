@@ -193,7 +193,7 @@ func run() error {
 	report := buildReport(targets, rss, rssBase)
 	fmt.Println(report)
 	if *out != "" && *out != "-" {
-		if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
+		if err := writeSection(*out, report); err != nil {
 			return err
 		}
 		log.Printf("wrote %s", *out)
@@ -477,7 +477,7 @@ func machine() string {
 
 func buildReport(targets []*target, rss, rssBase int64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# 性能 / Performance\n\n")
+	fmt.Fprintf(&b, "## エンドツーエンド計測 / End-to-end load\n\n")
 	fmt.Fprintf(&b, "このページは `go run ./scripts/bench` (`make bench-e2e`) が書きました。数値は一度の実行で、\n")
 	fmt.Fprintf(&b, "対象を交互に計測した中央値です (This page is written by `go run ./scripts/bench`; medians of\n")
 	fmt.Fprintf(&b, "alternating rounds in one run).\n\n")
@@ -504,6 +504,29 @@ func buildReport(targets []*target, rss, rssBase int64) string {
 	}
 	fmt.Fprintf(&b, "\n再現方法 (reproduce): `go run ./scripts/bench -duration %s -rounds %d -conns %d`\n", *duration, *rounds, *conns)
 	return b.String()
+}
+
+// The report replaces the text between these markers in the output file,
+// so the rest of docs/performance.md (micro-benchmarks, explanations) stays.
+const (
+	markStart = "<!-- bench:start (written by go run ./scripts/bench) -->"
+	markEnd   = "<!-- bench:end -->"
+)
+
+func writeSection(path, report string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	text := string(old)
+	section := markStart + "\n" + report + "\n" + markEnd
+	i, j := strings.Index(text, markStart), strings.Index(text, markEnd)
+	if i >= 0 && j > i {
+		text = text[:i] + section + text[j+len(markEnd):]
+	} else {
+		text = strings.TrimRight(text, "\n") + "\n\n" + section + "\n"
+	}
+	return os.WriteFile(path, []byte(text), 0o644)
 }
 
 func freePorts(n int) []int {
