@@ -66,6 +66,11 @@ type Cluster struct {
 func JoinCluster(ctx context.Context, a *App) (*Cluster, error) {
 	cfg := a.Config
 	if !Clustered(cfg) {
+		for _, s := range cfg.Audit.Sinks {
+			if s.Type == "postgres" {
+				return nil, errors.New("audit sink postgres needs store.driver postgres (監査の postgres 転送は PostgreSQL 構成でのみ使えます)")
+			}
+		}
 		return nil, nil
 	}
 	c := &Cluster{a: a, log: a.log, policy: nil}
