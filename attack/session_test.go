@@ -190,10 +190,11 @@ func flipLast(tok string) string {
 // TestSessionLifecycle: expired, revoked (session, user, all) and disabled
 // users' cookies are refused on the next request.
 func TestSessionLifecycle(t *testing.T) {
-	w := apptest.Start(t, apptest.Options{Extra: "session: {lifetime: 2s, idle: 30m}"})
+	w := apptest.Start(t, apptest.Options{Extra: "session: {lifetime: 3s, idle: 30m}"})
 	get := func(c string) apptest.Response { return w.Get(zaimu, "/public", c, nil) }
 	ctx := context.Background()
 
+	issued := time.Now()
 	expiring := w.Login("suzuki", apptest.UV, 0, "", "")
 	bySession := w.Login("suzuki", apptest.UV, 0, "", "")
 	byUser := w.Login("tanaka", apptest.UV, 0, "", "")
@@ -217,7 +218,7 @@ func TestSessionLifecycle(t *testing.T) {
 	if r := get(w.Login("tanaka", apptest.UV, 0, "", "")); r.Status != 200 {
 		t.Errorf("new session after user revocation: %d", r.Status)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(time.Until(issued.Add(3500 * time.Millisecond)))
 	expectLogin(t, w, "expired session", expiring, get)
 }
 
