@@ -258,7 +258,8 @@ func (t *Trail) AppendDurable(ctx context.Context, rec *Record) error {
 		resultPool.Put(res)
 		return b.err
 	}
-	rec.Seq, rec.Prev, rec.Hash = res.seq, string(res.prev[:]), string(res.hash[:])
+	both := string(append(res.prev[:], res.hash[:]...)) // one allocation for the two
+	rec.Seq, rec.Prev, rec.Hash = res.seq, both[:64], both[64:]
 	if rec.Time.IsZero() {
 		rec.Time = res.time
 	}
