@@ -258,7 +258,10 @@ func (t *Trail) AppendDurable(ctx context.Context, rec *Record) error {
 		resultPool.Put(res)
 		return b.err
 	}
-	both := string(append(res.prev[:], res.hash[:]...)) // one allocation for the two
+	var pair [128]byte
+	copy(pair[:64], res.prev[:])
+	copy(pair[64:], res.hash[:])
+	both := string(pair[:]) // one allocation for the two
 	rec.Seq, rec.Prev, rec.Hash = res.seq, both[:64], both[64:]
 	if rec.Time.IsZero() {
 		rec.Time = res.time
