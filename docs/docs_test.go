@@ -383,3 +383,85 @@ func TestPagesHaveCommands(t *testing.T) {
 		}
 	}
 }
+
+var (
+	// "`dir/file_test.go` `TestA`, `TestB`" in guideline-mapping.md.
+	evidenceRE = regexp.MustCompile("`([a-z0-9_/]+_test\\.go)`((?:,? `(?:Test|Fuzz)[A-Za-z0-9_]+`)+)")
+	testNameRE = regexp.MustCompile("`((?:Test|Fuzz)[A-Za-z0-9_]+)`")
+	// "`examples/m/cases.yaml` (「case name」)".
+	caseRE = regexp.MustCompile("`(examples/[a-z-]+/cases\\.yaml)` \\(「([^」]+)」\\)")
+)
+
+// TestMappingEvidenceExists checks that every test and case the guideline
+// mapping cites as evidence exists where the page says, so the table
+// cannot point auditors at something renamed or removed.
+func TestMappingEvidenceExists(t *testing.T) {
+	data, err := os.ReadFile("guideline-mapping.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(data)
+	tests, cases := 0, 0
+	for _, m := range evidenceRE.FindAllStringSubmatch(page, -1) {
+		src, err := os.ReadFile(filepath.Join(repoRoot, m[1]))
+		if err != nil {
+			t.Errorf("guideline-mapping.md cites %s: %v", m[1], err)
+			continue
+		}
+		for _, n := range testNameRE.FindAllStringSubmatch(m[2], -1) {
+			tests++
+			if !bytes.Contains(src, []byte("func "+n[1]+"(")) {
+				t.Errorf("guideline-mapping.md cites %s in %s, which does not define it", n[1], m[1])
+			}
+		}
+	}
+	for _, m := range caseRE.FindAllStringSubmatch(page, -1) {
+		cases++
+		src, err := os.ReadFile(filepath.Join(repoRoot, m[1]))
+		if err != nil {
+			t.Errorf("guideline-mapping.md cites %s: %v", m[1], err)
+			continue
+		}
+		if !bytes.Contains(src, []byte(m[2])) {
+			t.Errorf("guideline-mapping.md cites the case %q, which %s does not have", m[2], m[1])
+		}
+	}
+	if tests < 20 || cases < 5 {
+		t.Errorf("found %d cited tests and %d cited cases; the page's citation format changed?", tests, cases)
+	}
+	t.Logf("checked %d cited tests and %d cited cases", tests, cases)
+}
+
+// linkRE finds the targets of markdown links.
+var linkRE = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// othersPages are pages other engineers write; a link to one that does
+// not exist yet is logged, not failed.
+var othersPages = map[string]bool{
+	"monitoring.md": true, "directory.md": true, "scale-out.md": true,
+	"threat-model.md": true, "performance.md": true,
+}
+
+// TestLinks checks that every relative link of these pages names a file
+// or directory that exists.
+func TestLinks(t *testing.T) {
+	for _, page := range pages {
+		data, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range linkRE.FindAllStringSubmatch(string(data), -1) {
+			target, _, _ := strings.Cut(m[1], "#")
+			if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			if _, err := os.Stat(target); err != nil {
+				if othersPages[target] {
+					t.Logf("%s links to %s, not written yet", page, target)
+					continue
+				}
+				t.Errorf("%s links to %s: %v", page, target, err)
+			}
+		}
+	}
+}
