@@ -330,8 +330,9 @@ func newAuditReportCmd() *cobra.Command {
 	var tf timeFlags
 	var opts audit.ReportOptions
 	var format, office, out string
+	var holidays []string
 	cmd := &cobra.Command{
-		Use:   "report (--dir D | --config F) --since T --until T [--format md|html|csv] [--user U | --device D] [--office-hours 08:30-18:15]",
+		Use:   "report (--dir D | --config F) --since T --until T [--format md|html|csv] [--user U | --device D] [--office-hours 08:30-18:15] [--holidays DATES|@FILE]",
 		Short: "監査用の集計レポートを作る (the summary an auditor files)",
 		Long: `期間内の判定を機密性分類・接続元ゾーン・時間帯ごとに集計し、拒否とその理由、
 シャドーモードで拒否となる要求、勤務時間外（既定 平日 08:30–18:15 JST）の 3A/3B
@@ -365,6 +366,9 @@ would-denies per route; off-hours access to 3A/3B (default weekdays
 			}
 			oh, err := parseOfficeHours(office, loc)
 			if err != nil {
+				return err
+			}
+			if oh.Holidays, err = parseHolidays(holidays); err != nil {
 				return err
 			}
 			opts.OfficeHours = oh
@@ -407,7 +411,50 @@ would-denies per route; off-hours access to 3A/3B (default weekdays
 	cmd.Flags().StringVar(&opts.Device, "device", "", "この端末に絞り時系列を出す (one device, with a timeline)")
 	cmd.Flags().StringVar(&office, "office-hours", "08:30-18:15", "勤務時間 HH:MM-HH:MM（平日、--tz の時刻）(office hours on weekdays, in --tz)")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "出力ファイル（省略時は標準出力）(output file; default stdout)")
+	cmd.Flags().StringSliceVar(&holidays, "holidays", nil, "休日（祝日・年末年始）YYYY-MM-DD をカンマ区切り、または @ファイル（1 行 1 日）(days off: dates, or @file with one per line)")
 	return cmd
+}
+
+// parseHolidays reads dates given inline or, with @, from a file (one per
+// line; # starts a comment, so a 内閣府 holiday list can be pasted in).
+func parseHolidays(args []string) (map[string]bool, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	days := map[string]bool{}
+	add := func(src, v string) error {
+		v = strings.TrimSpace(v)
+		if i := strings.IndexByte(v, '#'); i >= 0 {
+			v = strings.TrimSpace(v[:i])
+		}
+		if v == "" {
+			return nil
+		}
+		d := strings.ReplaceAll(v, "/", "-")
+		if _, err := time.Parse("2006-01-02", d); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--holidays %s: %q は日付 YYYY-MM-DD ではありません (not a date)", src, v)}
+		}
+		days[d] = true
+		return nil
+	}
+	for _, a := range args {
+		if name, ok := strings.CutPrefix(a, "@"); ok {
+			data, err := os.ReadFile(name)
+			if err != nil {
+				return nil, &exitError{code: 2, err: fmt.Errorf("--holidays: %w", err)}
+			}
+			for i, line := range strings.Split(string(data), "\n") {
+				if err := add(fmt.Sprintf("%s:%d", name, i+1), line); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if err := add(a, a); err != nil {
+			return nil, err
+		}
+	}
+	return days, nil
 }
 
 func parseOfficeHours(s string, loc *time.Location) (audit.OfficeHours, error) {
