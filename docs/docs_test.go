@@ -351,8 +351,15 @@ func (s *session) stop() {
 
 // TestCommands runs every page's commands.
 func TestCommands(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Fatal("bash is needed to run the documented commands")
+	// The pages use these tools as a city's administrator would.
+	var missing []string
+	for _, tool := range []string{"bash", "curl", "jq", "openssl", "sqlite3", "tar"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("the documented commands need %s: apt-get install -y %s", strings.Join(missing, ", "), strings.Join(missing, " "))
 	}
 	for _, page := range pages {
 		t.Run(page, func(t *testing.T) {
@@ -464,4 +471,37 @@ func TestLinks(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFailureNamesLine checks the harness itself: a failing command is
+// reported with the page line it is written on, and the port rewrite and
+// exit= expectation work.
+func TestFailureNamesLine(t *testing.T) {
+	dir := t.TempDir()
+	page := filepath.Join(dir, "page.md")
+	text := "# t\n\n```sh\ntrue\necho 8443 > port.txt\nfalse\necho never\n```\n\n```sh exit=3\nexit 3\n```\n"
+	if err := os.WriteFile(page, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bs := blocks(t, page)
+	if len(bs) != 2 || bs[0].line != 3 || bs[1].attrs["exit"] != "3" {
+		t.Fatalf("blocks = %+v", bs)
+	}
+	s := newSession(t)
+	out, err := s.command(context.Background(), bs[0]).CombinedOutput()
+	if err == nil {
+		t.Fatal("a block with false succeeded")
+	}
+	line, command := lineOf(bs[0], string(out))
+	if line != 6 || command != "false" {
+		t.Errorf("failure reported at %d %q, want line 6 \"false\"", line, command)
+	}
+	port, err := os.ReadFile(filepath.Join(s.dir, "port.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(port)); got != s.port["8443"] || got == "8443" {
+		t.Errorf("port 8443 became %q, want the free port %s", got, s.port["8443"])
+	}
+	s.run(bs[1]) // fails the test unless the exit code is 3
 }
