@@ -66,7 +66,14 @@ func loadOrCreateKey(path string) (*signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit key %s: %w", path, err)
 	}
-	return newSigner(priv)
+	s, err := newSigner(priv)
+	if err != nil {
+		return nil, err
+	}
+	if err := addRetiredKeys(s.pub, path); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func parsePrivateKey(data []byte) (*ecdsa.PrivateKey, error) {
@@ -147,12 +154,93 @@ func verifyCheckpoint(compact string, keys jwk.Set) (*checkpointPayload, error) 
 
 // LoadPublicKeys reads the keys that verify checkpoints from path: a JWKS
 // (JSON), a PEM public key, or the PEM private key itself.
+//
+// For the private key, the public keys retired by [RotateKey] beside it
+// (<path>.<kid>.pub) are included, so older checkpoints still verify.
 func LoadPublicKeys(path string) (jwk.Set, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading audit public key: %w", err)
 	}
-	return ParsePublicKeys(data)
+	set, err := ParsePublicKeys(data)
+	if err != nil {
+		return nil, err
+	}
+	if block, _ := pem.Decode(data); block != nil && block.Type != "PUBLIC KEY" {
+		if err := addRetiredKeys(set, path); err != nil {
+			return nil, err
+		}
+	}
+	return set, nil
+}
+
+// addRetiredKeys adds the public keys retired from the key at keyPath.
+func addRetiredKeys(set jwk.Set, keyPath string) error {
+	retired, err := filepath.Glob(keyPath + ".*.pub")
+	if err != nil {
+		return fmt.Errorf("listing retired audit keys: %w", err)
+	}
+	for _, p := range retired {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("reading retired audit key: %w", err)
+		}
+		old, err := ParsePublicKeys(data)
+		if err != nil {
+			return fmt.Errorf("retired audit key %s: %w", p, err)
+		}
+		for i := 0; i < old.Len(); i++ {
+			k, _ := old.Key(i)
+			if _, dup := set.LookupKeyID(k.KeyID()); !dup {
+				_ = set.AddKey(k)
+			}
+		}
+	}
+	return nil
+}
+
+// RotateKey replaces the audit key at keyPath with a new P-256 key. The old
+// public key stays beside it as <keyPath>.<kid>.pub so that checkpoints
+// signed with it still verify ([LoadPublicKeys], [PublicJWKS]). A running
+// trail keeps signing with the key it opened with until it is reopened.
+// It returns the new key's kid.
+func RotateKey(keyPath string) (string, error) {
+	data, err := os.ReadFile(keyPath)
+	if err != nil {
+		return "", fmt.Errorf("reading audit key: %w", err)
+	}
+	oldPriv, err := parsePrivateKey(data)
+	if err != nil {
+		return "", fmt.Errorf("audit key %s: %w", keyPath, err)
+	}
+	old, err := newSigner(oldPriv)
+	if err != nil {
+		return "", err
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(&oldPriv.PublicKey)
+	if err != nil {
+		return "", fmt.Errorf("encoding the retired audit key: %w", err)
+	}
+	if err := writeFileAtomic(keyPath+"."+old.kid+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), true); err != nil {
+		return "", fmt.Errorf("keeping the retired audit key: %w", err)
+	}
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", fmt.Errorf("generating audit key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return "", fmt.Errorf("encoding audit key: %w", err)
+	}
+	if err := writeFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), true); err != nil {
+		return "", fmt.Errorf("writing audit key %s: %w", keyPath, err)
+	}
+	_ = syncDir(filepath.Dir(keyPath))
+	s, err := newSigner(priv)
+	if err != nil {
+		return "", err
+	}
+	return s.kid, nil
 }
 
 // ParsePublicKeys is [LoadPublicKeys] on bytes.
@@ -215,13 +303,10 @@ func ParsePublicKeys(data []byte) (jwk.Set, error) {
 }
 
 // PublicJWKS reads the audit key at keyPath (PEM private key) and returns
-// its public JWKS as JSON, for `sekisho audit key` and for auditors.
+// its public JWKS as JSON — with the keys retired by [RotateKey] — for
+// `sekisho audit key` and for auditors.
 func PublicJWKS(keyPath string) ([]byte, error) {
-	data, err := os.ReadFile(keyPath)
-	if err != nil {
-		return nil, fmt.Errorf("reading audit key: %w", err)
-	}
-	set, err := ParsePublicKeys(data)
+	set, err := LoadPublicKeys(keyPath)
 	if err != nil {
 		return nil, err
 	}

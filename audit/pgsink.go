@@ -175,6 +175,7 @@ type PGShipper struct {
 	// recovered from the table (at start and after every error).
 	cur   pgCursor
 	valid bool
+	buf   []byte // read buffer, reused
 }
 
 type pgCursor struct {
@@ -192,7 +193,7 @@ func ShipperLogger(l *slog.Logger) ShipperOption { return func(s *PGShipper) { s
 // ShipperPoll sets how often the shipper looks for new lines. Default 250ms.
 func ShipperPoll(d time.Duration) ShipperOption { return func(s *PGShipper) { s.poll = d } }
 
-// ShipperBatch sets the most rows per insert. Default 1000.
+// ShipperBatch sets the most rows per insert. Default 5000.
 func ShipperBatch(n int) ShipperOption { return func(s *PGShipper) { s.batch = n } }
 
 // NewPGShipper ships the trail in dir to db as replica (see [ReplicaID]).
@@ -201,7 +202,7 @@ func NewPGShipper(db PGQuerier, dir, replica string, opts ...ShipperOption) (*PG
 	if !validReplica.MatchString(replica) {
 		return nil, fmt.Errorf("audit shipper: replica id %q: letters, digits, '.', '_', '-' only", replica)
 	}
-	s := &PGShipper{db: db, dir: dir, replica: replica, log: slog.Default(), batch: 1000, poll: 250 * time.Millisecond}
+	s := &PGShipper{db: db, dir: dir, replica: replica, log: slog.Default(), batch: 5000, poll: 250 * time.Millisecond}
 	for _, o := range opts {
 		o(s)
 	}
@@ -374,7 +375,10 @@ func (s *PGShipper) read(path string) ([]pgRow, int64, error) {
 		return nil, 0, fmt.Errorf("opening %s: %w", path, err)
 	}
 	defer f.Close()
-	buf := make([]byte, 1<<20)
+	if s.buf == nil {
+		s.buf = make([]byte, 4<<20)
+	}
+	buf := s.buf
 	n, rerr := f.ReadAt(buf, s.cur.offset)
 	if rerr != nil && !errors.Is(rerr, io.EOF) {
 		return nil, 0, fmt.Errorf("reading %s: %w", path, rerr)
@@ -406,8 +410,37 @@ func (s *PGShipper) read(path string) ([]pgRow, int64, error) {
 	return rows, used, nil
 }
 
-// insert stores rows in one statement; rows already there are left alone.
+// copier is implemented by *pgxpool.Pool and *pgx.Conn.
+type copier interface {
+	CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error)
+}
+
+var pgColumns = []string{"replica", "seq", "time", "event", "user_id", "device", "route", "class", "zone", "decision", "enforced", "request_id", "line"}
+
+// insert stores rows; rows already there are left alone. Rows after the
+// position recovered from the table are new, so they go in with COPY
+// (about three times faster); should some be there after all (another
+// process shipping the same trail) the batch is sent again with INSERT …
+// ON CONFLICT DO NOTHING.
 func (s *PGShipper) insert(ctx context.Context, rows []pgRow) error {
+	if c, ok := s.db.(copier); ok {
+		_, err := c.CopyFrom(ctx, pgx.Identifier{"audit_records"}, pgColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			r := &rows[i]
+			return []any{s.replica, int64(r.seq), r.rec.Time.UTC(), r.rec.Event, r.rec.User, r.rec.Device, r.rec.Route,
+				r.rec.Class, r.rec.Zone, r.rec.Decision, r.rec.Enforced, r.rec.RequestID, r.line}, nil
+		}))
+		var pe *pgconn.PgError
+		if err == nil {
+			return nil
+		} else if !errors.As(err, &pe) || pe.Code != "23505" { // unique_violation
+			return fmt.Errorf("shipping %d audit records of %s (seq %d–%d): %w", len(rows), s.replica, rows[0].seq, rows[len(rows)-1].seq, err)
+		}
+	}
+	return s.insertIgnoring(ctx, rows)
+}
+
+// insertIgnoring stores rows in one statement, skipping those already there.
+func (s *PGShipper) insertIgnoring(ctx context.Context, rows []pgRow) error {
 	n := len(rows)
 	var (
 		seq                                                 = make([]int64, n)

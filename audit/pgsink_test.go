@@ -343,3 +343,44 @@ func (p *cutProxy) restore() {
 	defer p.mu.Unlock()
 	p.down = false
 }
+
+// BenchmarkPGShipper measures shipping throughput: records of a trail
+// sent to PostgreSQL per second (batches of 1000 through unnest).
+func BenchmarkPGShipper(b *testing.B) {
+	dsn := storetest.PostgresDSN(b)
+	pool, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	if err := audit.MigratePostgres(context.Background(), pool); err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	tr, err := audit.Open(config.Audit{Dir: dir}, audit.WithLogger(quiet()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 20000
+	for i := range n {
+		rec := &audit.Record{Event: audit.EventAccess, User: "sato", Route: "zaimu", Class: "2", Zone: "chonai",
+			Decision: audit.DecisionAllow, Enforced: true, RequestID: fmt.Sprint(i), Method: "GET", Host: "zaimu.gw.example.lg.jp", Path: "/ledger?page=2"}
+		if err := tr.Append(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tr.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	total := 0
+	for i := 0; b.Loop(); i++ {
+		s, _ := audit.NewPGShipper(pool, dir, fmt.Sprintf("bench-%d", i), audit.ShipperLogger(quiet()))
+		k, err := s.Sync(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += k
+	}
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "records/s")
+}

@@ -300,3 +300,45 @@ func kidOf(t *testing.T, protectedB64 string) string {
 	}
 	return h.Kid
 }
+
+func TestRotateKey(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Key = filepath.Join(cfg.Dir, "audit.key")
+	writeTrail(t, cfg, 12)
+	oldKeys, err := LoadPublicKeys(cfg.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, err := RotateKey(cfg.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTrail(t, cfg, 12) // reopened: signs with the new key
+	all, err := LoadPublicKeys(cfg.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Len() != 2 {
+		t.Fatalf("JWKS after rotation has %d keys, want 2", all.Len())
+	}
+	if _, ok := all.LookupKeyID(kid); !ok {
+		t.Fatal("the new key is not in the JWKS")
+	}
+	res, err := Verify(cfg.Dir, all)
+	if err != nil || !res.OK() {
+		t.Fatalf("verify with both keys: %v %v", err, res.Problem)
+	}
+	// With only the old key, the first checkpoint signed by the new one fails.
+	res, err = Verify(cfg.Dir, oldKeys)
+	if err != nil || res.OK() || !strings.Contains(res.Problem.ReasonEN, "signature") {
+		t.Fatalf("verify with the old key only: %+v", res.Problem)
+	}
+	// The JWKS printed for auditors carries both.
+	b, err := PublicJWKS(cfg.Key)
+	if err != nil || strings.Count(string(b), `"kid"`) != 2 {
+		t.Fatalf("PublicJWKS: %s %v", b, err)
+	}
+	if fi, err := os.Stat(cfg.Key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("new key file mode: %v %v", fi.Mode(), err)
+	}
+}

@@ -480,19 +480,34 @@ func parseOfficeHours(s string, loc *time.Location) (audit.OfficeHours, error) {
 
 func newAuditKeyCmd() *cobra.Command {
 	var target auditTarget
+	var rotate bool
 	cmd := &cobra.Command{
-		Use:   "key (--dir D | --config F)",
+		Use:   "key (--dir D | --config F) [--rotate]",
 		Short: "チェックポイント検証用の公開鍵 (JWKS) を出力する (print the checkpoint public key as JWKS)",
 		Long: `監査鍵の公開鍵を JWKS で出力します。証跡とは別の場所（監査担当の手元、
 別サーバ）に保管し、verify --key に指定してください。
 
+--rotate は新しい鍵に交換します。古い公開鍵は audit.key.<kid>.pub として残り、
+JWKS に含まれるので、以前のチェックポイントも検証できます。稼働中のゲートウェイは
+再起動するまで古い鍵で署名します。
+
 Prints the audit key's public JWKS. Keep it away from the trail (with the
-auditors) and pass it to verify --key.`,
+auditors) and pass it to verify --key. --rotate replaces the key; the old
+public key stays as audit.key.<kid>.pub and in the JWKS, so older
+checkpoints still verify. A running gateway signs with the old key until it
+restarts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ac, err := target.resolve(cmd)
 			if err != nil {
 				return err
+			}
+			if rotate {
+				kid, err := audit.RotateKey(ac.Key)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "監査鍵を交換しました (audit key rotated): kid %s\nゲートウェイを再起動すると新しい鍵で署名します。下の JWKS を保管し直してください。\nRestart the gateway to sign with it; store the JWKS below again.\n", kid)
 			}
 			b, err := audit.PublicJWKS(ac.Key)
 			if err != nil {
@@ -503,6 +518,7 @@ auditors) and pass it to verify --key.`,
 		},
 	}
 	target.flags(cmd)
+	cmd.Flags().BoolVar(&rotate, "rotate", false, "監査鍵を新しい鍵に交換する (replace the audit key)")
 	return cmd
 }
 
