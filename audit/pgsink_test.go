@@ -135,6 +135,23 @@ func TestPGShipperShipsEveryRecordOnce(t *testing.T) {
 		t.Fatalf("after re-shipping (-local +central):\n%s", diff)
 	}
 
+	// Two shippers on one trail (a second process by mistake): the one
+	// that is behind finds its rows already there and adds none twice.
+	behind, _ := audit.NewPGShipper(w.pool, w.dir, "gw-a", audit.ShipperLogger(quiet()))
+	if _, err := behind.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.append(30, "tanaka")
+	if _, err := s3.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := behind.Sync(ctx); err != nil || n < 30 {
+		t.Fatalf("the shipper that was behind: %d rows, %v; want the 30 new ones sent again without error", n, err)
+	}
+	if diff := cmp.Diff(w.localSeqs(), w.centralSeqs("gw-a")); diff != "" {
+		t.Fatalf("after two shippers (-local +central):\n%s", diff)
+	}
+
 	// The central copy verifies with the trail's key; the query sees the
 	// records with their parsed columns.
 	res, err := audit.VerifyPostgres(ctx, w.pool, w.trail.PublicJWKS())
