@@ -21,7 +21,8 @@
 // head. Editing, inserting, deleting or reordering records breaks the chain
 // or a signed checkpoint; cutting the tail is caught against checkpoint.jws,
 // the newest checkpoint kept beside the files. [Trail.PublicJWKS] and
-// [PublicJWKS] export the public key for verifiers.
+// [PublicJWKS] export the public key for verifiers; [RotateKey] replaces the
+// key and keeps the retired public key so older checkpoints still verify.
 //
 // # Writing
 //
