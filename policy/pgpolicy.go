@@ -83,6 +83,19 @@ var ErrSamePolicy = errors.New("policy: the text is the version already in force
 // of it through the caller's notification (store.Notifier with
 // store.ChangePolicy) or their periodic check.
 func (p *PGPolicy) Push(ctx context.Context, cfg *config.Config, name string, text []byte, by string) (*PGVersion, error) {
+	return p.push(ctx, cfg, name, text, by, false)
+}
+
+// ErrSeeded is returned by Seed when a version exists already.
+var ErrSeeded = errors.New("policy: policy_versions already holds a version")
+
+// Seed publishes text as version 1 only if no version exists, so that
+// replicas starting together with different files cannot both publish.
+func (p *PGPolicy) Seed(ctx context.Context, cfg *config.Config, name string, text []byte, by string) (*PGVersion, error) {
+	return p.push(ctx, cfg, name, text, by, true)
+}
+
+func (p *PGPolicy) push(ctx context.Context, cfg *config.Config, name string, text []byte, by string, seed bool) (*PGVersion, error) {
 	loc, err := Location(cfg)
 	if err != nil {
 		return nil, err
@@ -107,6 +120,9 @@ func (p *PGPolicy) Push(ctx context.Context, cfg *config.Config, name string, te
 		if err := tx.QueryRow(ctx, `SELECT sha256 FROM policy_versions ORDER BY version DESC LIMIT 1`).Scan(&last); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
+		if seed && last != nil {
+			return ErrSeeded
+		}
 		if last != nil && *last == v.SHA256 {
 			return ErrSamePolicy
 		}
@@ -114,7 +130,7 @@ func (p *PGPolicy) Push(ctx context.Context, cfg *config.Config, name string, te
 			SELECT coalesce(max(version), 0) + 1, $1, $2, $3, $4 FROM policy_versions
 			RETURNING version, pushed_at`, v.Name, string(text), v.SHA256, by).Scan(&v.Version, &v.PushedAt)
 	})
-	if errors.Is(err, ErrSamePolicy) {
+	if errors.Is(err, ErrSamePolicy) || errors.Is(err, ErrSeeded) {
 		return nil, err
 	}
 	if err != nil {

@@ -47,9 +47,14 @@ func TestPGPolicyPushAndLoad(t *testing.T) {
 		t.Fatalf("a refused policy was stored as version %d", n)
 	}
 
-	v1, err := p.Push(ctx, cfg, "policy.csv", []byte(testPolicy), "tanaka")
+	v1, err := p.Seed(ctx, cfg, "policy.csv", []byte(testPolicy), "seed:gw-a")
 	if err != nil || v1.Version != 1 {
-		t.Fatalf("Push = %+v, %v; want version 1", v1, err)
+		t.Fatalf("Seed = %+v, %v; want version 1", v1, err)
+	}
+	// A second replica starting with another file does not publish it.
+	other := strings.Replace(testPolicy, "deny,   mallory,     *,           *\n", "", 1)
+	if _, err := p.Seed(ctx, cfg, "policy.csv", []byte(other), "seed:gw-b"); !errors.Is(err, ErrSeeded) {
+		t.Fatalf("second Seed: err = %v, want ErrSeeded", err)
 	}
 	if _, err := p.Push(ctx, cfg, "policy.csv", []byte(testPolicy), "tanaka"); !errors.Is(err, ErrSamePolicy) {
 		t.Fatalf("pushing the same text again: err = %v, want ErrSamePolicy", err)

@@ -119,7 +119,7 @@ func JoinCluster(ctx context.Context, a *App) (*Cluster, error) {
 		if err != nil {
 			return fail(err)
 		}
-		if _, err := c.policy.Push(ctx, cfg, name, text, "seed:"+c.replica); err != nil && !errors.Is(err, policy.ErrSamePolicy) {
+		if _, err := c.policy.Seed(ctx, cfg, name, text, "seed:"+c.replica); err != nil && !errors.Is(err, policy.ErrSeeded) {
 			return fail(fmt.Errorf("publishing the local policy as the first version: %w", err))
 		}
 	}
