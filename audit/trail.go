@@ -125,6 +125,7 @@ type chain struct {
 
 // Trail is an open audit trail. It is safe for concurrent use.
 type Trail struct {
+	lock   *os.File // flock held while the trail is open (nil where unsupported)
 	cfg    config.Audit
 	opts   options
 	signer *signer
@@ -181,11 +182,17 @@ func Open(cfg config.Audit, opts ...Option) (*Trail, error) {
 	if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("audit directory %s is not a directory: %w", cfg.Dir, errNotDir(err))
 	}
-	s, err := loadOrCreateKey(cfg.Key)
+	lock, err := lockDir(cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
+	s, err := loadOrCreateKey(cfg.Key)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
 	t := &Trail{
+		lock:       lock,
 		cfg:        cfg,
 		opts:       o,
 		signer:     s,
@@ -198,12 +205,14 @@ func Open(cfg config.Audit, opts ...Option) (*Trail, error) {
 	}
 	t.pool.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if err := t.buildSinks(); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	if err := t.openChain(); err != nil {
 		if t.f != nil {
 			t.f.Close()
 		}
+		lock.Close()
 		return nil, err
 	}
 	t.m.healthy.Set(1)
@@ -297,6 +306,7 @@ func (t *Trail) Close() error {
 	close(t.quit)
 	<-t.done
 	t.stopSinks()
+	t.lock.Close() // releases the flock
 	return t.closeErr
 }
 

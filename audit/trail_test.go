@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -330,4 +331,26 @@ func TestVerifyWhileWriting(t *testing.T) {
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestOneWriterPerTrail(t *testing.T) {
+	cfg := testConfig(t)
+	tr, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second, err := Open(cfg); !errors.Is(err, ErrLocked) {
+		if second != nil {
+			second.Close()
+		}
+		t.Fatalf("second Open = %v, want ErrLocked", err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	again.Close()
 }
