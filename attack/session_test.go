@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -243,4 +244,36 @@ func TestDeviceBinding(t *testing.T) {
 		t.Errorf("bound cookie over plain HTTP: %d", r.Status)
 	}
 	decisionRecord(t, w, rid(t, r))
+}
+
+// TestAssertionScope: the assertion an upstream receives names that route
+// as its audience and lives briefly, so a compromised upstream cannot
+// replay it to another route's upstream or keep it.
+func TestAssertionScope(t *testing.T) {
+	w := apptest.Start(t, apptest.Options{})
+	pc, fp := w.Device("PC-0300", "sato")
+	zr := w.Get(zaimu, "/public", w.Login("suzuki", apptest.UV, time.Minute, "", ""), nil)
+	jr := w.Get(juki, "/records", w.Login("sato", append(apptest.UV, "mtls"), time.Minute, "PC-0300", fp), &pc)
+	if zr.Status != 200 || jr.Status != 200 {
+		t.Fatalf("controls: %d %d", zr.Status, jr.Status)
+	}
+	for route, r := range map[string]apptest.Response{"zaimu": zr, "juki": jr} {
+		s, ok := seenByID(w, r.Header.Get("X-Request-Id"))
+		if !ok {
+			t.Fatalf("%s: not forwarded", route)
+		}
+		_, claims := jwtParts(t, s.Header.Get("X-Sekisho-Assertion"))
+		aud := fmt.Sprint(claims["aud"])
+		if !strings.Contains(aud, route) || strings.Contains(aud, map[string]string{"zaimu": "juki", "juki": "zaimu"}[route]) {
+			t.Errorf("%s: assertion aud %v", route, claims["aud"])
+		}
+		exp, _ := claims["exp"].(float64)
+		iat, _ := claims["iat"].(float64)
+		if exp == 0 || iat == 0 || exp-iat > 300 {
+			t.Errorf("%s: assertion lives %v s", route, exp-iat)
+		}
+		if claims["jti"] == nil || claims["sub"] == nil {
+			t.Errorf("%s: assertion lacks jti or sub: %v", route, claims)
+		}
+	}
 }
