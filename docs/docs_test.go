@@ -505,3 +505,19 @@ func TestFailureNamesLine(t *testing.T) {
 	}
 	s.run(bs[1]) // fails the test unless the exit code is 3
 }
+
+// TestNoNegatedCommands: under errexit bash ignores the status of a
+// command negated with "!", so a "! cmd" line in a block asserts nothing
+// unless it is the block's last line. Pages write such checks with test.
+func TestNoNegatedCommands(t *testing.T) {
+	for _, page := range pages {
+		for _, b := range blocks(t, page) {
+			lines := strings.Split(strings.TrimRight(b.text, "\n"), "\n")
+			for i, l := range lines[:len(lines)-1] {
+				if strings.HasPrefix(strings.TrimSpace(l), "! ") {
+					t.Errorf("%s:%d: \"! command\" before the block's last line is not checked under errexit; use test", page, b.line+1+i)
+				}
+			}
+		}
+	}
+}
