@@ -168,8 +168,9 @@ func planAndApply(cmd *cobra.Command, cfg *config.Config, src *directory.Source,
 	if cs.Empty() {
 		return nil
 	}
-	// The trail is opened first: without it nothing is applied.
-	trail, err := audit.Open(cfg.Audit)
+	// The trail is opened first: without it nothing is applied. While a
+	// gateway holds it, the records go to its spool and it drains them.
+	trail, _, err := audit.OpenWriter(cfg.Audit)
 	if err != nil {
 		return fmt.Errorf("監査証跡を開けないため反映しません (opening the audit trail; nothing applied): %w", err)
 	}
@@ -223,7 +224,7 @@ applied; --cancel N removes scheduled change #N (audited).`,
 				}
 				return directory.RenderPending(cmd.OutOrStdout(), list, loc)
 			}
-			trail, err := audit.Open(cfg.Audit)
+			trail, _, err := audit.OpenWriter(cfg.Audit)
 			if err != nil {
 				return fmt.Errorf("監査証跡を開けないため取り消しません (opening the audit trail; nothing cancelled): %w", err)
 			}

@@ -189,6 +189,7 @@ func (a *App) Run(ctx context.Context) error {
 	}()
 	go a.syncDevices(bg)
 	go a.watchRevocations(bg)
+	go a.drainSpool(bg)
 	go func() {
 		// Scheduled personnel transfers (人事異動) take effect on their date.
 		err := directory.RunScheduler(bg, a.Config, a.Store, directory.WithAudit(a.Trail), directory.WithLogger(a.log))
@@ -239,6 +240,23 @@ func (a *App) Revoke(ctx context.Context, r *store.Revocation) error {
 		}
 	}
 	return nil
+}
+
+// drainSpool appends, every second, the audit records that command-line
+// tools spooled while this gateway held the trail (see audit.OpenWriter).
+func (a *App) drainSpool(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if n, err := a.Trail.DrainSpool(); err != nil {
+			a.log.Error("draining the audit spool", "err", err, "drained", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // ReloadPolicy re-reads the policy file (SIGHUP); a bad file keeps the old
