@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/config"
 	"github.com/sekisho/sekisho/store"
 )
@@ -41,4 +42,28 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 		return nil, fmt.Errorf("opening store %s: %w", cfg.Store.Driver, err)
 	}
 	return st, nil
+}
+
+// adminAudit opens the audit trail for an administrative command before it
+// acts (so that an unwritable trail stops the command rather than leaving
+// it unrecorded) and returns the function that records what it did. While
+// a gateway holds the trail, the record goes to its spool and the gateway
+// chains it within a second (audit.OpenWriter).
+func adminAudit(cfg *config.Config) (record func(action, target, detail string) error, err error) {
+	w, _, err := audit.OpenWriter(cfg.Audit)
+	if err != nil {
+		return nil, fmt.Errorf("監査証跡を開けないため実行しません (opening the audit trail; nothing done): %w", err)
+	}
+	return func(action, target, detail string) error {
+		rec := &audit.Record{Event: audit.EventAdmin, User: operator(), Action: action, Target: target,
+			Detail: detail, Decision: audit.DecisionAllow, Enforced: true, Rule: "cli"}
+		if err := w.Append(rec); err != nil {
+			w.Close()
+			return fmt.Errorf("recording %s in the audit trail: %w", action, err)
+		}
+		if err := w.Close(); err != nil {
+			return fmt.Errorf("recording %s in the audit trail: %w", action, err)
+		}
+		return nil
+	}, nil
 }

@@ -44,6 +44,10 @@ next CRL.`,
 			if err != nil {
 				return err
 			}
+			record, err := adminAudit(cfg)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			st, err := openStore(ctx, cfg)
 			if err != nil {
@@ -81,6 +85,9 @@ next CRL.`,
 			}
 			if err := st.AddRevocation(ctx, r); err != nil {
 				return fmt.Errorf("recording revocation: %w", err)
+			}
+			if err := record("revoke_"+r.Kind, r.Subject, r.Reason); err != nil {
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "遮断しました (revoked): %s %s (#%d)\n", r.Kind, r.Subject, r.Seq)
 			if r.Kind == store.RevokeUser {

@@ -69,6 +69,10 @@ func newUsersAddCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			record, err := adminAudit(cfg)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			st, err := openStore(ctx, cfg)
 			if err != nil {
@@ -81,6 +85,9 @@ func newUsersAddCmd() *cobra.Command {
 				return fmt.Errorf("利用者 %s は既に存在します (user %s already exists)", id, id)
 			} else if err != nil {
 				return fmt.Errorf("adding user %s: %w", id, err)
+			}
+			if err := record("user_add", id, fmt.Sprintf("%s / %s / %s", u.DisplayName, u.Department, strings.Join(u.Roles, ","))); err != nil {
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "利用者 %s (%s) を追加しました (user added)。次に登録用URLを発行してください: sekisho users invite --id %s\n", id, u.DisplayName, id)
 			return nil
@@ -236,6 +243,10 @@ func newUsersDisableCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			record, err := adminAudit(cfg)
+			if err != nil {
+				return err
+			}
 			if _, err := setDisabled(cmd, st, id, true); err != nil {
 				return err
 			}
@@ -246,6 +257,9 @@ func newUsersDisableCmd() *cobra.Command {
 			rev := &store.Revocation{Kind: store.RevokeUser, Subject: id, At: time.Now().UTC(), By: operator(), Reason: reason}
 			if err := st.AddRevocation(cmd.Context(), rev); err != nil {
 				return fmt.Errorf("revoking the sessions of %s: %w", id, err)
+			}
+			if err := record("user_disable", id, reason); err != nil {
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "利用者 %s の利用を停止し、セッションをすべて無効にしました (user disabled; sessions revoked)\n", id)
 			return nil
@@ -277,7 +291,14 @@ Re-enables a user. Sessions issued before the user was disabled stay revoked.`,
 				return err
 			}
 			defer st.Close()
+			record, err := adminAudit(cfg)
+			if err != nil {
+				return err
+			}
 			if _, err := setDisabled(cmd, st, id, false); err != nil {
+				return err
+			}
+			if err := record("user_enable", id, ""); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "利用者 %s の利用を再開しました (user enabled)\n", id)
@@ -318,6 +339,10 @@ server.http_listen and a localhost host, the plain-HTTP URL is printed.`,
 				return err
 			}
 			defer st.Close()
+			record, err := adminAudit(cfg)
+			if err != nil {
+				return err
+			}
 			now := time.Now()
 			token, err := authn.CreateInvitation(ctx, st, id, operator(), ttl, now)
 			switch {
@@ -330,6 +355,10 @@ server.http_listen and a localhost host, the plain-HTTP URL is printed.`,
 			}
 			u, err := authn.EnrollURL(cfg, host, token)
 			if err != nil {
+				return err
+			}
+			// The token itself is never recorded, only that one was issued.
+			if err := record("invite", id, "ttl "+ttl.String()); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), u)

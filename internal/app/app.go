@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,9 +51,6 @@ type App struct {
 	devices *deviceRegistry
 	verify  *mtls.Verifier
 	addrs   []string
-	// recorded holds the seqs of revocations this replica made and
-	// audited itself, so the revocation watcher does not record them twice.
-	recorded sync.Map
 }
 
 // Option changes how New builds the app.
@@ -224,7 +220,6 @@ func (a *App) Revoke(ctx context.Context, r *store.Revocation) error {
 	if err := a.Sessions.Revoke(ctx, r); err != nil {
 		return err
 	}
-	a.recorded.Store(r.Seq, true)
 	a.recordRevocation(r)
 	if r.Kind == store.RevokeDevice {
 		a.devices.markRevoked(r.Subject)

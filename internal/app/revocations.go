@@ -10,13 +10,10 @@ import (
 
 // watchRevocations follows the store's revocation log: each revocation
 // that appears while the gateway runs (made by `sekisho revoke`, the
-// console, or another replica) is applied to the device registry at once
-// and written to this gateway's audit trail as an admin record. Sessions
-// are ended by the session manager's own sync.
-//
-// Revocations made while no gateway runs are in the store (who, when,
-// why) but reach an audit trail only through the gateway that next starts
-// with them; see docs/operations.md.
+// console, or another replica) is applied to the device registry at once.
+// Sessions are ended by the session manager's own sync. The admin audit
+// record is written by whoever revoked: the CLI (through audit.OpenWriter),
+// or App.Revoke for the console and monitoring.
 func (a *App) watchRevocations(ctx context.Context) {
 	var cursor int64
 	if revs, err := a.Store.RevocationsSince(ctx, 0); err == nil && len(revs) > 0 {
@@ -42,10 +39,6 @@ func (a *App) watchRevocations(ctx context.Context) {
 			if r.Kind == store.RevokeDevice {
 				a.devices.markRevoked(r.Subject)
 			}
-			if _, done := a.recorded.LoadAndDelete(r.Seq); done {
-				continue // App.Revoke on this replica recorded it already
-			}
-			a.recordRevocation(r)
 		}
 	}
 }
