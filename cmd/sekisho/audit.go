@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/config"
+	"github.com/sekisho/sekisho/internal/app"
 )
 
 func newAuditCmd() *cobra.Command {
@@ -37,6 +39,9 @@ Verify, query and report on the tamper-evident audit trail; see docs/audit.md.`,
 // auditTarget is where the trail is: --dir, or the audit section of --config.
 type auditTarget struct {
 	dir, configPath string
+	// pgDSN is set when --config names a PostgreSQL store: query and
+	// verify then read the central table (docs/scale-out.md).
+	pgDSN string
 }
 
 func (a *auditTarget) flags(cmd *cobra.Command) {
@@ -58,6 +63,14 @@ func (a *auditTarget) resolve(cmd *cobra.Command) (config.Audit, error) {
 		return config.Audit{}, err
 	}
 	ac := cfg.Audit
+	if app.Clustered(cfg) {
+		a.pgDSN = cfg.Store.DSN
+		for _, s := range cfg.Audit.Sinks {
+			if s.Type == "postgres" && s.DSN != "" {
+				a.pgDSN = s.DSN
+			}
+		}
+	}
 	if ac.Dir == "" {
 		ac.Dir = audit.DefaultDir
 	}
@@ -101,6 +114,9 @@ re-signed with a replaced key.`,
 			}
 			if err != nil {
 				return err
+			}
+			if target.pgDSN != "" {
+				return verifyCentral(cmd, target.pgDSN, keys)
 			}
 			start := time.Now()
 			res, err := audit.Verify(ac.Dir, keys)
@@ -222,7 +238,16 @@ with a BOM (Excel); json prints the stored lines (JSON Lines).`,
 				}
 				f.Enforced = &v
 			}
-			return writeQuery(cmd.OutOrStdout(), cmd.ErrOrStderr(), ac.Dir, f, format, loc)
+			recs := audit.Query(ac.Dir, f)
+			if target.pgDSN != "" {
+				pool, err := audit.ConnectPostgres(cmd.Context(), target.pgDSN)
+				if err != nil {
+					return err
+				}
+				defer pool.Close()
+				recs = audit.QueryPostgres(cmd.Context(), pool, f)
+			}
+			return writeQuery(cmd.OutOrStdout(), cmd.ErrOrStderr(), recs, f, format, loc)
 		},
 	}
 	target.flags(cmd)
@@ -242,7 +267,7 @@ with a BOM (Excel); json prints the stored lines (JSON Lines).`,
 	return cmd
 }
 
-func writeQuery(stdout, stderr io.Writer, dir string, f audit.Filter, format string, loc *time.Location) error {
+func writeQuery(stdout, stderr io.Writer, recs iter.Seq2[*audit.Record, error], f audit.Filter, format string, loc *time.Location) error {
 	bw := bufio.NewWriterSize(stdout, 64<<10)
 	defer bw.Flush()
 	var emit func(*audit.Record) error
@@ -295,7 +320,7 @@ func writeQuery(stdout, stderr io.Writer, dir string, f audit.Filter, format str
 		return &exitError{code: 2, err: fmt.Errorf("--format %q: table, json, csv のいずれか (want table, json or csv)", format)}
 	}
 	unreadable := 0
-	for r, err := range audit.Query(dir, f) {
+	for r, err := range recs {
 		var le *audit.LineError
 		if errors.As(err, &le) {
 			unreadable++
@@ -567,4 +592,34 @@ func newAuditAppendCmd() *cobra.Command {
 	}
 	target.flags(cmd)
 	return cmd
+}
+
+// verifyCentral verifies every replica's chain in the central audit table.
+func verifyCentral(cmd *cobra.Command, dsn string, keys jwk.Set) error {
+	pool, err := audit.ConnectPostgres(cmd.Context(), dsn)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	res, err := audit.VerifyPostgres(cmd.Context(), pool, keys)
+	if err != nil {
+		return err
+	}
+	if len(res) == 0 {
+		return &exitError{code: 1, err: errors.New("中央の監査表に記録がありません (the central audit table holds no record)")}
+	}
+	out := cmd.OutOrStdout()
+	bad := 0
+	for _, r := range res {
+		if p := r.Problem; p != nil {
+			bad++
+			fmt.Fprintf(cmd.ErrOrStderr(), "レプリカ %s: 改ざんまたは欠落を検出 (not intact): seq %d: %s (%s)\n", r.Replica, p.Seq, p.Reason, p.ReasonEN)
+			continue
+		}
+		fmt.Fprintf(out, "レプリカ %s: 完全です (intact): 記録 / records %d (seq %d–%d), チェックポイント / checkpoints %d\n", r.Replica, r.Records, r.FirstSeq, r.LastSeq, r.Checkpoints)
+	}
+	if bad > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d 件のレプリカの証跡が完全ではありません (%d replicas' trails are not intact)", bad, bad)}
+	}
+	return nil
 }

@@ -29,7 +29,7 @@ func newPolicyCmd() *cobra.Command {
 Tools for the per-asset-class access policy; see docs/policy.md for the format.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newPolicyInitCmd(), newPolicyExplainCmd(), newPolicyTestCmd())
+	cmd.AddCommand(newPolicyInitCmd(), newPolicyExplainCmd(), newPolicyTestCmd(), newPolicyPushCmd())
 	return cmd
 }
 

@@ -42,7 +42,10 @@ func (a *authnAdapter) Authenticate(w http.ResponseWriter, r *http.Request, info
 		}
 		return &proxy.ReasonError{Reason: sessionReason(err), Err: err}
 	}
-	if err := a.svc.Refresh(w, r, id); err != nil {
+	// A refresh the store cannot record (the database is unreachable)
+	// does not end the session: the cookie the client holds stays valid
+	// until its idle timeout (fail-static, docs/scale-out.md).
+	if err := a.svc.Refresh(w, r, id); errors.Is(err, session.ErrRevoked) || errors.Is(err, session.ErrExpired) {
 		return err
 	}
 	info.User, info.Roles, info.Department = id.User, id.Roles, id.Department

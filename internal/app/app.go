@@ -45,7 +45,10 @@ type App struct {
 	Gateway  *proxy.Gateway
 	Server   *proxy.Server
 	Metrics  *proxy.Metrics
-	Monitor  *monitor.Monitor
+	// Cluster is this replica's part in a cluster; nil unless the store is
+	// PostgreSQL (cluster.go).
+	Cluster *Cluster
+	Monitor *monitor.Monitor
 
 	log     *slog.Logger
 	devices *deviceRegistry
@@ -102,12 +105,15 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 	if a.Sessions, err = session.New(cfg, a.Store, session.WithClock(o.now), session.WithLogger(o.log), session.WithRegisterer(reg)); err != nil {
 		return nil, fmt.Errorf("starting sessions: %w", err)
 	}
-	if a.Authn, err = authn.New(cfg, a.Store, a.Sessions, authn.WithClock(o.now), authn.WithLogger(o.log),
+	if a.Authn, err = authn.New(cfg, a.authnStore(o.now), a.Sessions, authn.WithClock(o.now), authn.WithLogger(o.log),
 		authn.WithRegisterer(reg), authn.WithEvents(a.authnEvent)); err != nil {
 		return nil, fmt.Errorf("starting passkey service: %w", err)
 	}
 	if a.Policy, err = policy.New(cfg, policy.WithClock(o.now), policy.WithLogger(o.log), policy.WithRegisterer(reg)); err != nil {
 		return nil, fmt.Errorf("loading policy: %w", err)
+	}
+	if a.Cluster, err = JoinCluster(ctx, a); err != nil {
+		return nil, fmt.Errorf("joining the cluster: %w", err)
 	}
 	gwOpts := []proxy.Option{
 		proxy.WithLogger(o.log), proxy.WithClock(o.now), proxy.WithMetrics(a.Metrics),
@@ -145,7 +151,9 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 func (a *App) ready() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := a.Store.ListKeys(ctx, "session"); err != nil {
+	// A replica of a cluster stays ready while the database is away: it
+	// serves existing sessions from memory (fail-static, docs/scale-out.md).
+	if _, err := a.Store.ListKeys(ctx, "session"); err != nil && a.Cluster == nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	if err := a.Trail.Healthy(); err != nil {
@@ -173,11 +181,15 @@ func (a *App) Run(ctx context.Context) error {
 	bg, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go a.Sessions.Run(bg)
-	go func() {
-		if err := a.Policy.Watch(bg); err != nil && !errors.Is(err, context.Canceled) {
-			a.log.Warn("policy file watch stopped", "err", err)
-		}
-	}()
+	if a.Cluster != nil {
+		go a.Cluster.Run(bg) // published policy versions instead of the file
+	} else {
+		go func() {
+			if err := a.Policy.Watch(bg); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Warn("policy file watch stopped", "err", err)
+			}
+		}()
+	}
 	go func() {
 		if err := a.Monitor.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
 			a.log.Error("monitor stopped", "err", err)
@@ -256,7 +268,13 @@ func (a *App) drainSpool(ctx context.Context) {
 
 // ReloadPolicy re-reads the policy file (SIGHUP); a bad file keeps the old
 // policy.
-func (a *App) ReloadPolicy() error { return a.Policy.Reload() }
+func (a *App) ReloadPolicy() error {
+	if a.Cluster != nil {
+		_, err := a.Cluster.SyncPolicy(context.Background())
+		return err
+	}
+	return a.Policy.Reload()
+}
 
 // Close releases everything New opened, sealing the audit trail.
 func (a *App) Close() {
@@ -268,6 +286,7 @@ func (a *App) Close() {
 			a.log.Error("closing audit trail", "err", err)
 		}
 	}
+	a.Cluster.Close() // after the trail: ships its final checkpoint
 	if a.Store != nil {
 		_ = a.Store.Close()
 	}

@@ -144,20 +144,14 @@ audit: {dir: data/audit, checkpoint_every: 50}
 			t.Fatalf("starting replica %s: %v", name, err)
 		}
 		r := &Replica{World: w, Name: name, clusterDone: make(chan struct{})}
-		// Until app.New joins the cluster itself (internal/app/app.go
-		// wiring), the helper does.
-		if r.Cluster, err = app.JoinCluster(ctx, w.App); err != nil {
-			w.App.Close()
-			cancel()
-			t.Fatalf("replica %s joining the cluster: %v", name, err)
-		}
+		r.Cluster = w.App.Cluster
 		addrs, err := w.App.Listen()
 		if err != nil {
 			t.Fatal(err)
 		}
 		w.HTTPS, w.HTTP, w.Metrics = addrs[0], addrs[1], addrs[2]
 		go func() { w.done <- w.App.Run(ctx) }()
-		go func() { r.Cluster.Run(ctx); close(r.clusterDone) }()
+		close(r.clusterDone) // App.Run runs the cluster part
 		t.Cleanup(r.Stop)
 		if i == 0 {
 			seenW = w
@@ -185,7 +179,6 @@ func (r *Replica) Stop() {
 	w.cancel()
 	<-w.done
 	<-r.clusterDone
-	w.App.Close()
-	r.Cluster.Close()
+	w.App.Close() // closes the cluster part too
 	w.cancel = nil
 }
