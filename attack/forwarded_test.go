@@ -38,7 +38,7 @@ func TestForwardedForBehindProxy(t *testing.T) {
 			rec := decisionRecord(t, w, rid(t, r))
 			if rec.IP != c.ip || r.Status == http.StatusOK {
 				if c.name == "address with port (Azure Application Gateway style)" || c.name == "bracketed IPv6 with port" {
-					t.Skipf("KNOWN VULNERABILITY (configuration-dependent, fails open): X-Forwarded-For entry %q from a trusted proxy is not parsed (ip:port), so the client is taken to be the proxy itself (%s, zone %s) and gets the proxy's zone: status %d. Behind a load balancer that appends the port (Azure Application Gateway) every client lands in the proxy's zone; proxy/headers.go clientIP should parse host:port and treat anything else as an unknown, zone-less address instead of falling back to the peer", c.xff, rec.IP, rec.Zone, r.Status)
+					t.Fatalf("VULNERABILITY (fixed; regression; configuration-dependent, fails open): X-Forwarded-For entry %q from a trusted proxy is not parsed (ip:port), so the client is taken to be the proxy itself (%s, zone %s) and gets the proxy's zone: status %d. Behind a load balancer that appends the port (Azure Application Gateway) every client lands in the proxy's zone; proxy/headers.go clientIP should parse host:port and treat anything else as an unknown, zone-less address instead of falling back to the peer", c.xff, rec.IP, rec.Zone, r.Status)
 				}
 				t.Errorf("XFF %q: recorded ip %s zone %s, status %d; want ip %s and a denial", c.xff, rec.IP, rec.Zone, r.Status, c.ip)
 			}

@@ -121,7 +121,7 @@ func TestUpgradeSmuggling(t *testing.T) {
 			upgrades := append([]string(nil), up.upgrades[nu:]...)
 			up.mu.Unlock()
 			if len(tunneled) > 0 {
-				t.Skipf("KNOWN VULNERABILITY: %q upgrade forwarded (upstream saw Upgrade %q, answered 101) and a request for %q went through the tunnel undecided and unaudited; proxy must forward only WebSocket upgrades (httputil.ReverseProxy forwards any Upgrade type)", c.name, upgrades, tunneled)
+				t.Errorf("VULNERABILITY (fixed; regression): %q upgrade forwarded (upstream saw Upgrade %q, answered 101) and a request for %q went through the tunnel undecided and unaudited; proxy must forward only WebSocket upgrades (httputil.ReverseProxy forwards any Upgrade type)", c.name, upgrades, tunneled)
 			}
 			if len(upgrades) > 0 {
 				t.Errorf("upstream was asked to upgrade to %q", upgrades)
@@ -155,7 +155,7 @@ func TestMethodOverride(t *testing.T) {
 		}
 	}
 	if len(leaked) > 0 {
-		t.Skipf("KNOWN VULNERABILITY (for upstreams that honour them): method-override headers %v reach the upstream on a request decided as %q; a read-only user can make an overriding upstream perform a write. proxy should drop them (or decide on the overridden method)", leaked, "read")
+		t.Errorf("VULNERABILITY (fixed; regression): method-override headers %v reach the upstream on a request decided as %q; a read-only user can make an overriding upstream perform a write. proxy should drop them (or decide on the overridden method)", leaked, "read")
 	}
 }
 
@@ -185,6 +185,6 @@ func TestWebSocketOrigin(t *testing.T) {
 		}
 	}
 	if len(open) > 0 {
-		t.Skipf("KNOWN GAP: WebSocket handshakes with a foreign Origin %q are forwarded with the user's identity; with every route on one site, a page of another route can open and read this route's WebSocket as the user (cross-site WebSocket hijacking within the gateway's site). proxy could require Origin to be the route's host on upgrades; until then each app must check Origin", open)
+		t.Errorf("GAP (fixed; regression): WebSocket handshakes with a foreign Origin %q are forwarded with the user's identity; with every route on one site, a page of another route can open and read this route's WebSocket as the user (cross-site WebSocket hijacking within the gateway's site). proxy could require Origin to be the route's host on upgrades; until then each app must check Origin", open)
 	}
 }

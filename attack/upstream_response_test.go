@@ -65,6 +65,6 @@ func TestUpstreamCannotTouchSession(t *testing.T) {
 		gaps = append(gaps, fmt.Sprintf("KNOWN VULNERABILITY: the upstream can set sekisho's session cookie in the browser (%q): a compromised app can plant its own session in a victim's browser on its host (session fixation / login CSRF) or log them out; proxy should drop Set-Cookie for the session cookie name (any case) from upstream responses", planted))
 	}
 	if len(gaps) > 0 {
-		t.Skip(strings.Join(gaps, "\n"))
+		t.Error(strings.Join(gaps, "\n"))
 	}
 }

@@ -76,6 +76,10 @@ func (g *Gateway) newForwarder(rc *config.Route) (*httputil.ReverseProxy, error)
 			}
 			g.upstreamHeaders(out, info)
 		},
+		ModifyResponse: func(res *http.Response) error {
+			cleanResponseHeaders(res.Header)
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			info := reqctx.From(r.Context())
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
@@ -141,9 +145,37 @@ func (g *Gateway) upstreamHeaders(out *http.Request, info *reqctx.Info) {
 	}
 }
 
-// forward sends the request to the route's upstream.
+// forward sends the request to the route's upstream. Only WebSocket
+// upgrades are forwarded: any other Upgrade (h2c, custom tunnels) would turn
+// the connection into a tunnel whose requests no one decides or records, so
+// it is dropped and the request is served as plain HTTP.
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, info *reqctx.Info, t target) {
+	if up := r.Header.Get("Upgrade"); up != "" && !strings.EqualFold(strings.TrimSpace(up), "websocket") {
+		r.Header.Del("Upgrade")
+		r.Header.Del("Http2-Settings")
+	}
 	t.route.proxy.ServeHTTP(w, r)
+}
+
+// cleanResponseHeaders removes what an upstream must not say to the
+// browser: sekisho's own cookies (a compromised app could plant a session
+// or end one) and its own request id (the client keeps sekisho's).
+func cleanResponseHeaders(h http.Header) {
+	if vals := h.Values("Set-Cookie"); len(vals) > 0 {
+		kept := vals[:0:0]
+		for _, v := range vals {
+			name, _, _ := strings.Cut(strings.TrimSpace(v), "=")
+			if strings.HasPrefix(strings.ToLower(strings.TrimSpace(name)), "__host-sekisho") {
+				continue
+			}
+			kept = append(kept, v)
+		}
+		h.Del("Set-Cookie")
+		for _, v := range kept {
+			h.Add("Set-Cookie", v)
+		}
+	}
+	h.Del("X-Request-Id")
 }
 
 func joinPath(base, p string) string {

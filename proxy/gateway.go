@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -160,6 +161,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(ctx)
 	w = rw
 	w.Header().Set("X-Request-Id", info.RequestID)
+	// HSTS on every answer over TLS, except on localhost names, where the
+	// demo serves plain HTTP on purpose (a secure context for WebAuthn) and
+	// HSTS would send browsers to an HTTPS port that serves something else.
+	if r.TLS != nil && !isLocalhost(r.Host) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	defer g.metrics.observe(info, rw, g.now)
 
 	// Source address and zone.
@@ -181,8 +188,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Host and path: one normalised path for matching and forwarding.
-	info.Host = hostOnly(r.Host)
-	rawPath, err := requestPath(r.RequestURI)
+	var err error
+	info.Host, err = hostOnly(r.Host)
+	rawPath := ""
+	if err == nil {
+		rawPath, err = requestPath(r.RequestURI)
+	}
 	if err == nil {
 		info.Path, err = NormalizePath(rawPath)
 	}
@@ -242,6 +253,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// A WebSocket handshake must come from a page of the same host: another
+	// route's page (same site) must not open this route's socket as the user.
+	if isWebSocket(r) && !sameOriginHost(r.Header.Get("Origin"), info.Host) {
+		g.deny(w, r, info, Verdict{Effect: "deny", Rule: "gateway:websocket-origin", Enforced: true,
+			Reasons:    []string{"websocket_origin"},
+			MessagesJA: []string{"このページからの接続は許可されていません。"},
+			MessagesEN: []string{"Connections from this page are not allowed."}})
+		return
+	}
+
 	// The decision record goes first, durably, for classes that need it;
 	// an unwritable trail fails closed.
 	if v.AuditSync {
@@ -297,12 +318,14 @@ func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request, info *reqct
 		g.refuse(w, r, info, http.StatusNotFound, "not_found", nil)
 		return
 	}
+	info.Route, info.Action, info.Mode = "admin", "admin", "enforce"
+	info.Class = "3A"
 	if err := g.authn.Authenticate(w, r, info); err != nil {
+		g.record(r.Context(), &Entry{Info: info, Event: "admin", Decision: "deny", Enforced: true,
+			Rule: "authn", Reasons: []string{authnReason(err)}, Status: http.StatusUnauthorized}, false)
 		g.authn.RequireLogin(w, r)
 		return
 	}
-	info.Route, info.Action, info.Mode = "admin", "admin", "enforce"
-	info.Class = "3A"
 	v := Verdict{Effect: "deny", Rule: "default-deny", Reasons: []string{"no_policy"}, Enforced: true}
 	if g.policy != nil {
 		v = g.policy.Decide(r.Context(), info, g.now())
@@ -406,13 +429,19 @@ func peerAddr(remote string) netip.Addr {
 	return a.Unmap()
 }
 
-// hostOnly lower-cases the host and drops a port.
-func hostOnly(h string) string {
+// hostOnly lower-cases the host and drops a port, which must be numeric.
+func hostOnly(h string) (string, error) {
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		port := h[i+1:]
+		if port == "" || len(port) > 5 || strings.Trim(port, "0123456789") != "" {
+			return "", errBadHost
+		}
 		h = h[:i]
 	}
-	return strings.ToLower(strings.TrimSuffix(h, "."))
+	return strings.ToLower(strings.TrimSuffix(h, ".")), nil
 }
+
+var errBadHost = errors.New("host header has a malformed port")
 
 // requestPath extracts the escaped path from a request target, in origin
 // form ("/a?b") or absolute form ("http://h/a?b"). A "#" is refused: it
@@ -455,4 +484,27 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+func isWebSocket(r *http.Request) bool {
+	return strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket")
+}
+
+// sameOriginHost reports whether an Origin header names host (any scheme
+// and port). A missing Origin (non-browser clients) is allowed: browsers
+// always send it on WebSocket handshakes.
+func sameOriginHost(origin, host string) bool {
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return strings.EqualFold(u.Hostname(), host)
+}
+
+func isLocalhost(hostport string) bool {
+	h, _ := hostOnly(hostport)
+	return h == "localhost" || strings.HasSuffix(h, ".localhost")
 }

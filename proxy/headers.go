@@ -33,7 +33,14 @@ func isSekishoHeader(name string) bool {
 // case and with underscores: only sekisho sets them upstream.
 func isForwardedHeader(name string) bool {
 	n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
-	return n == "forwarded" || strings.HasPrefix(n, "x-forwarded-") || n == "x-real-ip" || n == "x-original-url" || n == "x-rewrite-url"
+	switch n {
+	case "forwarded", "x-real-ip", "x-original-url", "x-rewrite-url",
+		// Method overrides: the request is decided on its real method, so
+		// an upstream must never be told to act as if it were another.
+		"x-http-method-override", "x-http-method", "x-method-override":
+		return true
+	}
+	return strings.HasPrefix(n, "x-forwarded-")
 }
 
 // cleanRequestHeaders removes what a client must not be able to send
@@ -99,16 +106,31 @@ func clientIP(remote netip.Addr, xff []string, trusted []netip.Prefix) netip.Add
 	}
 	addr := remote
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(hops[i])
-		if err != nil {
-			return addr
+		a, ok := parseHop(hops[i])
+		if !ok {
+			// Something a trusted proxy passed on that is no address: the
+			// client is unknown. Never fall back to the proxy's own address,
+			// which would put the client in the proxy's zone.
+			return netip.Addr{}
 		}
-		addr = a.Unmap()
+		addr = a
 		if !inPrefixes(addr, trusted) {
 			return addr
 		}
 	}
 	return addr
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, "ip:port" or
+// "[v6]:port" (some load balancers append the port).
+func parseHop(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
 }
 
 func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {

@@ -52,7 +52,8 @@ func TestClientIP(t *testing.T) {
 		{"trusted peer, one hop", "10.0.0.5", []string{"10.1.2.3"}, "10.1.2.3"},
 		{"trusted chain read from the right", "10.0.0.5", []string{"6.6.6.6, 10.1.2.3, 10.0.0.7"}, "10.1.2.3"},
 		{"spoofed leftmost ignored", "10.0.0.5", []string{"10.0.0.1", "192.0.2.50"}, "192.0.2.50"},
-		{"garbage stops the walk", "10.0.0.5", []string{"1.1.1.1, junk"}, "10.0.0.5"},
+		{"ip:port from a load balancer", "10.0.0.5", []string{"192.0.2.7:51234"}, "192.0.2.7"},
+		{"[v6]:port", "10.0.0.5", []string{"[2001:db8::7]:443"}, "2001:db8::7"},
 		{"no header", "10.0.0.5", nil, "10.0.0.5"},
 	}
 	for _, tt := range tests {
@@ -61,6 +62,15 @@ func TestClientIP(t *testing.T) {
 				t.Errorf("clientIP = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestClientIPGarbageIsUnknown(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}
+	// Garbage from a trusted proxy must not fall back to the proxy's own
+	// address (and zone): the client is unknown.
+	if got := clientIP(netip.MustParseAddr("10.0.0.5"), []string{"1.1.1.1, junk"}, trusted); got.IsValid() {
+		t.Fatalf("clientIP with garbage = %v, want no address", got)
 	}
 }
 

@@ -116,9 +116,6 @@ func (g *Gateway) errorPage(w http.ResponseWriter, r *http.Request, info *reqctx
 	}
 	h := w.Header()
 	setPageSecurityHeaders(h)
-	if info.TLS {
-		h.Set("Strict-Transport-Security", "max-age=31536000")
-	}
 	en := wantsEnglish(r)
 	msgs := m.ja
 	if en {

@@ -163,14 +163,23 @@ func TestMetricsListener(t *testing.T) {
 		"/healthz": "ok", "/readyz": "ready",
 		"/metrics": `sekisho_requests_total{code="200",route="web"} 1`,
 	} {
-		resp, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
+		// The request is counted just after its response is sent: poll.
+		var status int
+		var body []byte
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			resp, err := http.Get(base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			status = resp.StatusCode
+			if (status == 200 && strings.Contains(string(body), want)) || time.Now().After(deadline) {
+				break
+			}
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
-			t.Errorf("%s: %d, body lacks %q", path, resp.StatusCode, want)
+		if status != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("%s: %d, body lacks %q", path, status, want)
 		}
 	}
 	// The public listener never serves /metrics.

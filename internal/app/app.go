@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,12 +78,18 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 		f(&o)
 	}
 	a = &App{Config: cfg, log: o.log}
+	// built, not the named result: "return nil, err" sets a to nil before
+	// this runs, and what was opened so far must still be closed.
+	built := a
 	defer func() {
 		if err != nil {
-			a.Close()
+			built.Close()
 			a = nil
 		}
 	}()
+	if err := checkKeyFiles(cfg); err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	a.Metrics = proxy.NewMetrics(reg)
@@ -145,6 +152,27 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 		return nil, err
 	}
 	return a, nil
+}
+
+// checkKeyFiles refuses private keys that others than the owner can read:
+// the gateway's TLS key and the audit signing key.
+func checkKeyFiles(cfg *config.Config) error {
+	for _, p := range []string{cfg.Server.TLS.Key, cfg.Audit.Key} {
+		if p == "" {
+			continue
+		}
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // the audit key is created 0600 on first start
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return fmt.Errorf("鍵ファイル %s は所有者以外も読めます。chmod 600 にしてください (private key %s is readable by group or others, mode %v)", p, p, fi.Mode().Perm())
+		}
+	}
+	return nil
 }
 
 // ready is /readyz: the store answers and the audit trail can be written.
