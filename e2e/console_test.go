@@ -175,6 +175,14 @@ func TestBrowserConsole(t *testing.T) {
 	}) {
 		t.Fatal("no passkey was registered")
 	}
+	// The enrollment page then moves on by itself; navigating before it
+	// does would be aborted.
+	if !poll(func() bool {
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		return err == nil && !strings.Contains(loc, "/.sekisho/enroll")
+	}) {
+		t.Fatal("the enrollment page did not move on")
+	}
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(p.url("/.sekisho/admin/")),
 		chromedp.WaitVisible(chromedp.CSS("#sekisho-login")),
