@@ -58,6 +58,9 @@ type Server struct {
 	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
 	// MetricsListen serves /healthz, /readyz and /metrics. Empty: none.
 	MetricsListen string `yaml:"metrics_listen"`
+	// Pprof serves Go's profiler under /debug/pprof/ on the metrics
+	// listener (never on the public ones). Default false.
+	Pprof bool `yaml:"pprof"`
 	// PublicPort is the HTTPS port users reach (e.g. 443 behind a load
 	// balancer), used in links sekisho prints (enrollment URLs) and in the
 	// default WebAuthn origins. Zero: the port of Listen.

@@ -89,7 +89,7 @@ func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 	if cfg.MetricsListen != "" {
 		ms := &http.Server{
 			Addr:              cfg.MetricsListen,
-			Handler:           gw.metrics.Handler(opts.Ready),
+			Handler:           gw.metrics.Handler(opts.Ready, cfg.Pprof),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		s.servers = append(s.servers, ms)

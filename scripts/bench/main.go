@@ -54,6 +54,8 @@ var (
 	role     = flag.String("role", "", "internal: run as upstream or bare proxy")
 	addr     = flag.String("addr", "", "internal: listen address for -role")
 	upFlag   = flag.String("target", "", "internal: upstream for -role bare")
+	profile  = flag.String("cpuprofile", "", "also take a CPU profile of sekisho under load into this file")
+	heapProf = flag.String("heapprofile", "", "also save sekisho's heap profile with the idle connections open")
 )
 
 func main() {
@@ -122,7 +124,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ports := freePorts(5)
+	ports := freePorts(6)
 	upURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	var procs []*exec.Cmd
 	defer func() {
@@ -149,7 +151,7 @@ func run() error {
 	if err := startNginx(work, ports[2], ports[0], start); err != nil {
 		return err
 	}
-	sek, cookie, err := startSekisho(work, ports[3], upURL, start)
+	sek, cookie, err := startSekisho(work, ports[3], ports[5], upURL, start)
 	if err != nil {
 		return err
 	}
@@ -182,10 +184,15 @@ func run() error {
 			log.Printf("round %d %-58s %9.0f req/s  p50 %-9v p99 %v", r+1, t.name, res.rps, res.p50, res.p99)
 		}
 	}
+	if *profile != "" {
+		if err := takeProfile(targets[3], ports[5], *profile); err != nil {
+			return err
+		}
+	}
 	var rss, rssBase int64
 	if *idle > 0 {
 		rssBase = readRSS(sek.Process.Pid)
-		rss, err = idleRSS(ports[3], cookie, *idle, sek.Process.Pid)
+		rss, err = idleRSS(ports[3], ports[5], cookie, *idle, sek.Process.Pid)
 		if err != nil {
 			log.Printf("idle connections: %v", err)
 		}
@@ -263,7 +270,7 @@ http {
 // the upstream, creates a user and mints a passkey session for it (the
 // ceremony itself is benchmarked in package authn), then runs `sekisho
 // serve` as its own process.
-func startSekisho(work string, port int, upstream string, start func(string, ...string) (*exec.Cmd, error)) (*exec.Cmd, string, error) {
+func startSekisho(work string, port, metricsPort int, upstream string, start func(string, ...string) (*exec.Cmd, error)) (*exec.Cmd, string, error) {
 	dir := filepath.Join(work, "sekisho")
 	bin := filepath.Join(work, "sekisho-bin")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/sekisho")
@@ -277,6 +284,8 @@ func startSekisho(work string, port int, upstream string, start func(string, ...
 	cfgText := fmt.Sprintf(`server:
   http_listen: "127.0.0.1:%d"
   listen: "127.0.0.1:0"
+  metrics_listen: "127.0.0.1:%d"
+  pprof: true
 store: {driver: sqlite, dsn: data/sekisho.db}
 webauthn: {rp_id: gw.localhost}
 zones:
@@ -292,7 +301,7 @@ routes:
     paths: [{prefix: /sync/, class: "3S"}]
 policy: {file: policy.csv}
 audit: {dir: data/audit}
-`, port, upstream)
+`, port, metricsPort, upstream)
 	policyText := "condition, 庁内, zone=chonai\nallow, *, class:2, read|write, 庁内\nallow, *, class:3S, read|write, 庁内\n"
 	for name, text := range map[string]string{"sekisho.yaml": cfgText, "policy.csv": policyText} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
@@ -322,6 +331,34 @@ audit: {dir: data/audit}
 	st.Close()
 	cmd, err := start(bin, "serve", "--config", filepath.Join(dir, "sekisho.yaml"))
 	return cmd, tok, err
+}
+
+// takeProfile runs wrk against t while fetching a 5 s CPU profile from
+// sekisho's metrics listener.
+func takeProfile(t *target, metricsPort int, path string) error {
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=5", metricsPort))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(path, b, 0o644)
+		}
+		done <- err
+	}()
+	saved := *duration
+	*duration = 7 * time.Second
+	_, werr := runWrk(t)
+	*duration = saved
+	if err := <-done; err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	log.Printf("wrote CPU profile %s (go tool pprof -top %s)", path, path)
+	return werr
 }
 
 func probe(t *target) error {
@@ -400,7 +437,7 @@ func parseWrkDuration(s string) time.Duration {
 
 // idleRSS opens n keep-alive connections to sekisho, sends one
 // authenticated request on each, leaves them idle and reads the RSS.
-func idleRSS(port int, cookie string, n, pid int) (int64, error) {
+func idleRSS(port, metricsPort int, cookie string, n, pid int) (int64, error) {
 	req := fmt.Sprintf("GET / HTTP/1.1\r\nHost: bench.gw.localhost\r\nCookie: __Host-sekisho=%s\r\n\r\n", cookie)
 	connsList := make([]net.Conn, 0, n)
 	defer func() {
@@ -424,8 +461,38 @@ func idleRSS(port int, cookie string, n, pid int) (int64, error) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+	// Let sekisho settle as an idle server would: one garbage collection
+	// (which also shrinks the stacks that serving the requests grew; asked
+	// for through pprof on the metrics listener) and time for the runtime to
+	// return freed memory to the kernel.
 	time.Sleep(2 * time.Second)
-	runtime.GC()
+	// Each collection halves an oversized stack at most once, so a few.
+	for i := 0; i < 3; i++ {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1", metricsPort)); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		time.Sleep(time.Second)
+	}
+	time.Sleep(6 * time.Second)
+	if *heapProf != "" {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", metricsPort)); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			_ = os.WriteFile(*heapProf, b, 0o644)
+		}
+	}
+	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
+			for _, m := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_stack_inuse_bytes ", "go_memstats_heap_idle_bytes ", "go_memstats_heap_released_bytes ", "go_goroutines "} {
+				if strings.HasPrefix(line, m) {
+					log.Printf("idle: %s", line)
+				}
+			}
+		}
+	}
 	return readRSS(pid), nil
 }
 
