@@ -70,6 +70,10 @@ type Server struct {
 	// ReadHeaderTimeout bounds how long a client may take to send headers
 	// (slowloris). Default 10s.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// BodyReadTimeout bounds the wait for each next piece of a request body
+	// (a stalled upload must not hold a gateway and an upstream connection
+	// for ever; nginx's client_body_timeout). Default 60s.
+	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
 	// IdleTimeout for keep-alive client connections. Default 120s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes bounds request headers. Default 64 KiB.

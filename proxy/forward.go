@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -154,8 +155,38 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, info *reqctx.I
 		r.Header.Del("Upgrade")
 		r.Header.Del("Http2-Settings")
 	}
+	if r.Body != nil && r.Body != http.NoBody {
+		d := g.cfg.Server.BodyReadTimeout
+		if d <= 0 {
+			d = 60 * time.Second
+		}
+		r.Body = &deadlineBody{rc: r.Body, ctl: http.NewResponseController(w), d: d}
+	}
 	t.route.proxy.ServeHTTP(w, r)
 }
+
+// deadlineBody gives each read of a request body its own deadline, so a
+// client that stops sending mid-body is cut off after BodyReadTimeout
+// while a slow but steady 2 GiB upload is not.
+type deadlineBody struct {
+	rc  io.ReadCloser
+	ctl *http.ResponseController
+	d   time.Duration
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	_ = b.ctl.SetReadDeadline(time.Now().Add(b.d))
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		// Done: the connection's own timeouts apply again. After any other
+		// error the deadline stays, so the server cannot hang draining a
+		// stalled body either.
+		_ = b.ctl.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+func (b *deadlineBody) Close() error { return b.rc.Close() }
 
 // cleanResponseHeaders removes what an upstream must not say to the
 // browser: sekisho's own cookies (a compromised app could plant a session
