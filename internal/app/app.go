@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sekisho/sekisho/admin"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/authn"
 	"github.com/sekisho/sekisho/authn/mtls"
@@ -50,6 +51,8 @@ type App struct {
 	// PostgreSQL (cluster.go).
 	Cluster *Cluster
 	Monitor *monitor.Monitor
+	// Console is the admin console, mounted under /.sekisho/admin/.
+	Console *admin.Console
 
 	log     *slog.Logger
 	devices *deviceRegistry
@@ -128,6 +131,10 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 		proxy.WithDecider(&policyAdapter{e: a.Policy, reg: a.devices}),
 		proxy.WithRecorder(&auditAdapter{t: a.Trail, mon: a.Monitor}),
 	}
+	if a.Console, err = a.newConsole(ctx); err != nil {
+		return nil, fmt.Errorf("starting the admin console: %w", err)
+	}
+	gwOpts = append(gwOpts, proxy.WithAdmin(a.Console))
 	if len(cfg.Server.ClientCA) > 0 {
 		if a.verify, err = mtls.New(cfg, mtls.WithClock(o.now), mtls.WithLogger(o.log)); err != nil {
 			return nil, fmt.Errorf("loading device CAs: %w", err)
@@ -152,6 +159,36 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 		return nil, err
 	}
 	return a, nil
+}
+
+// newConsole builds the admin console on this app's parts. The gateway
+// mounts it under /.sekisho/admin/ behind the admin decision (route
+// "admin", action "admin", class 3A).
+func (a *App) newConsole(ctx context.Context) (*admin.Console, error) {
+	key, err := admin.CSRFKeyFromStore(ctx, a.Store)
+	if err != nil {
+		return nil, err
+	}
+	return admin.New(admin.Deps{
+		Config:       a.Config,
+		Store:        a.Store,
+		AuditDir:     a.Trail.Dir(),
+		AuditKeys:    a.Trail.PublicJWKS(),
+		TrailHealthy: a.Trail.Healthy,
+		Record: func(ctx context.Context, rec *audit.Record) error {
+			err := a.Trail.AppendDurable(ctx, rec)
+			observe(a.Monitor, rec, err)
+			return err
+		},
+		Revoke:  a.Revoke, // sessions and the device registry at once
+		Invite:  a.Authn.Invite,
+		Explain: a.Policy.Explain,
+		PolicyText: func() (string, string) {
+			_, text, _ := policy.PolicyText(a.Config)
+			return a.Policy.Version(), string(text)
+		},
+		CSRFKey: key,
+	}, admin.WithLogger(a.log))
 }
 
 // checkKeyFiles refuses private keys that others than the owner can read:
