@@ -231,6 +231,9 @@ func (s *Setup) Banner(w io.Writer, enrollURL string) {
       パスワード (password): %s
       CA (ブラウザに信頼させる場合 / to trust): %s
 
+ 管理コンソール (admin console, 3A: 端末証明書が必要 / needs the device certificate):
+      https://zaimu.gw.localhost:%d/.sekisho/admin/
+
  4. 監査証跡 (audit trail):
       go run ./cmd/sekisho audit verify --dir %s
       go run ./cmd/sekisho audit query --dir %s --format table
@@ -240,7 +243,7 @@ func (s *Setup) Banner(w io.Writer, enrollURL string) {
     停止は Ctrl+C (stop with Ctrl+C)
 ================================================================
 `, enrollURL, o.HTTPPort, o.HTTPPort, o.HTTPSPort, o.HTTPSPort, s.P12Path, s.P12Password,
-		filepath.Join(s.Dir, "ca", "ca.pem"), filepath.Join(s.Dir, "data", "audit"), filepath.Join(s.Dir, "data", "audit"),
+		filepath.Join(s.Dir, "ca", "ca.pem"), o.HTTPSPort, filepath.Join(s.Dir, "data", "audit"), filepath.Join(s.Dir, "data", "audit"),
 		o.MetricsPort, s.ConfigPath)
 }
 
@@ -282,6 +285,7 @@ const policyText = `# sekisho デモ用ポリシー (demo policy). 書式は doc
 condition, 庁内,     zone=chonai
 condition, 新しいUV, amr=hwk+uv max_auth_age=1h
 condition, 登録端末, device=registered
+condition, 管理者UV, amr=hwk+uv max_auth_age=15m
 
 # 機密性2: 全職員、庁内から
 allow,  *,            class:2,     read|write, 庁内
@@ -289,6 +293,8 @@ allow,  *,            class:2,     read|write, 庁内
 stepup, role:財務,     route:zaimu, export,     庁内 & 新しいUV
 # 住民記録 (3B): 住民記録ロール、登録端末、1時間以内のUV認証
 stepup, role:住民記録, route:juki,  read|write, 庁内 & 新しいUV & 登録端末
+# 管理コンソール (機密性3A の要件): admin ロール、登録端末、15分以内のUV認証
+stepup, role:admin,   route:admin, admin,      庁内 & 管理者UV & 登録端末
 `
 
 func freePort() (int, error) {
