@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -13,15 +11,11 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/sekisho/sekisho/admin"
 	"github.com/sekisho/sekisho/audit"
-	"github.com/sekisho/sekisho/authn"
 	"github.com/sekisho/sekisho/config"
 	"github.com/sekisho/sekisho/internal/app"
 	"github.com/sekisho/sekisho/internal/demo"
 	"github.com/sekisho/sekisho/policy"
-	"github.com/sekisho/sekisho/proxy"
-	"github.com/sekisho/sekisho/reqctx"
 	"github.com/sekisho/sekisho/store"
 )
 
@@ -30,28 +24,24 @@ import (
 // minutes.
 const consolePolicy = `
 condition, 15分以内UV, amr=hwk+uv max_auth_age=15m
-allow, role:admin, class:3A, admin, 庁内 & 15分以内UV
+allow, role:admin, route:admin, admin, 庁内 & 15分以内UV
 `
 
-// consoleProduct is the demo product with the admin console mounted.
+// consoleProduct is the demo product, whose app mounts the console.
 type consoleProduct struct {
 	app   *app.App
 	token string
 	port  int
 }
 
-// startConsoleProduct runs the demo's configuration and policy with the
-// console. The browser talks plain HTTP on localhost and so presents no
-// device certificate; class 3A is therefore configured here to need a
-// passkey with user verification within 15 minutes but not a device
-// certificate.
-//
-// The gateway is assembled in the test from the app's parts with
-// proxy.WithAdmin, because internal/app does not mount the console yet.
+// startConsoleProduct runs the demo's configuration and policy. The
+// browser talks plain HTTP on localhost and so presents no device
+// certificate; class 3A is therefore configured here to need a passkey
+// with user verification within 15 minutes but not a device certificate,
+// and the console rule here does not ask for a registered device.
 func startConsoleProduct(t *testing.T) *consoleProduct {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	opts := demo.Options{Dir: t.TempDir(), HTTPPort: freePort(t), HTTPSPort: freePort(t), MetricsPort: freePort(t)}
 	s, err := demo.Prepare(opts)
 	if err != nil {
@@ -78,61 +68,11 @@ func startConsoleProduct(t *testing.T) *consoleProduct {
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
-	t.Cleanup(a.Close)
-	key, err := admin.CSRFKeyFromStore(ctx, a.Store)
-	if err != nil {
-		t.Fatal(err)
+	if a.Console == nil {
+		t.Fatal("the app does not mount the admin console")
 	}
-	console, err := admin.New(admin.Deps{
-		Config:       cfg,
-		Store:        a.Store,
-		AuditDir:     a.Trail.Dir(),
-		AuditKeys:    a.Trail.PublicJWKS(),
-		Record:       a.Trail.AppendDurable,
-		TrailHealthy: a.Trail.Healthy,
-		Revoke:       a.Revoke, // sessions and the device registry at once
-		Invite:       a.Authn.Invite,
-		Explain:      a.Policy.Explain,
-		PolicyText: func() (string, string) {
-			b, _ := os.ReadFile(policy.PolicyPath(cfg))
-			return a.Policy.Version(), string(b)
-		},
-		CSRFKey: key,
-	}, admin.WithLogger(log))
-	if err != nil {
-		t.Fatalf("admin.New: %v", err)
-	}
-	gw, err := proxy.New(cfg, proxy.WithLogger(log),
-		proxy.WithAuthenticator(&testAuthn{svc: a.Authn, cookie: a.Sessions.CookieName(false)}),
-		proxy.WithDecider(&testDecider{e: a.Policy, st: a.Store}),
-		proxy.WithRecorder(&testRecorder{t: a.Trail}),
-		proxy.WithAdmin(console))
-	if err != nil {
-		t.Fatalf("proxy.New: %v", err)
-	}
-	// HTTP only (no TLS certificate given): the browser has no device
-	// certificate anyway. No metrics listener.
-	cfg.Server.MetricsListen = ""
-	srv, err := proxy.NewServer(gw, proxy.ServerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := srv.Listen(); err != nil {
+	if _, err := a.Listen(); err != nil {
 		t.Fatalf("Listen: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("gateway did not shut down within 10s")
-		}
-	})
-	go a.Sessions.Run(ctx)
-	if err := s.StartApps(ctx); err != nil {
-		t.Fatal(err)
 	}
 	u := &store.User{ID: demo.DemoUser, DisplayName: demo.DemoUserName, Department: demo.DemoDept, Roles: demo.DemoRoles}
 	if err := a.Store.CreateUser(ctx, u); err != nil {
@@ -142,6 +82,20 @@ func startConsoleProduct(t *testing.T) *consoleProduct {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.StartApps(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("gateway did not shut down within 10s")
+		}
+		a.Close()
+	})
 	return &consoleProduct{app: a, token: token, port: opts.HTTPPort}
 }
 
@@ -284,88 +238,3 @@ func TestBrowserConsole(t *testing.T) {
 		t.Errorf("timeline summary does not show the device isolated:\n%s", got)
 	}
 }
-
-// The adapters below mirror internal/app's (which are unexported) so that
-// the test can mount the console with proxy.WithAdmin.
-
-type testAuthn struct {
-	svc    *authn.Service
-	cookie string
-}
-
-func (a *testAuthn) Handler() http.Handler { return a.svc.Handler() }
-
-func (a *testAuthn) Authenticate(w http.ResponseWriter, r *http.Request, info *reqctx.Info) error {
-	id, err := a.svc.Identify(r)
-	if err != nil {
-		if errors.Is(err, authn.ErrNoSession) {
-			return proxy.ErrNoSession
-		}
-		return err
-	}
-	if err := a.svc.Refresh(w, r, id); err != nil {
-		return err
-	}
-	info.User, info.Roles, info.Department = id.User, id.Roles, id.Department
-	info.AMR, info.AuthTime, info.SessionID = id.AMR, id.AuthTime, id.SessionID
-	info.Identity = id
-	return nil
-}
-
-func (a *testAuthn) RequireLogin(w http.ResponseWriter, r *http.Request) { a.svc.RequireLogin(w, r) }
-
-func (a *testAuthn) RequireStepUp(w http.ResponseWriter, r *http.Request, reasons []string) {
-	a.svc.RequireStepUp(w, r, reasons)
-}
-
-func (a *testAuthn) Assertion(info *reqctx.Info) (string, error) {
-	id, ok := info.Identity.(*authn.Identity)
-	if !ok {
-		return "", errors.New("no identity")
-	}
-	return a.svc.Assertion(id, info.Route, info.Class, info.Zone)
-}
-
-func (a *testAuthn) CookieName() string { return a.cookie }
-
-type testDecider struct {
-	e  *policy.Engine
-	st store.Store
-}
-
-func (p *testDecider) Decide(ctx context.Context, info *reqctx.Info, now time.Time) proxy.Verdict {
-	d := p.e.Decide(&policy.Request{
-		User: info.User, Roles: info.Roles, Department: info.Department, Authenticated: info.User != "",
-		Route: info.Route, Class: info.Class, Segment: info.Segment, Action: info.Action, Mode: info.Mode,
-		Zone: info.Zone, AMR: info.AMR, AuthTime: info.AuthTime, Device: info.Device,
-		Time: now, Method: info.Method, Path: info.Path,
-	})
-	v := proxy.Verdict{Effect: d.Effect.String(), Rule: d.Rule, Enforced: d.Enforced, AuditSync: d.AuditSync}
-	for _, r := range d.Reasons {
-		v.Reasons = append(v.Reasons, string(r))
-		v.MessagesJA = append(v.MessagesJA, r.Message("ja"))
-		v.MessagesEN = append(v.MessagesEN, r.Message("en"))
-	}
-	return v
-}
-
-type testRecorder struct{ t *audit.Trail }
-
-func (r *testRecorder) Record(ctx context.Context, e *proxy.Entry, durable bool) error {
-	info := e.Info
-	rec := &audit.Record{Time: e.Time, Event: e.Event, Decision: e.Decision, Enforced: e.Enforced, Rule: e.Rule,
-		Reasons: e.Reasons, Status: e.Status, Bytes: e.Bytes}
-	if info != nil {
-		rec.RequestID, rec.User, rec.Roles, rec.Device, rec.AMR, rec.AuthTime = info.RequestID, info.User, info.Roles, info.Device, info.AMR, info.AuthTime
-		rec.Zone, rec.Route, rec.Class, rec.Segment, rec.Method, rec.Host, rec.Path = info.Zone, info.Route, info.Class, info.Segment, info.Method, info.Host, info.Path
-		if info.IP.IsValid() {
-			rec.IP = info.IP.String()
-		}
-	}
-	if durable {
-		return r.t.AppendDurable(ctx, rec)
-	}
-	return r.t.Append(rec)
-}
-
-func (r *testRecorder) Healthy() error { return r.t.Healthy() }
