@@ -131,7 +131,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 		proxy.WithDecider(&policyAdapter{e: a.Policy, reg: a.devices}),
 		proxy.WithRecorder(&auditAdapter{t: a.Trail, mon: a.Monitor}),
 	}
-	if a.Console, err = a.newConsole(ctx); err != nil {
+	if a.Console, err = a.newConsole(ctx, o.now); err != nil {
 		return nil, fmt.Errorf("starting the admin console: %w", err)
 	}
 	gwOpts = append(gwOpts, proxy.WithAdmin(a.Console))
@@ -164,7 +164,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 // newConsole builds the admin console on this app's parts. The gateway
 // mounts it under /.sekisho/admin/ behind the admin decision (route
 // "admin", action "admin", class 3A).
-func (a *App) newConsole(ctx context.Context) (*admin.Console, error) {
+func (a *App) newConsole(ctx context.Context, now func() time.Time) (*admin.Console, error) {
 	key, err := admin.CSRFKeyFromStore(ctx, a.Store)
 	if err != nil {
 		return nil, err
@@ -180,7 +180,9 @@ func (a *App) newConsole(ctx context.Context) (*admin.Console, error) {
 			observe(a.Monitor, rec, err)
 			return err
 		},
-		Revoke:  a.Revoke, // sessions and the device registry at once
+		// The console writes its own admin record (with the request id and
+		// the reason), so the revocation is applied without a second one.
+		Revoke:  a.applyRevocation,
 		Invite:  a.Authn.Invite,
 		Explain: a.Policy.Explain,
 		PolicyText: func() (string, string) {
@@ -188,7 +190,7 @@ func (a *App) newConsole(ctx context.Context) (*admin.Console, error) {
 			return a.Policy.Version(), string(text)
 		},
 		CSRFKey: key,
-	}, admin.WithLogger(a.log))
+	}, admin.WithLogger(a.log), admin.WithClock(now))
 }
 
 // checkKeyFiles refuses private keys that others than the owner can read:
@@ -294,10 +296,19 @@ func (a *App) syncDevices(ctx context.Context) {
 // registry), stores it, so other replicas follow within a second, and
 // writes its admin audit record.
 func (a *App) Revoke(ctx context.Context, r *store.Revocation) error {
-	if err := a.Sessions.Revoke(ctx, r); err != nil {
+	if err := a.applyRevocation(ctx, r); err != nil {
 		return err
 	}
 	a.recordRevocation(r)
+	return nil
+}
+
+// applyRevocation is Revoke without the audit record, for callers that
+// write their own (the console).
+func (a *App) applyRevocation(ctx context.Context, r *store.Revocation) error {
+	if err := a.Sessions.Revoke(ctx, r); err != nil {
+		return err
+	}
 	if r.Kind == store.RevokeDevice {
 		a.devices.markRevoked(r.Subject)
 		d, err := a.Store.GetDevice(ctx, r.Subject)
