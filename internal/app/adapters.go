@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/authn"
 	"github.com/sekisho/sekisho/authn/mtls"
@@ -28,6 +30,20 @@ import (
 type authnAdapter struct {
 	svc *authn.Service
 	sm  *session.Manager
+	// refreshed remembers when each session's cookie was last reissued, so
+	// a client that keeps sending the old cookie (an API client, or a
+	// browser's parallel requests) does not get a signature and a store
+	// write on every request.
+	refreshed *lru.Cache[string, time.Time]
+	now       func() time.Time
+}
+
+// refreshEvery bounds cookie reissues per session.
+const refreshEvery = 30 * time.Second
+
+func newAuthnAdapter(svc *authn.Service, sm *session.Manager, now func() time.Time) *authnAdapter {
+	c, _ := lru.New[string, time.Time](100_000)
+	return &authnAdapter{svc: svc, sm: sm, refreshed: c, now: now}
 }
 
 var _ proxy.Authenticator = (*authnAdapter)(nil)
@@ -45,6 +61,14 @@ func (a *authnAdapter) Authenticate(w http.ResponseWriter, r *http.Request, info
 	// A refresh the store cannot record (the database is unreachable)
 	// does not end the session: the cookie the client holds stays valid
 	// until its idle timeout (fail-static, docs/scale-out.md).
+	if id.NeedsRefresh {
+		now := a.now()
+		if last, ok := a.refreshed.Get(id.SessionID); ok && now.Sub(last) < refreshEvery {
+			id.NeedsRefresh = false
+		} else {
+			a.refreshed.Add(id.SessionID, now)
+		}
+	}
 	if err := a.svc.Refresh(w, r, id); errors.Is(err, session.ErrRevoked) || errors.Is(err, session.ErrExpired) {
 		return err
 	}

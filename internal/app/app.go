@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 	}
 	gwOpts := []proxy.Option{
 		proxy.WithLogger(o.log), proxy.WithClock(o.now), proxy.WithMetrics(a.Metrics),
-		proxy.WithAuthenticator(&authnAdapter{svc: a.Authn, sm: a.Sessions}),
+		proxy.WithAuthenticator(newAuthnAdapter(a.Authn, a.Sessions, o.now)),
 		proxy.WithDecider(&policyAdapter{e: a.Policy, reg: a.devices}),
 		proxy.WithRecorder(&auditAdapter{t: a.Trail, mon: a.Monitor}),
 	}
