@@ -124,7 +124,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ports := freePorts(6)
+	ports := freePorts(8)
 	upURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	var procs []*exec.Cmd
 	defer func() {
@@ -151,11 +151,16 @@ func run() error {
 	if err := startNginx(work, ports[2], ports[0], start); err != nil {
 		return err
 	}
-	sek, cookie, err := startSekisho(work, ports[3], ports[5], upURL, start)
+	sek, cookie, err := startSekisho(work, "sekisho", ports[3], ports[5], upURL, "", start)
 	if err != nil {
 		return err
 	}
-	for _, p := range ports[:4] {
+	// The same gateway with monitoring off, to price the monitor's rules.
+	_, cookieNoMon, err := startSekisho(work, "sekisho-nomon", ports[6], ports[7], upURL, "monitor: {enabled: false}\n", start)
+	if err != nil {
+		return err
+	}
+	for _, p := range []int{ports[0], ports[1], ports[2], ports[3], ports[6]} {
 		if err := waitPort(p); err != nil {
 			return err
 		}
@@ -167,6 +172,7 @@ func run() error {
 		{name: "httputil.ReverseProxy (bare)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[1])},
 		{name: "sekisho (passkey session, policy, audit async, class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}},
 		{name: "sekisho (durable audit before forwarding, class 3S)", url: fmt.Sprintf("http://127.0.0.1:%d/sync/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}},
+		{name: "sekisho, monitoring off (class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[6]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoMon}},
 	}
 	// Check every target answers 200 before measuring.
 	for _, t := range targets {
@@ -270,13 +276,15 @@ http {
 // the upstream, creates a user and mints a passkey session for it (the
 // ceremony itself is benchmarked in package authn), then runs `sekisho
 // serve` as its own process.
-func startSekisho(work string, port, metricsPort int, upstream string, start func(string, ...string) (*exec.Cmd, error)) (*exec.Cmd, string, error) {
-	dir := filepath.Join(work, "sekisho")
+func startSekisho(work, name string, port, metricsPort int, upstream, extra string, start func(string, ...string) (*exec.Cmd, error)) (*exec.Cmd, string, error) {
+	dir := filepath.Join(work, name)
 	bin := filepath.Join(work, "sekisho-bin")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/sekisho")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, "", fmt.Errorf("building sekisho: %w", err)
+	if _, err := os.Stat(bin); err != nil {
+		build := exec.Command("go", "build", "-o", bin, "./cmd/sekisho")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return nil, "", fmt.Errorf("building sekisho: %w", err)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", err
@@ -301,7 +309,7 @@ routes:
     paths: [{prefix: /sync/, class: "3S"}]
 policy: {file: policy.csv}
 audit: {dir: data/audit}
-`, port, metricsPort, upstream)
+%s`, port, metricsPort, upstream, extra)
 	policyText := "condition, 庁内, zone=chonai\nallow, *, class:2, read|write, 庁内\nallow, *, class:3S, read|write, 庁内\n"
 	for name, text := range map[string]string{"sekisho.yaml": cfgText, "policy.csv": policyText} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
@@ -561,10 +569,13 @@ func buildReport(targets []*target, rss, rssBase int64) string {
 	}
 	nginx, bare := meds[targets[1].name], meds[targets[2].name]
 	fmt.Fprintf(&b, "\n| 比 (ratio) | throughput vs bare ReverseProxy (target ≥ 1.0) | throughput vs nginx (target ≥ 0.5) | p99 vs nginx (target ≤ 1.5) |\n|---|---:|---:|---:|\n")
-	for _, t := range targets[3:] {
+	for _, t := range targets[3:5] {
 		m := meds[t.name]
 		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f |\n", t.name, m.rps/bare.rps, m.rps/nginx.rps, float64(m.p99)/float64(nginx.p99))
 	}
+	withMon, noMon := meds[targets[3].name], meds[targets[5].name]
+	fmt.Fprintf(&b, "\n監視ルールの費用 (monitoring cost, target ≤ 5%%): monitoring on %.0f req/s vs off %.0f req/s → %.1f%%\n",
+		withMon.rps, noMon.rps, 100*(1-withMon.rps/noMon.rps))
 	if rss > 0 {
 		fmt.Fprintf(&b, "\nメモリ (memory): %d 本のアイドル keep-alive 接続で RSS %.1f MiB (計測前 %.1f MiB; target ≤ 150 MiB)\n",
 			*idle, float64(rss)/(1<<20), float64(rssBase)/(1<<20))
