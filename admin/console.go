@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -37,6 +38,11 @@ type Deps struct {
 	// AuditDir is the audit trail directory, read with audit.Query,
 	// audit.BuildReport and audit.Verify. Required.
 	AuditDir string
+	// Query reads audit records for the search, the CSV export, the
+	// timeline and the overview. In a cluster it reads the central table
+	// (audit.QueryPostgres) so that every replica's records are seen. Nil:
+	// the local trail in AuditDir (audit.Query).
+	Query func(ctx context.Context, f audit.Filter) iter.Seq2[*audit.Record, error]
 	// AuditKeys verify the trail's checkpoints (audit.Trail.PublicJWKS or
 	// audit.LoadPublicKeys). Nil: the overview says verification is not
 	// configured.
@@ -117,7 +123,7 @@ type Console struct {
 	lastVerify *verifyStatus
 
 	reportMu   sync.Mutex
-	lastReport *audit.Report
+	lastReport *summary
 }
 
 var _ http.Handler = (*Console)(nil)
@@ -170,6 +176,14 @@ func New(d Deps, opts ...Option) (*Console, error) {
 	}
 	c.routes()
 	return c, nil
+}
+
+// query reads audit records through Deps.Query, or the local trail.
+func (c *Console) query(ctx context.Context, f audit.Filter) iter.Seq2[*audit.Record, error] {
+	if c.d.Query != nil {
+		return c.d.Query(ctx, f)
+	}
+	return audit.Query(c.d.AuditDir, f)
 }
 
 func (c *Console) routes() {

@@ -26,12 +26,14 @@
 //
 //   - / — the last 24 hours: decisions by class and result, by hour, top
 //     denial reasons, shadow-mode would-denies per route, passkey coverage
-//     and the audit trail's verification status. Charts are inline SVG
-//     laid out in Go; no script, no chart library.
+//     the audit trail's verification status, and the monitoring alerts
+//     (最近の警告), newest first. Charts are inline SVG laid out in Go; no
+//     script, no chart library.
 //   - /audit — the filters of `sekisho audit query`, newest first, each
 //     record expandable; /audit.csv exports the same search (UTF-8 BOM).
 //   - /timeline — every authentication and access of one user or device
-//     in a window, printable.
+//     in a window, printable; the monitor's alerts about that user or
+//     device are marked rows among them.
 //   - /users, /users/view — accounts, passkeys, devices, sessions; add,
 //     disable, enable, invite (the enrollment URL is shown once).
 //   - /devices — the device registry; isolate through the kill switch,
@@ -47,6 +49,17 @@
 // Revoke, the passkey service's Invite, the policy engine's Explain and
 // Version, and a form-token key shared by replicas ([CSRFKeyFromStore]).
 // See the example of [New].
+//
+// # Alerts and clusters
+//
+// Alerts are read from the audit trail (event "alert", written by package
+// monitor with the summary in Japanese and English in the detail), not
+// from the monitor's memory: the same on every replica and after a
+// restart. The search, CSV export, timeline and overview read records
+// through [Deps].Query; in a cluster it is the central table
+// (audit.QueryPostgres), so a page shows every replica's records. Without
+// it they read the local trail. Verification always checks the local
+// trail's files.
 //
 // # Browser rules
 //

@@ -1,8 +1,10 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"net/http"
 	"net/url"
 	"time"
@@ -34,17 +36,24 @@ type overviewData struct {
 	Staff         int
 	StaffPasskey  int
 	RevokedDevice int
+	// Alerts are the monitoring alerts of the 24 hours, newest first (at
+	// most maxOverviewAlerts of AlertsTotal).
+	Alerts      []*alertView
+	AlertsTotal int
+	AlertsURL   string
 }
 
 // overview: the last 24 hours at a glance.
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	p := c.newPage(r, "overview", "nav.overview")
-	rep, err := c.report()
+	sum, err := c.report(r.Context())
 	if err != nil {
 		c.internal(w, r, err)
 		return
 	}
-	d := &overviewData{Since: rep.Options.Since, Until: rep.Options.Until, Report: rep}
+	rep := sum.rep
+	d := &overviewData{Since: rep.Options.Since, Until: rep.Options.Until, Report: rep, Alerts: sum.alerts, AlertsTotal: sum.alertsTotal}
+	d.AlertsURL = Prefix + "/audit?" + url.Values{"event": {audit.EventAlert}, "since": {c.inputTime(d.Since)}}.Encode()
 	legend := []part{{Class: "seg-allow", Label: p.T("dec.allow")}, {Class: "seg-stepup", Label: p.T("dec.stepup")},
 		{Class: "seg-deny", Label: p.T("dec.deny")}, {Class: "seg-error", Label: p.T("dec.error")}}
 	var labels, hrefs []string
@@ -110,24 +119,36 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, "overview", p)
 }
 
+// summary is the overview's reading of the last 24 hours.
+type summary struct {
+	rep         *audit.Report
+	alerts      []*alertView
+	alertsTotal int
+}
+
 // report summarises the last 24 hours, reusing a summary younger than
 // reportEvery: the overview is read often and the trail is large.
-func (c *Console) report() (*audit.Report, error) {
+func (c *Console) report(ctx context.Context) (*summary, error) {
 	c.reportMu.Lock()
 	defer c.reportMu.Unlock()
 	now := c.now()
-	if c.lastReport != nil && now.Sub(c.lastReport.Options.Until) < c.reportEvery {
+	if c.lastReport != nil && now.Sub(c.lastReport.rep.Options.Until) < c.reportEvery {
 		return c.lastReport, nil
 	}
 	oh := audit.DefaultOfficeHours()
 	oh.Location = c.loc
-	rep, err := audit.BuildReport(c.d.AuditDir, audit.ReportOptions{Since: now.Add(-24 * time.Hour), Until: now.Add(time.Second),
-		MaxRows: 1, OfficeHours: oh})
+	since, until := now.Add(-24*time.Hour), now.Add(time.Second)
+	query := func(f audit.Filter) iter.Seq2[*audit.Record, error] { return c.query(ctx, f) }
+	rep, err := audit.BuildReportFrom(query, audit.ReportOptions{Since: since, Until: until, MaxRows: 1, OfficeHours: oh})
 	if err != nil {
 		return nil, fmt.Errorf("summarising the last 24 hours: %w", err)
 	}
-	c.lastReport = rep
-	return rep, nil
+	sum := &summary{rep: rep}
+	if sum.alerts, sum.alertsTotal, err = c.recentAlerts(ctx, since, until); err != nil {
+		return nil, err
+	}
+	c.lastReport = sum
+	return sum, nil
 }
 
 // verifyNow re-runs the verification of the trail at once.

@@ -47,6 +47,7 @@ func parsePages(c *Console) (map[string]*pageTemplate, error) {
 		"urlq":    url.QueryEscape,
 		"contain": func(list []string, s string) bool { return slices.Contains(list, s) },
 		"list":    func(s ...string) []string { return s },
+		"alert":   alertOf,
 	}
 	base, err := template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {

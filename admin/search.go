@@ -174,7 +174,7 @@ func (c *Console) search(w http.ResponseWriter, r *http.Request) {
 	capN := d.Page * c.pageSize
 	ring := make([]*audit.Record, 0, min(capN, 4096))
 	next := 0
-	for rec, err := range audit.Query(c.d.AuditDir, f) {
+	for rec, err := range c.query(r.Context(), f) {
 		var le *audit.LineError
 		switch {
 		case errors.As(err, &le):
@@ -247,7 +247,7 @@ func (c *Console) exportCSV(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = cw.Write(audit.RecordColumns)
-	for rec, err := range audit.Query(c.d.AuditDir, f) {
+	for rec, err := range c.query(r.Context(), f) {
 		if err != nil {
 			var le *audit.LineError
 			if errors.As(err, &le) {

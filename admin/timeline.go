@@ -28,7 +28,7 @@ type timelineData struct {
 	// Summary of the window.
 	IPs, Zones, Devices, Users, Routes []string
 	Allow, Deny, StepUp, Error         int
-	Authn, Admin                       int
+	Authn, Admin, Alerts               int
 	First, Last                        time.Time
 	// Current state from the store.
 	Account    *store.User
@@ -89,7 +89,7 @@ func (c *Console) timeline(w http.ResponseWriter, r *http.Request) {
 		sets[name][v] = true
 	}
 	counted := map[string]bool{}
-	for rec, err := range audit.Query(c.d.AuditDir, audit.Filter{Since: d.Since, Until: d.Until}) {
+	for rec, err := range c.query(r.Context(), audit.Filter{Since: d.Since, Until: d.Until}) {
 		var le *audit.LineError
 		switch {
 		case errors.As(err, &le):
@@ -127,6 +127,8 @@ func (c *Console) timeline(w http.ResponseWriter, r *http.Request) {
 			d.Authn++
 		case audit.EventAdmin:
 			d.Admin++
+		case audit.EventAlert:
+			d.Alerts++
 		case audit.EventAccess:
 			// One decision per request (a sync class writes two records).
 			if rec.RequestID != "" {

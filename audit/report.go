@@ -3,6 +3,7 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"sort"
 	"strings"
@@ -170,6 +171,13 @@ func (r *Report) SetStaffWithoutPasskey(userIDs []string) {
 // BuildReport reads the period from the trail in dir and summarises it. It
 // does not verify the trail; an auditor runs [Verify] first.
 func BuildReport(dir string, opts ReportOptions) (*Report, error) {
+	return BuildReportFrom(func(f Filter) iter.Seq2[*Record, error] { return Query(dir, f) }, opts)
+}
+
+// BuildReportFrom is [BuildReport] over another source of records, such as
+// the central table of a cluster ([QueryPostgres]): query is called once
+// with the period's filter and must yield matching records in time order.
+func BuildReportFrom(query func(Filter) iter.Seq2[*Record, error], opts ReportOptions) (*Report, error) {
 	if opts.Since.IsZero() || opts.Until.IsZero() || !opts.Since.Before(opts.Until) {
 		return nil, errors.New("report period: since must be before until")
 	}
@@ -203,7 +211,7 @@ func BuildReport(dir string, opts ReportOptions) (*Report, error) {
 		*list = append(*list, entryOf(r))
 	}
 	f := Filter{Since: opts.Since, Until: opts.Until}
-	for r, err := range Query(dir, f) {
+	for r, err := range query(f) {
 		var le *LineError
 		if errors.As(err, &le) {
 			rep.Unreadable++
