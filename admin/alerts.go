@@ -73,6 +73,14 @@ func (v *alertView) Text(lang string) string {
 	return v.Summary
 }
 
+// SevLabel is the severity in the page language; an unknown one as it is.
+func (v *alertView) SevLabel(lang string) string {
+	if hasMessage("sev." + v.Severity) {
+		return tr(lang, "sev."+v.Severity)
+	}
+	return v.Severity
+}
+
 // recentAlerts reads the alert records in [since, until), newest first, at
 // most maxOverviewAlerts of them, and how many alerts there were. The
 // records of one alert (the opening one and, when repeats were grouped,

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho/audit"
 )
 
 // FuzzParseFilter: any query string yields a filter or a named error,
@@ -122,5 +124,26 @@ func FuzzExplainQuery(f *testing.F) {
 		if req.Authenticated && req.AuthTime.After(req.Time) {
 			t.Fatalf("authenticated after the request time: %+v", req)
 		}
+	})
+}
+
+// FuzzAlertOf: any detail of an alert record yields an alert to show,
+// never a panic; the record's own rule and subject stand in when the
+// detail does not name them.
+func FuzzAlertOf(f *testing.F) {
+	for _, s := range []string{
+		"", "{}", "null", `{"id":"x","rule":"denial_burst","severity":"high","subject":"PC-1","subject_kind":"device","summary":"拒否","summary_en":"denials","count":3,"evidence":["r1"],"closed":true}`,
+		`{"count":-5}`, `{"first":"not a time"}`, `{"rule":7}`, "[1,2", `{"summary":"<script>"}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, detail string) {
+		rec := &audit.Record{Time: time.Unix(1, 0), Event: audit.EventAlert, Action: "off_hours", Target: "alice",
+			Reasons: []string{"medium"}, Detail: detail}
+		v := alertOf(rec)
+		if v == nil || v.Rule == "" || v.Subject == "" || v.Count < 1 || v.Last.IsZero() {
+			t.Fatalf("alertOf(%q) = %+v; want rule, subject, count ≥ 1 and a time", detail, v)
+		}
+		_ = v.Text("en") + v.Text("ja") + v.SevLabel("ja")
 	})
 }
