@@ -175,6 +175,8 @@ func (a *App) newConsole(ctx context.Context, now func() time.Time) (*admin.Cons
 		AuditDir:     a.Trail.Dir(),
 		AuditKeys:    a.Trail.PublicJWKS(),
 		TrailHealthy: a.Trail.Healthy,
+		// In a cluster, the central table: every replica's records.
+		Query: a.Cluster.AuditQuery(),
 		Record: func(ctx context.Context, rec *audit.Record) error {
 			err := a.Trail.AppendDurable(ctx, rec)
 			observe(a.Monitor, rec, err)

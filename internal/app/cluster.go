@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -388,4 +389,15 @@ func (a *App) authnStore(now func() time.Time) store.Store {
 		return a.Store
 	}
 	return withStaleUsers(a.Store, StaleUserGrace, now, a.log)
+}
+
+// AuditQuery reads the central audit table; nil when not clustered (the
+// console then reads the local trail).
+func (c *Cluster) AuditQuery() func(context.Context, audit.Filter) iter.Seq2[*audit.Record, error] {
+	if c == nil {
+		return nil
+	}
+	return func(ctx context.Context, f audit.Filter) iter.Seq2[*audit.Record, error] {
+		return audit.QueryPostgres(ctx, c.apool, f)
+	}
 }
