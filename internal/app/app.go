@@ -139,6 +139,9 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 		if a.verify, err = mtls.New(cfg, mtls.WithClock(o.now), mtls.WithLogger(o.log)); err != nil {
 			return nil, fmt.Errorf("loading device CAs: %w", err)
 		}
+		if err = a.verify.RegisterMetrics(reg); err != nil {
+			return nil, err
+		}
 		gwOpts = append(gwOpts, proxy.WithDeviceVerifier(&deviceAdapter{v: a.verify, reg: a.devices}))
 	}
 	if a.Gateway, err = proxy.New(cfg, gwOpts...); err != nil {
