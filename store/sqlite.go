@@ -97,10 +97,29 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 		w.SetConnMaxLifetime(0)
 		w.SetConnMaxIdleTime(0)
 		// The writer sets WAL mode (persistent in the file) before any
-		// reader connects.
-		if err := w.PingContext(ctx); err != nil {
+		// reader connects. Switching a new file to WAL can answer
+		// SQLITE_BUSY at once, without the busy handler, while another
+		// process opens the same file (a CLI verb beside a starting
+		// gateway): retry for a while.
+		var err2 error
+		for deadline := time.Now().Add(sqliteBusyTimeout); ; time.Sleep(50 * time.Millisecond) {
+			if err2 = w.PingContext(ctx); err2 == nil || !isBusy(err2) || time.Now().After(deadline) {
+				break
+			}
 			w.Close()
-			return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
+			if w, err2 = sql.Open("sqlite", path+"?"+params("_pragma", "journal_mode(WAL)", "_txlock", "immediate")); err2 != nil {
+				break
+			}
+			w.SetMaxOpenConns(1)
+			w.SetMaxIdleConns(1)
+			w.SetConnMaxLifetime(0)
+			w.SetConnMaxIdleTime(0)
+		}
+		if err2 != nil {
+			if w != nil {
+				w.Close()
+			}
+			return nil, fmt.Errorf("opening sqlite store %s: %w", path, err2)
 		}
 		r, err := sql.Open("sqlite", path+"?"+params("_pragma", "query_only(1)"))
 		if err != nil {
@@ -909,4 +928,10 @@ func (s *SQLite) ListKeys(ctx context.Context, use string) ([]*Key, error) {
 func (s *SQLite) Publish(ctx context.Context, c Change) error {
 	s.hub.publish(c)
 	return nil
+}
+
+// isBusy reports whether err is SQLite's "database is locked".
+func isBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
 }
