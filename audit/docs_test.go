@@ -22,7 +22,17 @@ func TestIndependentVerifierInDocs(t *testing.T) {
 	if !ok || !ok2 {
 		t.Fatal("docs/audit.md has no independent-verifier python block")
 	}
-	if err := exec.Command("python3", "-c", "import cryptography").Run(); err != nil {
+	python := ""
+	for _, p := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(p, "-c", "import cryptography").Run() == nil {
+			python = p
+			break
+		}
+	}
+	if python == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but no python3 with the cryptography package (.ci/run installs python3-cryptography)")
+		}
 		t.Skip("python3 with the cryptography package is not available")
 	}
 	py := filepath.Join(t.TempDir(), "verify.py")
@@ -35,7 +45,7 @@ func TestIndependentVerifierInDocs(t *testing.T) {
 		}
 		kp := filepath.Join(t.TempDir(), "pub.jwks")
 		os.WriteFile(kp, jwks, 0o600)
-		out, err := exec.Command("python3", py, dir, kp).CombinedOutput()
+		out, err := exec.Command(python, py, dir, kp).CombinedOutput()
 		return strings.TrimSpace(string(out)), err == nil
 	}
 
