@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -363,13 +364,14 @@ func newAuditReportCmd() *cobra.Command {
 シャドーモードで拒否となる要求、勤務時間外（既定 平日 08:30–18:15 JST）の 3A/3B
 へのアクセス、失効端末・無効化利用者による試行を一覧にします。--user か --device を
 指定するとその時系列も出力します。要求は request_id ごとに 1 件と数えます。
-「パスキー未登録の職員」は利用者ストアが必要なため、このコマンドでは集計しません。
+「パスキー未登録の職員」は利用者ストアを読むため --config のときだけ集計します。
 
 Summarises decisions by class, zone and hour; denials and reasons; shadow-mode
 would-denies per route; off-hours access to 3A/3B (default weekdays
 08:30–18:15 JST); revoked devices and disabled users that still tried; with
 --user or --device an incident timeline. Requests are counted by request_id.
-"Staff without a passkey" needs the user store and is not computed here.`,
+"Staff without a passkey" reads the user store, so it is computed with
+--config only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ac, err := target.resolve(cmd)
@@ -400,6 +402,15 @@ would-denies per route; off-hours access to 3A/3B (default weekdays
 			rep, err := audit.BuildReport(ac.Dir, opts)
 			if err != nil {
 				return &exitError{code: 2, err: err}
+			}
+			if target.dir == "" {
+				// The share of staff with phishing-resistant MFA, a KPI
+				// cities report: active users with no passkey.
+				ids, err := staffWithoutPasskey(cmd.Context(), target.configPath)
+				if err != nil {
+					return err
+				}
+				rep.SetStaffWithoutPasskey(ids)
 			}
 			w := cmd.OutOrStdout()
 			if out != "" && out != "-" {
@@ -622,4 +633,35 @@ func verifyCentral(cmd *cobra.Command, dsn string, keys jwk.Set) error {
 		return &exitError{code: 1, err: fmt.Errorf("%d 件のレプリカの証跡が完全ではありません (%d replicas' trails are not intact)", bad, bad)}
 	}
 	return nil
+}
+
+// staffWithoutPasskey lists the active users that have no passkey.
+func staffWithoutPasskey(ctx context.Context, cfgPath string) ([]string, error) {
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	users, err := st.ListUsers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
+	ids := []string{}
+	for _, u := range users {
+		if u.Disabled {
+			continue
+		}
+		creds, err := st.ListCredentials(ctx, u.ID)
+		if err != nil {
+			return nil, fmt.Errorf("listing passkeys of %s: %w", u.ID, err)
+		}
+		if len(creds) == 0 {
+			ids = append(ids, u.ID)
+		}
+	}
+	return ids, nil
 }
