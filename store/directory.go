@@ -238,22 +238,7 @@ func (s *SQLite) ListPending(ctx context.Context, until time.Time) ([]*PendingUs
 		args = append(args, sqliteTime(until))
 	}
 	rows, err := s.r.QueryContext(ctx, q+` ORDER BY effective_at, seq`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("listing scheduled user changes: %w", err)
-	}
-	defer rows.Close()
-	var out []*PendingUser
-	for rows.Next() {
-		p, err := scanSQLitePending(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing scheduled user changes: %w", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing scheduled user changes: %w", err)
-	}
-	return out, nil
+	return collectSQLite(rows, err, "listing scheduled user changes", scanSQLitePending)
 }
 
 // ---- PostgreSQL

@@ -233,6 +233,28 @@ func boolInt(b bool) int {
 
 type scanner interface{ Scan(dest ...any) error }
 
+// collectSQLite reads every row of a listing with scan, closing rows; what
+// names the listing in errors. err is the query's error, so call sites stay
+// one line: rows, err := …; return collectSQLite(rows, err, …).
+func collectSQLite[T any](rows *sql.Rows, err error, what string, scan func(scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
 // ---- users
 
 const sqliteUserCols = `id, display_name, department, roles, disabled, created_at, updated_at`
@@ -321,22 +343,7 @@ func (s *SQLite) GetUser(ctx context.Context, id string) (*User, error) {
 // ListUsers returns every user, ordered by id.
 func (s *SQLite) ListUsers(ctx context.Context) ([]*User, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+sqliteUserCols+` FROM users ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("listing users: %w", err)
-	}
-	defer rows.Close()
-	var out []*User
-	for rows.Next() {
-		u, err := scanSQLiteUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing users: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing users: %w", err)
-	}
-	return out, nil
+	return collectSQLite(rows, err, "listing users", scanSQLiteUser)
 }
 
 // ---- credentials
@@ -432,22 +439,7 @@ func (s *SQLite) GetCredential(ctx context.Context, id []byte) (*Credential, err
 // ListCredentials returns the user's credentials, oldest first.
 func (s *SQLite) ListCredentials(ctx context.Context, userID string) ([]*Credential, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+sqliteCredCols+` FROM credentials WHERE user_id = ? ORDER BY created_at, id`, userID)
-	if err != nil {
-		return nil, fmt.Errorf("listing credentials of %q: %w", userID, err)
-	}
-	defer rows.Close()
-	var out []*Credential
-	for rows.Next() {
-		c, err := scanSQLiteCred(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing credentials of %q: %w", userID, err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing credentials of %q: %w", userID, err)
-	}
-	return out, nil
+	return collectSQLite(rows, err, fmt.Sprintf("listing credentials of %q", userID), scanSQLiteCred)
 }
 
 // UpdateCredentialUse records a login with credential c.ID: sign count,
@@ -558,22 +550,7 @@ func (s *SQLite) GetDevice(ctx context.Context, id string) (*Device, error) {
 // ListDevices returns every device, ordered by id.
 func (s *SQLite) ListDevices(ctx context.Context) ([]*Device, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+sqliteDeviceCols+` FROM devices ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("listing devices: %w", err)
-	}
-	defer rows.Close()
-	var out []*Device
-	for rows.Next() {
-		d, err := scanSQLiteDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing devices: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing devices: %w", err)
-	}
-	return out, nil
+	return collectSQLite(rows, err, "listing devices", scanSQLiteDevice)
 }
 
 // TouchDevice records that device id was seen at with certificate
@@ -779,22 +756,7 @@ func (s *SQLite) GetSession(ctx context.Context, id string) (*Session, error) {
 func (s *SQLite) ListSessions(ctx context.Context, userID string) ([]*Session, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+sqliteSessionCols+` FROM sessions
 		WHERE ? = '' OR user_id = ? ORDER BY created_at, id`, userID, userID)
-	if err != nil {
-		return nil, fmt.Errorf("listing sessions of %q: %w", userID, err)
-	}
-	defer rows.Close()
-	var out []*Session
-	for rows.Next() {
-		ss, err := scanSQLiteSession(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing sessions of %q: %w", userID, err)
-		}
-		out = append(out, ss)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing sessions of %q: %w", userID, err)
-	}
-	return out, nil
+	return collectSQLite(rows, err, fmt.Sprintf("listing sessions of %q", userID), scanSQLiteSession)
 }
 
 // TouchSession sets the session's LastSeen to at; ErrNotFound if none.
@@ -845,28 +807,18 @@ func (s *SQLite) AddRevocation(ctx context.Context, r *Revocation) error {
 // RevocationsSince returns revocations with Seq > seq, in Seq order.
 func (s *SQLite) RevocationsSince(ctx context.Context, seq int64) ([]*Revocation, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT seq, kind, subject, at, by, reason FROM revocations WHERE seq > ? ORDER BY seq`, seq)
-	if err != nil {
-		return nil, fmt.Errorf("listing revocations since %d: %w", seq, err)
-	}
-	defer rows.Close()
-	var out []*Revocation
-	for rows.Next() {
+	return collectSQLite(rows, err, fmt.Sprintf("listing revocations since %d", seq), func(sc scanner) (*Revocation, error) {
 		var (
 			r  Revocation
 			at sql.NullString
 		)
-		if err := rows.Scan(&r.Seq, &r.Kind, &r.Subject, &at, &r.By, &r.Reason); err != nil {
-			return nil, fmt.Errorf("listing revocations since %d: %w", seq, err)
+		if err := sc.Scan(&r.Seq, &r.Kind, &r.Subject, &at, &r.By, &r.Reason); err != nil {
+			return nil, err
 		}
-		if r.At, err = parseSQLiteTime(at); err != nil {
-			return nil, fmt.Errorf("listing revocations since %d: %w", seq, err)
-		}
-		out = append(out, &r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing revocations since %d: %w", seq, err)
-	}
-	return out, nil
+		var err error
+		r.At, err = parseSQLiteTime(at)
+		return &r, err
+	})
 }
 
 // ---- keys
@@ -896,32 +848,22 @@ func (s *SQLite) PutKey(ctx context.Context, k *Key) error {
 func (s *SQLite) ListKeys(ctx context.Context, use string) ([]*Key, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, use, jwk, created_at, not_after FROM keys
 		WHERE ? = '' OR use = ? ORDER BY created_at, id`, use, use)
-	if err != nil {
-		return nil, fmt.Errorf("listing %s keys: %w", use, err)
-	}
-	defer rows.Close()
-	var out []*Key
-	for rows.Next() {
+	return collectSQLite(rows, err, fmt.Sprintf("listing %s keys", use), func(sc scanner) (*Key, error) {
 		var (
 			k                 Key
 			created, notAfter sql.NullString
 		)
-		if err := rows.Scan(&k.ID, &k.Use, &k.JWK, &created, &notAfter); err != nil {
-			return nil, fmt.Errorf("listing %s keys: %w", use, err)
+		if err := sc.Scan(&k.ID, &k.Use, &k.JWK, &created, &notAfter); err != nil {
+			return nil, err
 		}
 		k.JWK = cloneBytes(k.JWK)
+		var err error
 		if k.CreatedAt, err = parseSQLiteTime(created); err != nil {
-			return nil, fmt.Errorf("listing %s keys: %w", use, err)
+			return nil, err
 		}
-		if k.NotAfter, err = parseSQLiteTime(notAfter); err != nil {
-			return nil, fmt.Errorf("listing %s keys: %w", use, err)
-		}
-		out = append(out, &k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing %s keys: %w", use, err)
-	}
-	return out, nil
+		k.NotAfter, err = parseSQLiteTime(notAfter)
+		return &k, err
+	})
 }
 
 // Publish implements [Notifier] within this process.
