@@ -35,6 +35,20 @@ func loadConfig(path string) (*config.Config, error) {
 	return cfg, nil
 }
 
+// loadConfigAndStore loads the configuration at path and opens its store;
+// the caller closes the store.
+func loadConfigAndStore(ctx context.Context, path string) (*config.Config, store.Store, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, st, nil
+}
+
 // openStore opens the store the configuration names.
 func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN)

@@ -122,12 +122,8 @@ func newUsersListCmd() *cobra.Command {
 		Short: "職員アカウントの一覧 (list staff accounts)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			st, err := openStore(ctx, cfg)
+			_, st, err := loadConfigAndStore(ctx, cfgPath)
 			if err != nil {
 				return err
 			}
@@ -234,11 +230,7 @@ func newUsersDisableCmd() *cobra.Command {
 		Short: "利用を停止し、セッションをすべて無効にする (disable a user and end their sessions)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), cfg)
+			cfg, st, err := loadConfigAndStore(cmd.Context(), cfgPath)
 			if err != nil {
 				return err
 			}
@@ -282,11 +274,7 @@ func newUsersEnableCmd() *cobra.Command {
 Re-enables a user. Sessions issued before the user was disabled stay revoked.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), cfg)
+			cfg, st, err := loadConfigAndStore(cmd.Context(), cfgPath)
 			if err != nil {
 				return err
 			}
@@ -329,12 +317,8 @@ route's; the port is server.public_port or server.listen's. With
 server.http_listen and a localhost host, the plain-HTTP URL is printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			st, err := openStore(ctx, cfg)
+			cfg, st, err := loadConfigAndStore(ctx, cfgPath)
 			if err != nil {
 				return err
 			}
