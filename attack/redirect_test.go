@@ -167,9 +167,9 @@ func TestOpenRedirect(t *testing.T) {
 	}
 }
 
-// TestLoginPageAudit: a refused rd on the login page leaves no
-// access record, since the login page is sekisho's own and reveals nothing.
-// This test states the gap so the threat model can name it.
+// TestLoginPageAudit: requests sekisho answers itself are recorded, so a
+// refused rd on the login page is visible in the trail (rd kept, other
+// query values such as enrollment tokens dropped).
 func TestLoginPageAudit(t *testing.T) {
 	w := apptest.Start(t, apptest.Options{})
 	r := w.Get(zaimu, "/.sekisho/login?rd="+url.QueryEscape("https://evil.example/"), "", nil)
@@ -177,7 +177,22 @@ func TestLoginPageAudit(t *testing.T) {
 		t.Fatalf("login page: %d", r.Status)
 	}
 	id := r.Header.Get("X-Request-Id")
-	if id == "" || len(w.Records(id)) == 0 {
-		t.Skip("KNOWN GAP: requests answered under /.sekisho/ (login page with a refused rd, ceremony endpoints) leave no access record; refused rd values are therefore not visible in the trail (proxy serveReserved / authn)")
+	recs := w.Records(id)
+	if id == "" || len(recs) != 1 {
+		t.Fatalf("login page request %q: %d records, want 1", id, len(recs))
+	}
+	if recs[0].Event != "authn" || !strings.Contains(recs[0].Path, "evil.example") {
+		t.Errorf("login page record: event %q path %q; want authn with the refused rd", recs[0].Event, recs[0].Path)
+	}
+	// An enrollment token never reaches the trail.
+	r = w.Get(zaimu, "/.sekisho/enroll?token=SECRET-TOKEN-VALUE", "", nil)
+	enroll := w.Records(r.Header.Get("X-Request-Id"))
+	if len(enroll) != 1 {
+		t.Fatalf("enrollment page: %d records, want 1", len(enroll))
+	}
+	for _, rec := range enroll {
+		if strings.Contains(rec.Path, "SECRET-TOKEN-VALUE") {
+			t.Errorf("enrollment token recorded: %q", rec.Path)
+		}
 	}
 }

@@ -309,6 +309,40 @@ func (g *Gateway) serveReserved(w http.ResponseWriter, r *http.Request, info *re
 	r2 := r.Clone(r.Context())
 	r2.URL.Path, r2.URL.RawPath = info.Path, ""
 	g.authn.Handler().ServeHTTP(w, r2)
+	g.recordReserved(r, info, w)
+}
+
+// recordReserved writes an authn record for a request sekisho answered
+// itself (login and enrollment pages, ceremonies, logout), so that refused
+// return URLs and probing of these endpoints are in the trail. Static
+// files and the JWKS, fetched by browsers and upstream apps all day, are
+// not recorded. Only the rd and stepup query values are kept: enrollment
+// tokens never reach the trail.
+func (g *Gateway) recordReserved(r *http.Request, info *reqctx.Info, w http.ResponseWriter) {
+	if strings.HasPrefix(info.Path, "/.sekisho/static/") || strings.HasPrefix(info.Path, "/.well-known/sekisho/") {
+		return
+	}
+	rw, ok := w.(*recordingWriter)
+	if !ok {
+		return
+	}
+	q := url.Values{}
+	for _, k := range []string{"rd", "stepup"} {
+		if v, ok := r.URL.Query()[k]; ok {
+			q[k] = v
+		}
+	}
+	info.RawQuery = q.Encode()
+	status := rw.status()
+	decision := "allow"
+	switch {
+	case status >= 500:
+		decision = "error"
+	case status >= 400:
+		decision = "deny"
+	}
+	g.record(r.Context(), &Entry{Info: info, Event: "authn", Decision: decision, Enforced: true,
+		Rule: "reserved", Status: status, Bytes: rw.bytes, Duration: g.now().Sub(info.Received)}, false)
 }
 
 // serveAdmin puts the console behind the same identify-and-decide steps as
