@@ -1,6 +1,8 @@
 package authn
 
 import (
+	"github.com/sekisho/sekisho/authn/authntest"
+
 	"context"
 	"encoding/json"
 	"net/http"
@@ -49,7 +51,7 @@ func (e *testEnv) accountPage(c *http.Client) (body, csrf string, ids []string) 
 func TestAccountPasskeys(t *testing.T) {
 	env := newEnv(t)
 	c, a := env.enrolled("yoshida")
-	if fin, _ := env.login(c, a, "", ceremonyOverrides{}); fin.status != http.StatusOK {
+	if fin, _ := env.login(c, a, "", authntest.Overrides{}); fin.status != http.StatusOK {
 		t.Fatalf("login: %d", fin.status)
 	}
 	body, csrf, ids := env.accountPage(c)
@@ -81,7 +83,7 @@ func TestAccountPasskeys(t *testing.T) {
 	}
 
 	// Add a second passkey from the signed-in session.
-	b := newSoftAuthenticator()
+	b := authntest.New()
 	begin := env.post(c, PathRegisterBegin, []byte(`{}`))
 	if begin.status != http.StatusOK {
 		t.Fatalf("add passkey begin: %d %s", begin.status, begin.body)
@@ -95,7 +97,7 @@ func TestAccountPasskeys(t *testing.T) {
 	if len(opts.PublicKey.ExcludeCredentials) != 1 || opts.PublicKey.ExcludeCredentials[0].ID != ids[0] {
 		t.Errorf("excludeCredentials = %+v, want the existing passkey", opts.PublicKey.ExcludeCredentials)
 	}
-	cred, _, _ := b.create(begin.body, testOrigin, ceremonyOverrides{})
+	cred, _, _ := b.Create(begin.body, testOrigin, authntest.Overrides{})
 	fin := env.post(c, PathRegisterFinish, cred)
 	if fin.status != http.StatusOK || fin.json(t)["redirect"] != PathAccount+"?added=1" {
 		t.Fatalf("add passkey finish: %d %s", fin.status, fin.body)
@@ -128,7 +130,7 @@ func TestAccountPasskeys(t *testing.T) {
 func TestAddPasskeyNeedsRecentVerifiedLogin(t *testing.T) {
 	env := newEnv(t)
 	c, a := env.enrolled("shimizu")
-	env.login(c, a, "", ceremonyOverrides{})
+	env.login(c, a, "", authntest.Overrides{})
 	env.clock.Advance(16 * time.Minute)
 	res := env.post(c, PathRegisterBegin, []byte(`{}`))
 	if res.status != http.StatusForbidden || res.errCode() != "stepup_required" {
@@ -146,7 +148,7 @@ func TestAddPasskeyNeedsRecentVerifiedLogin(t *testing.T) {
 func TestLogout(t *testing.T) {
 	env := newEnv(t)
 	c, a := env.enrolled("yamaguchi")
-	env.login(c, a, "", ceremonyOverrides{})
+	env.login(c, a, "", authntest.Overrides{})
 	_, csrf, _ := env.accountPage(c)
 	cookies := c.Jar.Cookies(&url.URL{Scheme: "https", Host: testHost, Path: "/"})
 

@@ -1,6 +1,8 @@
 package authn
 
 import (
+	"github.com/sekisho/sekisho/authn/authntest"
+
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,7 +17,7 @@ import (
 func BenchmarkIdentify(b *testing.B) {
 	env := newEnv(b)
 	c, a := env.enrolled("bench", "zaimu-user")
-	if fin, _ := env.login(c, a, "", ceremonyOverrides{}); fin.status != http.StatusOK {
+	if fin, _ := env.login(c, a, "", authntest.Overrides{}); fin.status != http.StatusOK {
 		b.Fatalf("login: %d", fin.status)
 	}
 	req := httptest.NewRequest(http.MethodGet, testOrigin+"/ledger", nil)

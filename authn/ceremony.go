@@ -248,10 +248,25 @@ func (s *Service) finishCeremony(w http.ResponseWriter, r *http.Request, kind st
 	if !s.used.consume(st.Session.Challenge, st.Expires, now) {
 		return nil, fmt.Errorf("%w: challenge already used", errReplay)
 	}
+	// The local set answers a replay on this replica at once; the store
+	// makes the ceremony finish at most once across all replicas, which
+	// the signature counter cannot do for passkeys that always report 0.
+	h := sha256.Sum256([]byte(st.Session.Challenge))
+	switch err := s.st.ConsumeChallenge(r.Context(), h[:], st.Expires); {
+	case errors.Is(err, store.ErrChallengeUsed):
+		return nil, fmt.Errorf("%w: challenge already used on another replica", errReplay)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", errUnavailable, err)
+	}
 	return &st, nil
 }
 
-var errReplay = errors.New("replayed ceremony")
+var (
+	errReplay = errors.New("replayed ceremony")
+	// errUnavailable: the shared store could not be reached; the user can
+	// retry later.
+	errUnavailable = errors.New("store unavailable")
+)
 
 // tokenHash is how invitation tokens are stored.
 func tokenHash(token string) []byte {

@@ -1,6 +1,8 @@
 package authn
 
 import (
+	"github.com/sekisho/sekisho/authn/authntest"
+
 	"context"
 	"encoding/json"
 	"net/http"
@@ -39,7 +41,7 @@ func TestEnrollLoginReachProtected(t *testing.T) {
 	}
 
 	body, _ := json.Marshal(map[string]string{"rd": loc.Query().Get("rd")})
-	fin, _ := env.login(c, a, string(body), ceremonyOverrides{})
+	fin, _ := env.login(c, a, string(body), authntest.Overrides{})
 	if fin.status != http.StatusOK {
 		t.Fatalf("login finish: %d %s", fin.status, fin.body)
 	}
@@ -81,7 +83,7 @@ func TestLoginWithDeviceCertificateAddsMTLS(t *testing.T) {
 	env := newEnv(t)
 	c, a := env.enrolled("sato")
 	env.setDevice("pc-0012", strings.Repeat("ab", 32))
-	if fin, _ := env.login(c, a, "", ceremonyOverrides{}); fin.status != http.StatusOK {
+	if fin, _ := env.login(c, a, "", authntest.Overrides{}); fin.status != http.StatusOK {
 		t.Fatalf("login: %d %s", fin.status, fin.body)
 	}
 	res := env.get(c, testOrigin+"/", "text/html")
@@ -100,18 +102,18 @@ func TestLoginRefusals(t *testing.T) {
 		name   string
 		mod    func(*config.Config)
 		begin  string
-		o      ceremonyOverrides
+		o      authntest.Overrides
 		status int
 		reason string
 	}{
-		{name: "wrong origin", o: ceremonyOverrides{origin: "https://zaimu.example.lg.jp.evil.test"}, status: 401, reason: ReasonOrigin},
-		{name: "other route origin", o: ceremonyOverrides{origin: "https://jinji.example.lg.jp"}, status: 401, reason: ReasonOrigin},
-		{name: "wrong rp id", o: ceremonyOverrides{rpID: "evil.test"}, status: 401, reason: ReasonRPID},
-		{name: "parent rp id", o: ceremonyOverrides{rpID: "lg.jp"}, status: 401, reason: ReasonRPID},
-		{name: "wrong challenge", o: ceremonyOverrides{challenge: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}, status: 401, reason: ReasonChallenge},
-		{name: "uv missing where required", o: ceremonyOverrides{noUV: true}, status: 401, reason: ReasonUVRequired},
+		{name: "wrong origin", o: authntest.Overrides{Origin: "https://zaimu.example.lg.jp.evil.test"}, status: 401, reason: ReasonOrigin},
+		{name: "other route origin", o: authntest.Overrides{Origin: "https://jinji.example.lg.jp"}, status: 401, reason: ReasonOrigin},
+		{name: "wrong rp id", o: authntest.Overrides{RPID: "evil.test"}, status: 401, reason: ReasonRPID},
+		{name: "parent rp id", o: authntest.Overrides{RPID: "lg.jp"}, status: 401, reason: ReasonRPID},
+		{name: "wrong challenge", o: authntest.Overrides{Challenge: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}, status: 401, reason: ReasonChallenge},
+		{name: "uv missing where required", o: authntest.Overrides{NoUV: true}, status: 401, reason: ReasonUVRequired},
 		{name: "uv missing at step-up", mod: func(c *config.Config) { c.WebAuthn.UserVerification = "preferred" },
-			begin: `{"stepup":true}`, o: ceremonyOverrides{noUV: true}, status: 401, reason: ReasonUVRequired},
+			begin: `{"stepup":true}`, o: authntest.Overrides{NoUV: true}, status: 401, reason: ReasonUVRequired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,7 +141,7 @@ func TestLoginRefusals(t *testing.T) {
 func TestUVPreferredLoginWithoutUV(t *testing.T) {
 	env := newEnv(t, func(c *config.Config) { c.WebAuthn.UserVerification = "preferred" })
 	c, a := env.enrolled("kato")
-	if fin, _ := env.login(c, a, "", ceremonyOverrides{noUV: true}); fin.status != http.StatusOK {
+	if fin, _ := env.login(c, a, "", authntest.Overrides{NoUV: true}); fin.status != http.StatusOK {
 		t.Fatalf("login without UV where preferred: %d %s", fin.status, fin.body)
 	}
 	res := env.get(c, testOrigin+"/", "text/html")
@@ -151,7 +153,7 @@ func TestUVPreferredLoginWithoutUV(t *testing.T) {
 func TestReplayRefused(t *testing.T) {
 	env := newEnv(t)
 	c, a := env.enrolled("tanaka")
-	fin, assertion := env.login(c, a, "", ceremonyOverrides{})
+	fin, assertion := env.login(c, a, "", authntest.Overrides{})
 	if fin.status != http.StatusOK {
 		t.Fatalf("login: %d %s", fin.status, fin.body)
 	}
@@ -179,7 +181,7 @@ func TestReplayRefused(t *testing.T) {
 	begin := env.post(third, PathLoginBegin, nil)
 	ceremonyURL, _ := url.Parse(testOrigin + ceremonyCookiePath)
 	kept := third.Jar.Cookies(ceremonyURL)
-	first, err := a.get(begin.body, testOrigin, ceremonyOverrides{})
+	first, err := a.Get(begin.body, testOrigin, authntest.Overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +189,7 @@ func TestReplayRefused(t *testing.T) {
 		t.Fatalf("first finish: %d %s", res.status, res.body)
 	}
 	third.Jar.SetCookies(ceremonyURL, kept)
-	second, _ := a.get(begin.body, testOrigin, ceremonyOverrides{})
+	second, _ := a.Get(begin.body, testOrigin, authntest.Overrides{})
 	if res := env.post(third, PathLoginFinish, second); res.status != http.StatusBadRequest {
 		t.Errorf("reused ceremony: %d %s", res.status, res.body)
 	}
@@ -201,7 +203,7 @@ func TestCeremonyExpires(t *testing.T) {
 	c, a := env.enrolled("ito")
 	begin := env.post(c, PathLoginBegin, nil)
 	env.clock.Advance(5*time.Minute + time.Second)
-	assertion, _ := a.get(begin.body, testOrigin, ceremonyOverrides{})
+	assertion, _ := a.Get(begin.body, testOrigin, authntest.Overrides{})
 	if res := env.post(c, PathLoginFinish, assertion); res.status != http.StatusBadRequest || res.errCode() != "ceremony" {
 		t.Fatalf("expired ceremony: %d %s", res.status, res.body)
 	}
@@ -211,13 +213,13 @@ func TestCounterRegression(t *testing.T) {
 	env := newEnv(t)
 	c, a := env.enrolled("watanabe")
 	for range 2 {
-		if fin, _ := env.login(c, a, "", ceremonyOverrides{}); fin.status != http.StatusOK {
+		if fin, _ := env.login(c, a, "", authntest.Overrides{}); fin.status != http.StatusOK {
 			t.Fatalf("login: %d %s", fin.status, fin.body)
 		}
 	}
 	// A clone replays with the counter it knew.
 	one := uint32(1)
-	fin, _ := env.login(env.client(), a, "", ceremonyOverrides{counter: &one})
+	fin, _ := env.login(env.client(), a, "", authntest.Overrides{Counter: &one})
 	if fin.status != http.StatusForbidden {
 		t.Fatalf("counter went backwards: %d %s", fin.status, fin.body)
 	}
@@ -229,7 +231,7 @@ func TestCounterRegression(t *testing.T) {
 		t.Fatalf("credential after regression: %+v", creds[0])
 	}
 	// The flagged credential stays refused, even with a good counter.
-	fin, _ = env.login(env.client(), a, "", ceremonyOverrides{})
+	fin, _ = env.login(env.client(), a, "", authntest.Overrides{})
 	if fin.status != http.StatusForbidden {
 		t.Fatalf("flagged credential: %d %s", fin.status, fin.body)
 	}
@@ -241,7 +243,7 @@ func TestCounterRegression(t *testing.T) {
 func TestDisabledUser(t *testing.T) {
 	env := newEnv(t)
 	c, a := env.enrolled("kobayashi")
-	if fin, _ := env.login(c, a, "", ceremonyOverrides{}); fin.status != http.StatusOK {
+	if fin, _ := env.login(c, a, "", authntest.Overrides{}); fin.status != http.StatusOK {
 		t.Fatalf("login: %d", fin.status)
 	}
 	if res := env.get(c, testOrigin+"/", "text/html"); res.status != http.StatusOK {
@@ -258,7 +260,7 @@ func TestDisabledUser(t *testing.T) {
 	if res := env.get(c, testOrigin+"/", "application/json"); res.status != http.StatusUnauthorized {
 		t.Fatalf("existing session of a disabled user: %d", res.status)
 	}
-	fin, _ := env.login(env.client(), a, "", ceremonyOverrides{})
+	fin, _ := env.login(env.client(), a, "", authntest.Overrides{})
 	if fin.status != http.StatusForbidden || fin.errCode() != "disabled" {
 		t.Fatalf("login of a disabled user: %d %s", fin.status, fin.body)
 	}
@@ -270,7 +272,7 @@ func TestDisabledUser(t *testing.T) {
 func TestRoleChangeAppliesWithinASecond(t *testing.T) {
 	env := newEnv(t)
 	c, a := env.enrolled("nakamura", "kyuyo-user")
-	env.login(c, a, "", ceremonyOverrides{})
+	env.login(c, a, "", authntest.Overrides{})
 	if res := env.get(c, testOrigin+"/", "text/html"); !strings.Contains(string(res.body), "roles=kyuyo-user ") {
 		t.Fatalf("before: %q", res.body)
 	}
@@ -292,7 +294,7 @@ func TestInvitations(t *testing.T) {
 		env.addUser("mori", "森 花子")
 		tok := env.invite("mori")
 		env.clock.Advance(time.Hour + time.Second)
-		res, _ := env.enroll(env.client(), newSoftAuthenticator(), tok, ceremonyOverrides{})
+		res, _ := env.enroll(env.client(), authntest.New(), tok, authntest.Overrides{})
 		if res.status != http.StatusGone || res.errCode() != "invitation" {
 			t.Fatalf("expired invitation: %d %s", res.status, res.body)
 		}
@@ -304,10 +306,10 @@ func TestInvitations(t *testing.T) {
 		env := newEnv(t)
 		env.addUser("mori", "森 花子")
 		tok := env.invite("mori")
-		if res, _ := env.enroll(env.client(), newSoftAuthenticator(), tok, ceremonyOverrides{}); res.status != http.StatusOK {
+		if res, _ := env.enroll(env.client(), authntest.New(), tok, authntest.Overrides{}); res.status != http.StatusOK {
 			t.Fatalf("first use: %d %s", res.status, res.body)
 		}
-		if res, _ := env.enroll(env.client(), newSoftAuthenticator(), tok, ceremonyOverrides{}); res.status != http.StatusGone {
+		if res, _ := env.enroll(env.client(), authntest.New(), tok, authntest.Overrides{}); res.status != http.StatusGone {
 			t.Fatalf("second use: %d %s", res.status, res.body)
 		}
 	})
@@ -318,8 +320,8 @@ func TestInvitations(t *testing.T) {
 		body, _ := json.Marshal(map[string]string{"token": tok})
 		c1, c2 := env.client(), env.client()
 		b1, b2 := env.post(c1, PathRegisterBegin, body), env.post(c2, PathRegisterBegin, body)
-		cred1, _, _ := newSoftAuthenticator().create(b1.body, testOrigin, ceremonyOverrides{})
-		cred2, _, _ := newSoftAuthenticator().create(b2.body, testOrigin, ceremonyOverrides{})
+		cred1, _, _ := authntest.New().Create(b1.body, testOrigin, authntest.Overrides{})
+		cred2, _, _ := authntest.New().Create(b2.body, testOrigin, authntest.Overrides{})
 		if res := env.post(c1, PathRegisterFinish, cred1); res.status != http.StatusOK {
 			t.Fatalf("first finish: %d %s", res.status, res.body)
 		}
@@ -333,7 +335,7 @@ func TestInvitations(t *testing.T) {
 	})
 	t.Run("unknown token", func(t *testing.T) {
 		env := newEnv(t)
-		res, _ := env.enroll(env.client(), newSoftAuthenticator(), "bm90LWEtdG9rZW4", ceremonyOverrides{})
+		res, _ := env.enroll(env.client(), authntest.New(), "bm90LWEtdG9rZW4", authntest.Overrides{})
 		if res.status != http.StatusGone {
 			t.Fatalf("unknown token: %d %s", res.status, res.body)
 		}
@@ -356,18 +358,18 @@ func TestRegistrationRefusals(t *testing.T) {
 	tests := []struct {
 		name   string
 		mod    func(*config.Config)
-		auth   func(*softAuthenticator)
-		o      ceremonyOverrides
+		auth   func(*authntest.Authenticator)
+		o      authntest.Overrides
 		status int
 		code   string
 	}{
 		{name: "aaguid not allowed", mod: func(c *config.Config) { c.WebAuthn.AllowedAAGUIDs = []string{"08987058-cadc-4b81-b6e1-30de50dcbe96"} },
 			status: 403, code: "aaguid"},
 		{name: "backup eligible refused", mod: func(c *config.Config) { c.WebAuthn.RefuseBackupEligible = true },
-			auth: func(a *softAuthenticator) { a.be, a.bs = true, true }, status: 403, code: "backup_eligible"},
-		{name: "uv missing", o: ceremonyOverrides{noUV: true}, status: 400, code: "uv_required"},
-		{name: "wrong origin", o: ceremonyOverrides{origin: "https://evil.test"}, status: 400, code: "origin"},
-		{name: "wrong rp id", o: ceremonyOverrides{rpID: "evil.test"}, status: 400, code: "register_failed"},
+			auth: func(a *authntest.Authenticator) { a.BE, a.BS = true, true }, status: 403, code: "backup_eligible"},
+		{name: "uv missing", o: authntest.Overrides{NoUV: true}, status: 400, code: "uv_required"},
+		{name: "wrong origin", o: authntest.Overrides{Origin: "https://evil.test"}, status: 400, code: "origin"},
+		{name: "wrong rp id", o: authntest.Overrides{RPID: "evil.test"}, status: 400, code: "register_failed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -378,7 +380,7 @@ func TestRegistrationRefusals(t *testing.T) {
 			env := newEnv(t, mods...)
 			env.addUser("ono", "小野 次郎")
 			tok := env.invite("ono")
-			a := newSoftAuthenticator()
+			a := authntest.New()
 			if tt.auth != nil {
 				tt.auth(a)
 			}
@@ -399,10 +401,10 @@ func TestRegistrationRefusals(t *testing.T) {
 }
 
 func TestAllowedAAGUIDAccepted(t *testing.T) {
-	a := newSoftAuthenticator()
-	env := newEnv(t, func(c *config.Config) { c.WebAuthn.AllowedAAGUIDs = []string{formatAAGUID(a.aaguid[:])} })
+	a := authntest.New()
+	env := newEnv(t, func(c *config.Config) { c.WebAuthn.AllowedAAGUIDs = []string{formatAAGUID(a.AAGUID[:])} })
 	env.addUser("ueda", "上田")
-	if res, _ := env.enroll(env.client(), a, env.invite("ueda"), ceremonyOverrides{}); res.status != http.StatusOK {
+	if res, _ := env.enroll(env.client(), a, env.invite("ueda"), authntest.Overrides{}); res.status != http.StatusOK {
 		t.Fatalf("allowed AAGUID: %d %s", res.status, res.body)
 	}
 }
@@ -491,10 +493,10 @@ func TestRequireLoginAndStepUp(t *testing.T) {
 func TestStepUpKeepsSession(t *testing.T) {
 	env := newEnv(t, func(c *config.Config) { c.WebAuthn.UserVerification = "preferred" })
 	c, a := env.enrolled("hayashi")
-	env.login(c, a, "", ceremonyOverrides{noUV: true})
+	env.login(c, a, "", authntest.Overrides{NoUV: true})
 	before := env.get(c, testOrigin+PathMe, "").json(t)
 	env.clock.Advance(20 * time.Minute)
-	fin, _ := env.login(c, a, `{"stepup":true}`, ceremonyOverrides{})
+	fin, _ := env.login(c, a, `{"stepup":true}`, authntest.Overrides{})
 	if fin.status != http.StatusOK {
 		t.Fatalf("step-up: %d %s", fin.status, fin.body)
 	}
@@ -518,7 +520,7 @@ func TestUnknownCredential(t *testing.T) {
 	if err := env.st.DeleteCredential(ctx, "fujita", creds[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	fin, _ := env.login(env.client(), a, "", ceremonyOverrides{})
+	fin, _ := env.login(env.client(), a, "", authntest.Overrides{})
 	if fin.status != http.StatusUnauthorized || fin.errCode() != "unknown_credential" {
 		t.Fatalf("deleted credential: %d %s", fin.status, fin.body)
 	}
@@ -528,16 +530,19 @@ func TestStoreErrorsAreNotLeaked(t *testing.T) {
 	env := newEnv(t)
 	_, a := env.enrolled("okada")
 	env.st.Close()
-	fin, _ := env.login(env.client(), a, "", ceremonyOverrides{})
-	if fin.status != http.StatusInternalServerError || strings.Contains(string(fin.body), "sql") {
-		t.Fatalf("store failure: %d %s", fin.status, fin.body)
+	fin, _ := env.login(env.client(), a, "", authntest.Overrides{})
+	// The store is unreachable: a clear "try again" answer, nothing of
+	// the database's error.
+	if fin.status != http.StatusServiceUnavailable || fin.errCode() != "unavailable" ||
+		fin.header.Get("Retry-After") == "" || strings.Contains(string(fin.body), "sql") {
+		t.Fatalf("store failure: %d %v %s", fin.status, fin.header, fin.body)
 	}
 }
 
 func TestRefreshSlidesIdleTimeout(t *testing.T) {
 	env := newEnv(t)
 	c, a := env.enrolled("matsumoto")
-	env.login(c, a, "", ceremonyOverrides{})
+	env.login(c, a, "", authntest.Overrides{})
 	// Active every 20 minutes for an hour: the 30-minute idle timeout
 	// slides because each request reissues the cookie.
 	for i := range 3 {
@@ -561,8 +566,8 @@ func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	env := newEnvWith(t, testConfig(), WithRegisterer(reg), WithRateLimits(RateLimits{PerIP: 1000, IPBurst: 1000, PerUser: 1000, UserBurst: 1000}))
 	c, a := env.enrolled("metrics")
-	env.login(c, a, "", ceremonyOverrides{})
-	env.login(env.client(), a, "", ceremonyOverrides{noUV: true})
+	env.login(c, a, "", authntest.Overrides{})
+	env.login(env.client(), a, "", authntest.Overrides{NoUV: true})
 	for labels, want := range map[[2]string]float64{{"login", "ok"}: 1, {"login", "fail"}: 1, {"register", "ok"}: 1} {
 		if got := testutil.ToFloat64(env.svc.metrics.ceremonies.WithLabelValues(labels[0], labels[1])); got != want {
 			t.Errorf("ceremonies%v = %v, want %v", labels, got, want)

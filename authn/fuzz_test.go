@@ -1,6 +1,8 @@
 package authn
 
 import (
+	"github.com/sekisho/sekisho/authn/authntest"
+
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -14,7 +16,7 @@ import (
 
 // fuzzEnv is a service without rate limits (the fuzzer's clock stands
 // still, so buckets would never refill), with one enrolled user.
-func fuzzEnv(f *testing.F) (*testEnv, http.Handler, string, *softAuthenticator) {
+func fuzzEnv(f *testing.F) (*testEnv, http.Handler, string, *authntest.Authenticator) {
 	env := newEnvWith(f, testConfig(), WithRateLimits(RateLimits{PerIP: rate.Inf, IPBurst: 1, PerUser: rate.Inf, UserBurst: 1}))
 	_, a := env.enrolled("fuzz")
 	env.addUser("newcomer", "新人")
@@ -76,7 +78,7 @@ func FuzzLoginFinish(f *testing.F) {
 	f.Add([]byte(`{}`))
 	// A real assertion by the enrolled passkey, over a challenge the server
 	// never issued: it reaches signature and challenge verification.
-	stale, err := a.get([]byte(`{"publicKey":{"challenge":"c3RhbGUtY2hhbGxlbmdlLXN0YWxlLWNoYWxsZW5nZQ","rpId":"`+testRPID+`"}}`), testOrigin, ceremonyOverrides{})
+	stale, err := a.Get([]byte(`{"publicKey":{"challenge":"c3RhbGUtY2hhbGxlbmdlLXN0YWxlLWNoYWxsZW5nZQ","rpId":"`+testRPID+`"}}`), testOrigin, authntest.Overrides{})
 	if err != nil {
 		f.Fatal(err)
 	}

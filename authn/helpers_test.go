@@ -1,6 +1,8 @@
 package authn
 
 import (
+	"github.com/sekisho/sekisho/authn/authntest"
+
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -287,33 +289,33 @@ func (e *testEnv) do(c *http.Client, req *http.Request) response {
 }
 
 // enroll runs the registration ceremony with an invitation token.
-func (e *testEnv) enroll(c *http.Client, a *softAuthenticator, token string, o ceremonyOverrides) (response, *softCred) {
+func (e *testEnv) enroll(c *http.Client, a *authntest.Authenticator, token string, o authntest.Overrides) (response, *authntest.Credential) {
 	e.t.Helper()
 	body, _ := json.Marshal(map[string]string{"token": token})
 	begin := e.post(c, PathRegisterBegin, body)
 	if begin.status != http.StatusOK {
 		return begin, nil
 	}
-	cred, sc, err := a.create(begin.body, testOrigin, o)
+	cred, sc, err := a.Create(begin.body, testOrigin, o)
 	if err != nil {
 		e.t.Fatalf("authenticator create: %v", err)
 	}
 	fin := e.post(c, PathRegisterFinish, cred)
 	if fin.status == http.StatusOK {
-		a.keep(sc)
+		a.Keep(sc)
 	}
 	return fin, sc
 }
 
 // login runs the login ceremony; it returns the finish response and the
 // assertion JSON that was sent.
-func (e *testEnv) login(c *http.Client, a *softAuthenticator, beginBody string, o ceremonyOverrides) (response, []byte) {
+func (e *testEnv) login(c *http.Client, a *authntest.Authenticator, beginBody string, o authntest.Overrides) (response, []byte) {
 	e.t.Helper()
 	begin := e.post(c, PathLoginBegin, []byte(beginBody))
 	if begin.status != http.StatusOK {
 		return begin, nil
 	}
-	assertion, err := a.get(begin.body, testOrigin, o)
+	assertion, err := a.Get(begin.body, testOrigin, o)
 	if err != nil {
 		e.t.Fatalf("authenticator get: %v", err)
 	}
@@ -321,12 +323,12 @@ func (e *testEnv) login(c *http.Client, a *softAuthenticator, beginBody string, 
 }
 
 // enrolled creates a user with one passkey and returns a fresh browser.
-func (e *testEnv) enrolled(id string, roles ...string) (*http.Client, *softAuthenticator) {
+func (e *testEnv) enrolled(id string, roles ...string) (*http.Client, *authntest.Authenticator) {
 	e.t.Helper()
 	e.addUser(id, "山田 太郎", roles...)
-	a := newSoftAuthenticator()
+	a := authntest.New()
 	c := e.client()
-	res, _ := e.enroll(c, a, e.invite(id), ceremonyOverrides{})
+	res, _ := e.enroll(c, a, e.invite(id), authntest.Overrides{})
 	if res.status != http.StatusOK {
 		e.t.Fatalf("enroll %s: %d %s", id, res.status, res.body)
 	}

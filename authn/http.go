@@ -19,6 +19,7 @@ const (
 	ReasonBadRequest        = "bad_request"
 	ReasonCeremony          = "ceremony_expired"
 	ReasonReplay            = "replay"
+	ReasonUnavailable       = "store_unavailable"
 	ReasonOrigin            = "origin"
 	ReasonChallenge         = "challenge"
 	ReasonRPID              = "rp_id"

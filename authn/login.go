@@ -219,6 +219,8 @@ func ceremonyError(err error) *httpError {
 		return &httpError{Code: http.StatusBadRequest, Key: "err_ceremony", Reason: ReasonReplay, Err: err}
 	case errors.Is(err, errOrigin):
 		return &httpError{Code: http.StatusForbidden, Key: "err_origin", Reason: ReasonOrigin, Err: err}
+	case errors.Is(err, errUnavailable):
+		return &httpError{Code: http.StatusServiceUnavailable, Key: "err_unavailable", Reason: ReasonUnavailable, Err: err, RetryAfter: 5}
 	}
 	return &httpError{Code: http.StatusBadRequest, Key: "err_ceremony", Reason: ReasonCeremony, Err: err}
 }

@@ -62,6 +62,7 @@ var messages = map[string][2]string{
 
 	// Errors (JSON "message" and the notice page).
 	"err_not_found":          {"ページが見つかりません。", "Page not found."},
+	"err_unavailable":        {"認証サービスに一時的に接続できません。しばらく待ってから再度お試しください。ログイン済みの方はそのまま利用を続けられます。", "The sign-in service is temporarily unreachable. Please try again in a moment; if you are signed in you can keep working."},
 	"err_internal":           {"内部エラーが発生しました。時間をおいて再度お試しください。", "An internal error occurred. Please try again later."},
 	"err_bad_request":        {"要求の形式が正しくありません。", "The request is malformed."},
 	"err_content_type":       {"要求の形式が正しくありません（JSON で送信してください）。", "The request must be sent as JSON."},

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -33,34 +32,10 @@ func TestTwoServeProcesses(t *testing.T) {
 		r.Stop()
 	}
 
-	bin := filepath.Join(t.TempDir(), "sekisho")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/sekisho")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-
+	bin := buildSekisho(t)
 	ports := make([]int, len(reps))
 	for i, r := range reps {
-		cfgPath := filepath.Join(r.Dir, "sekisho.yaml")
-		b, err := os.ReadFile(cfgPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = freePort(t)
-		text := strings.Replace(string(b), `http_listen: "127.0.0.1:0"`, fmt.Sprintf(`http_listen: "127.0.0.1:%d"`, ports[i]), 1)
-		text = strings.Replace(text, `metrics_listen: "127.0.0.1:0"`, fmt.Sprintf(`metrics_listen: "127.0.0.1:%d"`, freePort(t)), 1)
-		if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "serve", "--config", cfgPath)
-		cmd.Dir = r.Dir
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Signal(os.Interrupt)
-			cmd.Wait()
-		})
+		_, ports[i] = startServe(t, bin, r)
 	}
 	get := func(port int, path string) int {
 		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)

@@ -569,6 +569,20 @@ func (p *Postgres) ConsumeInvitation(ctx context.Context, tokenHash []byte, now 
 	return inv, nil
 }
 
+// ConsumeChallenge implements [Store]: the primary key makes exactly one
+// of concurrent callers, on any replica, insert the row.
+func (p *Postgres) ConsumeChallenge(ctx context.Context, hash []byte, expires time.Time) error {
+	tag, err := p.pool.Exec(ctx, `INSERT INTO used_challenges (hash, expires_at) VALUES ($1, $2)
+		ON CONFLICT (hash) DO NOTHING`, hash, expires.UTC())
+	if err != nil {
+		return fmt.Errorf("consuming challenge: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrChallengeUsed
+	}
+	return nil
+}
+
 // PeekInvitation returns the invitation if it is unused and unexpired at
 // now, without consuming it.
 func (p *Postgres) PeekInvitation(ctx context.Context, tokenHash []byte, now time.Time) (*Invitation, error) {

@@ -11,7 +11,8 @@ import (
 // implement it.
 type Pruner interface {
 	// Prune deletes session records whose ExpiresAt is before before and
-	// invitations, used or not, whose ExpiresAt is before before. It
+	// invitations, used or not, whose ExpiresAt is before before, and
+	// consumed WebAuthn challenges that expired before before. It
 	// returns how many records it deleted. Revocations and keys are kept.
 	Prune(ctx context.Context, before time.Time) (int64, error)
 }
@@ -32,9 +33,14 @@ func (s *SQLite) Prune(ctx context.Context, before time.Time) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("pruning invitations: %w", err)
 	}
+	res3, err := s.w.ExecContext(ctx, `DELETE FROM used_challenges WHERE expires_at < ?`, b)
+	if err != nil {
+		return 0, fmt.Errorf("pruning used challenges: %w", err)
+	}
 	n1, _ := res1.RowsAffected()
 	n2, _ := res2.RowsAffected()
-	return n1 + n2, nil
+	n3, _ := res3.RowsAffected()
+	return n1 + n2 + n3, nil
 }
 
 // Prune implements [Pruner].
@@ -47,5 +53,9 @@ func (p *Postgres) Prune(ctx context.Context, before time.Time) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("pruning invitations: %w", err)
 	}
-	return t1.RowsAffected() + t2.RowsAffected(), nil
+	t3, err := p.pool.Exec(ctx, `DELETE FROM used_challenges WHERE expires_at < $1`, before.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("pruning used challenges: %w", err)
+	}
+	return t1.RowsAffected() + t2.RowsAffected() + t3.RowsAffected(), nil
 }

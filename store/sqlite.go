@@ -660,6 +660,20 @@ func (s *SQLite) ConsumeInvitation(ctx context.Context, tokenHash []byte, now ti
 	return inv, nil
 }
 
+// ConsumeChallenge implements [Store]: the primary key makes exactly one
+// of concurrent callers insert the row.
+func (s *SQLite) ConsumeChallenge(ctx context.Context, hash []byte, expires time.Time) error {
+	res, err := s.w.ExecContext(ctx, `INSERT INTO used_challenges (hash, expires_at) VALUES (?, ?)
+		ON CONFLICT (hash) DO NOTHING`, hash, sqliteTime(expires))
+	if err != nil {
+		return fmt.Errorf("consuming challenge: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrChallengeUsed
+	}
+	return nil
+}
+
 // PeekInvitation returns the invitation if it is unused and unexpired at
 // now, without consuming it.
 func (s *SQLite) PeekInvitation(ctx context.Context, tokenHash []byte, now time.Time) (*Invitation, error) {

@@ -14,6 +14,8 @@ var (
 	ErrExists = errors.New("store: already exists")
 	// ErrInvitationUsed: the invitation was already consumed or has expired.
 	ErrInvitationUsed = errors.New("store: invitation used or expired")
+	// ErrChallengeUsed: a WebAuthn ceremony with this challenge already finished.
+	ErrChallengeUsed = errors.New("store: challenge already used")
 )
 
 // User is one staff account.
@@ -153,6 +155,10 @@ type Store interface {
 	// with ErrInvitationUsed if it was used or expired at now, ErrNotFound
 	// if unknown.
 	ConsumeInvitation(ctx context.Context, tokenHash []byte, now time.Time) (*Invitation, error)
+	// ConsumeChallenge records that the WebAuthn ceremony with this
+	// challenge hash finished; it fails with ErrChallengeUsed if it already
+	// had, on any replica. The record may be pruned after expires.
+	ConsumeChallenge(ctx context.Context, hash []byte, expires time.Time) error
 	// PeekInvitation returns a valid, unused invitation without consuming it.
 	PeekInvitation(ctx context.Context, tokenHash []byte, now time.Time) (*Invitation, error)
 

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Invitations", testInvitations},
 		{"InvitationExpiry", testInvitationExpiry},
 		{"ConcurrentConsume", testConcurrentConsume},
+		{"Challenges", testChallenges},
 		{"Sessions", testSessions},
 		{"Revocations", testRevocations},
 		{"ConcurrentRevocations", testConcurrentRevocations},
@@ -369,6 +370,45 @@ func testInvitationExpiry(t *testing.T, s store.Store) {
 	}
 }
 
+// testChallenges: a challenge is consumed once; of concurrent callers
+// exactly one wins.
+func testChallenges(t *testing.T, s store.Store) {
+	must(t, "ConsumeChallenge", s.ConsumeChallenge(ctx(t), []byte("c1"), at(time.Hour)))
+	wantErr(t, "ConsumeChallenge again", s.ConsumeChallenge(ctx(t), []byte("c1"), at(time.Hour)), store.ErrChallengeUsed)
+	must(t, "ConsumeChallenge other", s.ConsumeChallenge(ctx(t), []byte("c2"), at(time.Hour)))
+	const workers = 12
+	var (
+		wg         sync.WaitGroup
+		start      = make(chan struct{})
+		mu         sync.Mutex
+		wins, used int
+		otherErrs  []error
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			err := s.ConsumeChallenge(context.Background(), []byte("race"), at(time.Hour))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, store.ErrChallengeUsed):
+				used++
+			default:
+				otherErrs = append(otherErrs, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if wins != 1 || used != workers-1 || len(otherErrs) > 0 {
+		t.Errorf("concurrent ConsumeChallenge: %d wins, %d used, errors %v; want 1, %d, none", wins, used, otherErrs, workers-1)
+	}
+}
+
 func testConcurrentConsume(t *testing.T, s store.Store) {
 	const rounds, workers = 3, 12
 	for r := range rounds {
@@ -638,11 +678,16 @@ func testPrune(t *testing.T, s store.Store) {
 	must(t, "CreateInvitation old", s.CreateInvitation(ctx(t), &store.Invitation{TokenHash: []byte("old"), UserID: "u", ExpiresAt: at(time.Hour)}))
 	must(t, "CreateInvitation live", s.CreateInvitation(ctx(t), &store.Invitation{TokenHash: []byte("live"), UserID: "u", ExpiresAt: at(3 * time.Hour)}))
 	must(t, "AddRevocation", s.AddRevocation(ctx(t), &store.Revocation{Kind: store.RevokeAll, At: at(0)}))
+	must(t, "ConsumeChallenge old", s.ConsumeChallenge(ctx(t), []byte("old"), at(time.Hour)))
+	must(t, "ConsumeChallenge live", s.ConsumeChallenge(ctx(t), []byte("live"), at(3*time.Hour)))
 	n, err := p.Prune(ctx(t), at(2*time.Hour))
 	must(t, "Prune", err)
-	if n != 2 {
-		t.Errorf("Prune deleted %d records, want 2", n)
+	if n != 3 {
+		t.Errorf("Prune deleted %d records, want 3", n)
 	}
+	// The live challenge is still remembered; the pruned one is forgotten.
+	wantErr(t, "ConsumeChallenge live after Prune", s.ConsumeChallenge(ctx(t), []byte("live"), at(3*time.Hour)), store.ErrChallengeUsed)
+	must(t, "ConsumeChallenge old after Prune", s.ConsumeChallenge(ctx(t), []byte("old"), at(time.Hour)))
 	_, err = s.GetSession(ctx(t), "old")
 	wantErr(t, "GetSession pruned", err, store.ErrNotFound)
 	_, err = s.GetSession(ctx(t), "live")

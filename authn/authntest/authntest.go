@@ -1,4 +1,10 @@
-package authn
+// Package authntest is a FIDO2 authenticator in software for tests of
+// sekisho and of systems behind it: ES256 keys, "none" attestation,
+// discoverable credentials. It builds real clientDataJSON,
+// authenticatorData and attestationObject bytes and real signatures, so a
+// relying party verifies them exactly as it would a browser's. Overrides
+// bend one ceremony the way an attacker or a broken client would.
+package authntest
 
 import (
 	"crypto/ecdsa"
@@ -13,40 +19,45 @@ import (
 	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
 )
 
-// softAuthenticator is a FIDO2 authenticator in software: ES256 keys,
+// Authenticator is a FIDO2 authenticator in software: ES256 keys,
 // "none" attestation, discoverable credentials. It builds real
 // clientDataJSON, authenticatorData and attestationObject bytes and real
 // signatures, so the server verifies them exactly as it would a browser's.
-type softAuthenticator struct {
-	aaguid [16]byte
-	// Flags it reports.
-	uv, be, bs bool
-	creds      []*softCred
+type Authenticator struct {
+	// AAGUID is reported in attestation.
+	AAGUID [16]byte
+	// UV, BE and BS are the flags it reports (user verified, backup
+	// eligible, backed up).
+	UV, BE, BS bool
+	// Creds are the credentials it keeps (see Keep).
+	Creds []*Credential
 }
 
-type softCred struct {
-	id         []byte
-	key        *ecdsa.PrivateKey
-	rpID       string
-	userHandle []byte
-	counter    uint32
+// Credential is one discoverable credential the authenticator holds.
+type Credential struct {
+	ID         []byte
+	Key        *ecdsa.PrivateKey
+	RPID       string
+	UserHandle []byte
+	Counter    uint32
 }
 
-func newSoftAuthenticator() *softAuthenticator {
-	a := &softAuthenticator{uv: true}
-	copy(a.aaguid[:], []byte("sekisho-softauth"))
+// New returns an authenticator that verifies its user (UV).
+func New() *Authenticator {
+	a := &Authenticator{UV: true}
+	copy(a.AAGUID[:], []byte("sekisho-softauth"))
 	return a
 }
 
-// ceremonyOverrides bends one ceremony the way an attacker or a broken
+// Overrides bends one ceremony the way an attacker or a broken
 // client would.
-type ceremonyOverrides struct {
-	origin    string // clientDataJSON origin; default the ceremony's
-	rpID      string // the RP id hashed into authenticatorData; default the options'
-	challenge string // clientDataJSON challenge; default the options'
-	noUV      bool   // clear the UV flag
-	counter   *uint32
-	cred      *softCred // which credential to use for get
+type Overrides struct {
+	Origin    string      // clientDataJSON origin; default the ceremony's
+	RPID      string      // the RP id hashed into authenticatorData; default the options'
+	Challenge string      // clientDataJSON challenge; default the options'
+	NoUV      bool        // clear the UV flag
+	Counter   *uint32     // the signature counter to report; default the credential's next
+	Cred      *Credential // which credential Get uses; default the last kept for the RP
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
@@ -56,23 +67,23 @@ func clientData(typ, challenge, origin string) []byte {
 	return b
 }
 
-func (a *softAuthenticator) flags(uv bool) byte {
+func (a *Authenticator) flags(uv bool) byte {
 	f := byte(0x01) // UP
 	if uv {
 		f |= 0x04
 	}
-	if a.be {
+	if a.BE {
 		f |= 0x08
 	}
-	if a.bs {
+	if a.BS {
 		f |= 0x10
 	}
 	return f
 }
 
-// create answers {"publicKey": PublicKeyCredentialCreationOptions} with the
+// Create answers {"publicKey": PublicKeyCredentialCreationOptions} with the
 // toJSON() form of a new PublicKeyCredential.
-func (a *softAuthenticator) create(optionsJSON []byte, origin string, o ceremonyOverrides) ([]byte, *softCred, error) {
+func (a *Authenticator) Create(optionsJSON []byte, origin string, o Overrides) ([]byte, *Credential, error) {
 	var opts struct {
 		PublicKey struct {
 			Challenge string `json:"challenge"`
@@ -106,10 +117,10 @@ func (a *softAuthenticator) create(optionsJSON []byte, origin string, o ceremony
 	id := make([]byte, 32)
 	_, _ = rand.Read(id)
 	rpID := pk.RP.ID
-	if o.rpID != "" {
-		rpID = o.rpID
+	if o.RPID != "" {
+		rpID = o.RPID
 	}
-	cred := &softCred{id: id, key: key, rpID: pk.RP.ID, userHandle: handle}
+	cred := &Credential{ID: id, Key: key, RPID: pk.RP.ID, UserHandle: handle}
 
 	pub, err := key.PublicKey.ECDH()
 	if err != nil {
@@ -122,9 +133,9 @@ func (a *softAuthenticator) create(optionsJSON []byte, origin string, o ceremony
 	}
 	rpHash := sha256.Sum256([]byte(rpID))
 	authData := append([]byte{}, rpHash[:]...)
-	authData = append(authData, a.flags(a.uv && !o.noUV)|0x40) // AT
+	authData = append(authData, a.flags(a.UV && !o.NoUV)|0x40) // AT
 	authData = binary.BigEndian.AppendUint32(authData, 0)
-	authData = append(authData, a.aaguid[:]...)
+	authData = append(authData, a.AAGUID[:]...)
 	authData = binary.BigEndian.AppendUint16(authData, uint16(len(id)))
 	authData = append(authData, id...)
 	authData = append(authData, cose...)
@@ -133,11 +144,11 @@ func (a *softAuthenticator) create(optionsJSON []byte, origin string, o ceremony
 		return nil, nil, err
 	}
 	challenge := pk.Challenge
-	if o.challenge != "" {
-		challenge = o.challenge
+	if o.Challenge != "" {
+		challenge = o.Challenge
 	}
-	if o.origin != "" {
-		origin = o.origin
+	if o.Origin != "" {
+		origin = o.Origin
 	}
 	out, err := json.Marshal(map[string]any{
 		"id": b64(id), "rawId": b64(id), "type": "public-key",
@@ -157,12 +168,12 @@ func (a *softAuthenticator) create(optionsJSON []byte, origin string, o ceremony
 	return out, cred, nil
 }
 
-// keep adds a credential create returned to the authenticator's memory.
-func (a *softAuthenticator) keep(c *softCred) { a.creds = append(a.creds, c) }
+// Keep adds a credential Create returned to the authenticator's memory.
+func (a *Authenticator) Keep(c *Credential) { a.Creds = append(a.Creds, c) }
 
-// get answers {"publicKey": PublicKeyCredentialRequestOptions} with the
+// Get answers {"publicKey": PublicKeyCredentialRequestOptions} with the
 // toJSON() form of an assertion by a discoverable credential for the RP.
-func (a *softAuthenticator) get(optionsJSON []byte, origin string, o ceremonyOverrides) ([]byte, error) {
+func (a *Authenticator) Get(optionsJSON []byte, origin string, o Overrides) ([]byte, error) {
 	var opts struct {
 		PublicKey struct {
 			Challenge        string `json:"challenge"`
@@ -174,10 +185,10 @@ func (a *softAuthenticator) get(optionsJSON []byte, origin string, o ceremonyOve
 		return nil, fmt.Errorf("request options: %w", err)
 	}
 	pk := opts.PublicKey
-	cred := o.cred
+	cred := o.Cred
 	if cred == nil {
-		for _, c := range a.creds {
-			if c.rpID == pk.RPID {
+		for _, c := range a.Creds {
+			if c.RPID == pk.RPID {
 				cred = c
 			}
 		}
@@ -186,41 +197,41 @@ func (a *softAuthenticator) get(optionsJSON []byte, origin string, o ceremonyOve
 		return nil, fmt.Errorf("no credential for rp %q", pk.RPID)
 	}
 	rpID := pk.RPID
-	if o.rpID != "" {
-		rpID = o.rpID
+	if o.RPID != "" {
+		rpID = o.RPID
 	}
-	cred.counter++
-	counter := cred.counter
-	if o.counter != nil {
-		counter = *o.counter
+	cred.Counter++
+	counter := cred.Counter
+	if o.Counter != nil {
+		counter = *o.Counter
 	}
 	rpHash := sha256.Sum256([]byte(rpID))
 	authData := append([]byte{}, rpHash[:]...)
-	authData = append(authData, a.flags(a.uv && !o.noUV))
+	authData = append(authData, a.flags(a.UV && !o.NoUV))
 	authData = binary.BigEndian.AppendUint32(authData, counter)
 	challenge := pk.Challenge
-	if o.challenge != "" {
-		challenge = o.challenge
+	if o.Challenge != "" {
+		challenge = o.Challenge
 	}
-	if o.origin != "" {
-		origin = o.origin
+	if o.Origin != "" {
+		origin = o.Origin
 	}
 	cdj := clientData("webauthn.get", challenge, origin)
 	cdHash := sha256.Sum256(cdj)
 	digest := sha256.Sum256(append(append([]byte{}, authData...), cdHash[:]...))
-	sig, err := ecdsa.SignASN1(rand.Reader, cred.key, digest[:])
+	sig, err := ecdsa.SignASN1(rand.Reader, cred.Key, digest[:])
 	if err != nil {
 		return nil, err
 	}
 	return json.Marshal(map[string]any{
-		"id": b64(cred.id), "rawId": b64(cred.id), "type": "public-key",
+		"id": b64(cred.ID), "rawId": b64(cred.ID), "type": "public-key",
 		"authenticatorAttachment": "platform",
 		"clientExtensionResults":  map[string]any{},
 		"response": map[string]any{
 			"clientDataJSON":    b64(cdj),
 			"authenticatorData": b64(authData),
 			"signature":         b64(sig),
-			"userHandle":        b64(cred.userHandle),
+			"userHandle":        b64(cred.UserHandle),
 		},
 	})
 }
