@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/authn/authntest"
 	"github.com/sekisho/sekisho/authn/session"
 	"github.com/sekisho/sekisho/internal/app"
 	"github.com/sekisho/sekisho/internal/apptest"
@@ -167,9 +169,13 @@ func TestDatabaseOutageIsFailStatic(t *testing.T) {
 	// for their sliding refresh (which writes to the store) during the cut.
 	var skew atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	reps := apptest.StartCluster(t, apptest.ClusterOptions{DSN: px.dsn, Clock: clock})
+	reps := apptest.StartCluster(t, apptest.ClusterOptions{DSN: px.dsn, Clock: clock,
+		Options: apptest.Options{Server: fmt.Sprintf("public_port: %d", publicPort)}})
 	a, b := reps[0], reps[1]
 	ctx := t.Context()
+	// sato registers a passkey through A before the outage.
+	passkey := authntest.New()
+	enrollInProcess(t, a, "sato", passkey)
 
 	tokA := a.Login("suzuki", apptest.UV, 0, "", "")
 	tokB := b.Login("tanaka", apptest.UV, 0, "", "")
@@ -215,6 +221,24 @@ func TestDatabaseOutageIsFailStatic(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("replica %s during the outage: /readyz %d, want 200", r.Name, resp.StatusCode)
+		}
+	}
+	// A new login through the sign-in page is refused with a clear,
+	// retryable answer on either replica.
+	for _, r := range reps {
+		br := newBrowser(t, r.World)
+		port := portOf(t, r.HTTPS)
+		st, opts := br.post(port, "/.sekisho/webauthn/login/begin", nil)
+		if st != http.StatusOK {
+			t.Fatalf("replica %s during the outage: login begin %d %s", r.Name, st, opts)
+		}
+		assertion, err := passkey.Get(opts, publicOrigin, authntest.Overrides{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, res := br.post(port, "/.sekisho/webauthn/login/finish", assertion)
+		if st != http.StatusServiceUnavailable || !strings.Contains(string(res), "認証サービスに一時的に接続できません") {
+			t.Errorf("replica %s: passkey login during the outage: %d %s; want 503 with the Japanese retry message", r.Name, st, res)
 		}
 	}
 	// New sessions cannot be recorded: a login fails with an error that says so.

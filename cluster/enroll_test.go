@@ -14,10 +14,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sekisho/sekisho/authn"
 	"github.com/sekisho/sekisho/authn/authntest"
 	"github.com/sekisho/sekisho/internal/apptest"
 	"github.com/sekisho/sekisho/store/storetest"
@@ -142,20 +144,7 @@ func TestEnrollOnALoginOnB(t *testing.T) {
 		if got := u.Scheme + "://" + u.Host; got != publicOrigin {
 			t.Errorf("enrollment URL origin %q, want the public origin %q", got, publicOrigin)
 		}
-		br := newBrowser(t, reps[0].World)
-		body, _ := json.Marshal(map[string]string{"token": u.Query().Get("token")})
-		st, opts := br.post(a, "/.sekisho/webauthn/register/begin", body)
-		if st != http.StatusOK {
-			t.Fatalf("register begin on A: %d %s", st, opts)
-		}
-		cred, sc, err := auth.Create(opts, publicOrigin, authntest.Overrides{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st, res := br.post(a, "/.sekisho/webauthn/register/finish", cred); st != http.StatusOK {
-			t.Fatalf("register finish on A: %d %s", st, res)
-		}
-		auth.Keep(sc)
+		registerPasskey(t, newBrowser(t, reps[0].World), a, u.Query().Get("token"), auth)
 	}
 	auth := authntest.New()
 	enroll("suzuki", auth)
@@ -278,4 +267,47 @@ func startServe(t *testing.T, bin string, r *apptest.Replica) (httpsPort, httpPo
 		cmd.Wait()
 	})
 	return httpsPort, httpPort
+}
+
+// enrollInProcess registers a passkey for user on an in-process replica
+// (its HTTPS listener, an invitation made in its store).
+func enrollInProcess(t *testing.T, r *apptest.Replica, user string, auth *authntest.Authenticator) {
+	t.Helper()
+	token, err := authn.CreateInvitation(t.Context(), r.App.Store, user, "test", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	registerPasskey(t, newBrowser(t, r.World), portOf(t, r.HTTPS), token, auth)
+}
+
+// registerPasskey runs the registration ceremony with an invitation token
+// through the replica listening on httpsPort.
+func registerPasskey(t *testing.T, br *browser, httpsPort int, token string, auth *authntest.Authenticator) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"token": token})
+	st, opts := br.post(httpsPort, "/.sekisho/webauthn/register/begin", body)
+	if st != http.StatusOK {
+		t.Fatalf("register begin on port %d: %d %s", httpsPort, st, opts)
+	}
+	cred, sc, err := auth.Create(opts, publicOrigin, authntest.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, res := br.post(httpsPort, "/.sekisho/webauthn/register/finish", cred); st != http.StatusOK {
+		t.Fatalf("register finish on port %d: %d %s", httpsPort, st, res)
+	}
+	auth.Keep(sc)
+}
+
+func portOf(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
