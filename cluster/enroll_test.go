@@ -36,30 +36,36 @@ var publicOrigin = fmt.Sprintf("https://%s:%d", publicHost, publicPort)
 // browser is one browser profile (cookie jar) whose requests the test
 // sends to a chosen replica, as a load balancer without stickiness would.
 type browser struct {
-	t   *testing.T
-	jar http.CookieJar
-	cas *apptest.World
+	t      *testing.T
+	jar    http.CookieJar
+	origin string      // the origin the browser shows, e.g. https://zaimu…:8443
+	tls    *tls.Config // nil for plain HTTP
 }
 
+// newBrowser is a browser on publicOrigin that trusts the harness's CA.
 func newBrowser(t *testing.T, w *apptest.World) *browser {
+	return newBrowserAt(t, publicOrigin, &tls.Config{RootCAs: w.CAPool, ServerName: publicHost})
+}
+
+func newBrowserAt(t *testing.T, origin string, tc *tls.Config) *browser {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &browser{t: t, jar: jar, cas: w}
+	return &browser{t: t, jar: jar, origin: origin, tls: tc}
 }
 
-// via returns a client that reaches the public origin at the replica
-// listening on httpsPort.
-func (b *browser) via(httpsPort int) *http.Client {
+// via returns a client that reaches the browser's origin at the replica
+// listening on port.
+func (b *browser) via(port int) *http.Client {
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
 	return &http.Client{
 		Jar:     b.jar,
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: b.cas.CAPool, ServerName: publicHost},
+			TLSClientConfig: b.tls,
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				return dialer.DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", httpsPort))
+				return dialer.DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", port))
 			},
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -69,16 +75,16 @@ func (b *browser) via(httpsPort int) *http.Client {
 // post sends a same-origin JSON POST as the sign-in page's script does.
 func (b *browser) post(httpsPort int, path string, body []byte) (int, []byte) {
 	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, publicOrigin+path, bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, b.origin+path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", publicOrigin)
+	req.Header.Set("Origin", b.origin)
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
 	return b.do(httpsPort, req)
 }
 
 func (b *browser) get(httpsPort int, path string) (int, []byte) {
 	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, publicOrigin+path, nil)
+	req, _ := http.NewRequest(http.MethodGet, b.origin+path, nil)
 	req.Header.Set("Accept", "text/html")
 	return b.do(httpsPort, req)
 }
@@ -289,7 +295,7 @@ func registerPasskey(t *testing.T, br *browser, httpsPort int, token string, aut
 	if st != http.StatusOK {
 		t.Fatalf("register begin on port %d: %d %s", httpsPort, st, opts)
 	}
-	cred, sc, err := auth.Create(opts, publicOrigin, authntest.Overrides{})
+	cred, sc, err := auth.Create(opts, br.origin, authntest.Overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -160,3 +160,37 @@ func TestMetrics(t *testing.T) {
 		t.Error("second registration on one registry succeeded")
 	}
 }
+
+// TestKeyMadeBeforeRunIsPublished: two replicas starting on an empty store
+// may both create a first key; the one made by the other replica between
+// this replica's first load and its subscription (so never notified here)
+// is loaded when Run starts, so that this replica's JWKS, which upstreams
+// fetch from any replica, lists it at once rather than at the next
+// periodic reload (30 s).
+func TestKeyMadeBeforeRunIsPublished(t *testing.T) {
+	st := openStore(t, "")
+	clock := newFakeClock()
+	a := newManager(t, nil, clock, st)
+	other := newManager(t, nil, clock, st)
+	k, err := other.createKey(context.Background(), useAssertion, clock.Now(), clock.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jwks, _ := a.JWKS(); containsKid(t, jwks, k.rec.ID) {
+		t.Fatal("the key is already published before Run; the test does not test anything")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if jwks, _ := a.JWKS(); containsKid(t, jwks, k.rec.ID) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other replica's key is not in this replica's JWKS 2 s after Run started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

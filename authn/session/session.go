@@ -209,6 +209,14 @@ func (m *Manager) Run(ctx context.Context) {
 	keys := time.NewTicker(m.keyRefreshEvery())
 	defer keys.Stop()
 	notify := m.subscribe(ctx)
+	if notify != nil {
+		// What changed between New's first load and the subscription (a
+		// key another replica created as both started on an empty store)
+		// was not notified: load it now, or this replica would publish a
+		// JWKS without that replica's key until the next periodic reload.
+		m.refreshOrLog(ctx)
+		m.syncOrLog(ctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():
