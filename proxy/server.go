@@ -21,8 +21,10 @@ type Server struct {
 	gw      *Gateway
 	log     *slog.Logger
 	servers []*http.Server
+	public  []bool // servers[i] serves the gateway (HTTPS or plain HTTP)
 	lns     []net.Listener
 	ready   func() error
+	rec     *refusalRecorder
 }
 
 // ServerOptions tunes [NewServer].
@@ -42,8 +44,11 @@ type ServerOptions struct {
 // NewServer prepares listeners for gw as configured. Call Serve to start.
 func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 	cfg := gw.cfg.Server
-	s := &Server{gw: gw, log: gw.log, ready: opts.Ready}
-	handler := http.Handler(gw)
+	s := &Server{gw: gw, log: gw.log, ready: opts.Ready, rec: newRefusalRecorder(gw)}
+	// The public listeners audit the requests net/http refuses itself
+	// (refusal.go): the handler wrapper and the two hooks tell a tracked
+	// connection when a handler owns it.
+	handler := trackHandler(gw)
 
 	base := func() *http.Server {
 		return &http.Server{
@@ -52,6 +57,8 @@ func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 			IdleTimeout:       cfg.IdleTimeout,
 			MaxHeaderBytes:    cfg.MaxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(gw.log.Handler(), slog.LevelWarn),
+			ConnContext:       connContext,
+			ConnState:         connState,
 		}
 	}
 	if opts.TLSCert != nil || opts.GetCertificate != nil {
@@ -78,13 +85,17 @@ func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 		}
 		hs := base()
 		hs.Addr = cfg.Listen
+		// TLS is terminated by Listen's tlsListener; TLSConfig stays set
+		// so that Serve configures HTTP/2 for the *tls.Conn it hands over.
 		hs.TLSConfig = tc
 		s.servers = append(s.servers, hs)
+		s.public = append(s.public, true)
 	}
 	if cfg.HTTPListen != "" {
 		hs := base()
 		hs.Addr = cfg.HTTPListen
 		s.servers = append(s.servers, hs)
+		s.public = append(s.public, true)
 	}
 	if cfg.MetricsListen != "" {
 		ms := &http.Server{
@@ -93,6 +104,7 @@ func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		s.servers = append(s.servers, ms)
+		s.public = append(s.public, false)
 	}
 	if len(s.servers) == 0 {
 		return nil, errors.New("no listener configured (server.listen with tls, or server.http_listen)")
@@ -105,14 +117,17 @@ func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 // HTTP, metrics (those configured).
 func (s *Server) Listen() ([]string, error) {
 	var addrs []string
-	for _, hs := range s.servers {
+	for i, hs := range s.servers {
 		ln, err := net.Listen("tcp", hs.Addr)
 		if err != nil {
 			s.closeListeners()
 			return nil, fmt.Errorf("listening on %s: %w", hs.Addr, err)
 		}
-		if hs.TLSConfig != nil {
-			ln = tls.NewListener(ln, hs.TLSConfig)
+		switch {
+		case hs.TLSConfig != nil:
+			ln = newTLSListener(ln, hs.TLSConfig, hs.ReadHeaderTimeout, s.rec)
+		case s.public[i]:
+			ln = trackingListener{Listener: ln, rec: s.rec}
 		}
 		s.lns = append(s.lns, ln)
 		addrs = append(addrs, ln.Addr().String())
@@ -161,5 +176,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	wg.Wait()
+	for _, ln := range s.lns {
+		if tl, ok := ln.(*tlsListener); ok {
+			tl.wait() // handshakes in progress, aborted by Shutdown's Close
+		}
+	}
 	return serveErr
 }

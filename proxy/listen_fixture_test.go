@@ -1,0 +1,180 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/config"
+)
+
+// listenFixture is a gateway on its real public listeners (HTTPS with
+// HTTP/2 and client certificates, plain HTTP) with an in-memory audit
+// trail, in front of a plain upstream.
+type listenFixture struct {
+	gw       *Gateway
+	srv      *Server
+	https    string
+	http     string
+	ca       *certs.CA
+	caPool   *x509.CertPool
+	audit    *memRecorder
+	upstream *httptest.Server
+	seen     *seen
+}
+
+// certDevices accepts any client certificate of the fixture's CA and names
+// the device by its common name; the real verifier is package authn/mtls.
+type certDevices struct{ roots *x509.CertPool }
+
+func (d certDevices) Verify(chain []*x509.Certificate) (string, string, string, error) {
+	leaf := chain[0]
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: d.roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return "", "", "", err
+	}
+	fp := sha256.Sum256(leaf.Raw)
+	return leaf.Subject.CommonName, hex.EncodeToString(fp[:]), "", nil
+}
+
+func (certDevices) Reason(error) (string, string) {
+	return "端末証明書が無効です。", "bad device certificate"
+}
+func (certDevices) Code(error) string { return "device_cert_invalid" }
+
+// forgedRefusal is net/http's 400 answer, served by the upstream as a body.
+const forgedRefusal = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request"
+
+func newListenFixture(tb testing.TB, serverYAML string) *listenFixture {
+	tb.Helper()
+	dir := tb.TempDir()
+	ca, err := certs.Init(filepath.Join(dir, "ca"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.IssueServer([]string{"127.0.0.1", "web.example.lg.jp"}, 30)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sn := &seen{}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sn.add(r)
+		switch r.URL.Path {
+		case "/forged":
+			// A body that is, byte for byte, net/http's own refusal.
+			w.Header().Set("Content-Length", strconv.Itoa(len(forgedRefusal)))
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			io.WriteString(w, forgedRefusal)
+		case "/status/403":
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, "upstream says no")
+		default:
+			fmt.Fprintf(w, "upstream path=%s", r.URL.Path)
+		}
+	}))
+	tb.Cleanup(up.Close)
+	yaml := fmt.Sprintf(`
+server:
+  listen: "127.0.0.1:0"
+  http_listen: "127.0.0.1:0"
+  shutdown_timeout: 5s
+%s
+webauthn:
+  rp_id: example.lg.jp
+zones:
+  chonai: [127.0.0.0/8]
+routes:
+  - name: web
+    host: web.example.lg.jp
+    upstream: %s
+    segment: internet
+    class: "1"
+    public: true
+`, serverYAML, up.URL)
+	cfgPath := filepath.Join(dir, "sekisho.yaml")
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policy.csv"), nil, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rec := &memRecorder{}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM())
+	gw, err := New(cfg, WithRecorder(rec), WithDeviceVerifier(certDevices{roots: pool}),
+		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv, err := NewServer(gw, ServerOptions{TLSCert: &cert, ClientCAs: pool})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addrs, err := srv.Listen()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			tb.Error("Serve did not return after shutdown")
+		}
+	})
+	return &listenFixture{gw: gw, srv: srv, https: addrs[0], http: addrs[1], ca: ca, caPool: pool,
+		audit: rec, upstream: up, seen: sn}
+}
+
+// tlsConfig is a client configuration that trusts the fixture's CA.
+func (f *listenFixture) tlsConfig(protos ...string) *tls.Config {
+	return &tls.Config{RootCAs: f.caPool, ServerName: "web.example.lg.jp", NextProtos: protos}
+}
+
+// device issues a client certificate for a device id.
+func (f *listenFixture) device(tb testing.TB, id string) tls.Certificate {
+	tb.Helper()
+	is, err := f.ca.IssueDevice(certs.DeviceRequest{Device: id, Days: 30})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := tls.X509KeyPair(is.CertPEM, is.KeyPEM)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// entries returns a copy of every audit entry so far.
+func (m *memRecorder) all() []Entry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Entry(nil), m.entries...)
+}

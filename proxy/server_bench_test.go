@@ -1,0 +1,51 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// BenchmarkServerRequest measures one request through the gateway's real
+// listeners with keep-alive clients: plain HTTP/1.1, HTTP/1.1 over TLS and
+// HTTP/2 over TLS. It is the figure to compare when the listeners change
+// (connection wrapping, TLS termination); BenchmarkGatewayRequest in
+// internal/app calls the handler directly and does not see them.
+func BenchmarkServerRequest(b *testing.B) {
+	f := newListenFixture(b, "")
+	for _, c := range []struct {
+		name, base string
+		h2         bool
+	}{
+		{"plain-h1", "http://" + f.http, false},
+		{"tls-h1", "https://" + f.https, false},
+		{"tls-h2", "https://" + f.https, true},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			tr := &http.Transport{TLSClientConfig: f.tlsConfig(), ForceAttemptHTTP2: c.h2,
+				MaxIdleConns: 256, MaxIdleConnsPerHost: 256}
+			defer tr.CloseIdleConnections()
+			cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest("GET", c.base+"/bench", nil)
+					req.Host = "web.example.lg.jp"
+					resp, err := cl.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || (c.h2 && resp.ProtoMajor != 2) {
+						b.Errorf("%s over %s", resp.Status, resp.Proto)
+						return
+					}
+				}
+			})
+		})
+	}
+}
