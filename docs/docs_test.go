@@ -1,6 +1,34 @@
-// Package docs_test runs every command of the guides in docs/ that a city
-// follows step by step (導入ガイド, パイロット運用, 運用, ガイドライン対応表,
-// 目次), so the pages cannot drift from the product.
+// Package docs_test runs every command of every page in docs/, so the
+// pages cannot drift from the product. The pages are found with
+// filepath.Glob("*.md"): a new page is covered without being listed.
+//
+// # Fences
+//
+// Every fence of a page carries a language; an unlabelled ``` fence fails
+// TestFences, so a command cannot hide in one:
+//
+//   - sh: commands a reader types. TestCommands runs them (below).
+//   - text: output shown for comparison, diagrams, and commands for tools
+//     the test does not have (Docker); a text fence must not hold a
+//     sekisho command.
+//   - yaml: a sekisho.yaml, whole or a fragment. TestYAMLFences merges each
+//     into a small valid base configuration and checks it with the
+//     configuration's own parser (config.Parse), so a misspelt key or a
+//     bad value fails. A YAML file of another kind (policy cases) is
+//     written by an sh block with a heredoc instead, where it is used.
+//   - csv: an excerpt of a policy file, with the word excerpt=FILE: when
+//     TestCommands reaches the fence, every rule line of it must be a
+//     line of FILE in the page's directory (spaces around commas do not
+//     count). A policy a reader writes is written by an sh heredoc.
+//   - python: only the independent audit verifier of audit.md, after the
+//     marker <!-- independent-verifier -->; audit.TestIndependentVerifierInDocs
+//     runs it against a real trail.
+//   - powershell: Windows device enrollment. It cannot run here; TestFences
+//     checks that such a fence is not empty and names a .p12 file.
+//   - go: code for developers; json: data shown.
+//
+// A fence may be indented (inside a list item); its lines lose the
+// fence's indentation.
 //
 // # What runs
 //
@@ -21,10 +49,16 @@
 //     the gateway again.
 //   - env=NAME: run only when the environment variable NAME is set;
 //     skipped otherwise, and a failure when CI=true. SEKISHO_DSN is set
-//     from SEKISHO_TEST_POSTGRES (the PostgreSQL backup commands).
+//     from SEKISHO_TEST_POSTGRES (the PostgreSQL commands).
+//   - src: run in the repository ($SEKISHO_SRC) instead of the page's
+//     directory, as a developer runs go test (the benchmark commands).
 //
 // The ports 8443, 9090, 9001 and 8080 in the blocks are replaced by free ports
-// so that the test runs beside other gateways on the same machine.
+// so that the test runs beside other gateways on the same machine. A
+// benchmark's "-benchtime X" is replaced by "-benchtime 1x": the test
+// checks that the documented benchmark commands run and find benchmarks
+// (a block with -bench must print "Benchmark"), not the figures, which the
+// pages report from their own runs.
 //
 // TestMain builds ./cmd/sekisho and the sample app once and puts them in
 // PATH, after $HOME/bin; HOME is a directory of the page's own and
@@ -48,10 +82,24 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sekisho/sekisho/config"
 )
 
-// pages are the documents whose commands this test runs, in reading order.
-var pages = []string{"index.md", "guide.md", "pilot.md", "operations.md", "guideline-mapping.md"}
+// pages returns every page of docs/, sorted by name.
+func pages(t *testing.T) []string {
+	t.Helper()
+	ps, err := filepath.Glob("*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) < 15 {
+		t.Fatalf("found %d pages in docs/: %v", len(ps), ps)
+	}
+	return ps
+}
 
 var (
 	binDir   string // holds sekisho and sampleapp
@@ -100,29 +148,31 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// block is one ```sh fence of a page.
+// block is one fenced code block of a page.
 type block struct {
 	page  string
-	line  int // line of the opening fence
+	line  int    // line of the opening fence
+	lang  string // the first word of the info string
 	text  string
-	attrs map[string]string
+	attrs map[string]string // the other words: name or name=value
 }
 
 func (b block) String() string { return fmt.Sprintf("%s:%d", b.page, b.line) }
 
-var fenceRE = regexp.MustCompile("^```sh(?:\\s+(.*))?$")
+var fenceRE = regexp.MustCompile("^([ \\t]*)```(.*)$")
 
-// blocks returns the ```sh blocks of a page.
-func blocks(t *testing.T, page string) []block {
+// fences returns every fenced block of a page.
+func fences(t *testing.T, page string) []block {
 	t.Helper()
 	data, err := os.ReadFile(page)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var (
-		out []block
-		cur *block
-		buf strings.Builder
+		out    []block
+		cur    *block
+		indent string
+		buf    strings.Builder
 	)
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
@@ -130,10 +180,15 @@ func blocks(t *testing.T, page string) []block {
 		switch {
 		case cur == nil:
 			if m := fenceRE.FindStringSubmatch(line); m != nil {
+				indent = m[1]
 				cur = &block{page: page, line: n, attrs: map[string]string{}}
-				for _, w := range strings.Fields(m[1]) {
-					k, v, _ := strings.Cut(w, "=")
-					cur.attrs[k] = v
+				words := strings.Fields(m[2])
+				if len(words) > 0 {
+					cur.lang = words[0]
+					for _, w := range words[1:] {
+						k, v, _ := strings.Cut(w, "=")
+						cur.attrs[k] = v
+					}
 				}
 				buf.Reset()
 			}
@@ -142,12 +197,24 @@ func blocks(t *testing.T, page string) []block {
 			out = append(out, *cur)
 			cur = nil
 		default:
-			buf.WriteString(line)
+			buf.WriteString(strings.TrimPrefix(line, indent))
 			buf.WriteByte('\n')
 		}
 	}
 	if cur != nil {
-		t.Fatalf("%s: the ```sh fence at line %d is never closed", page, cur.line)
+		t.Fatalf("%s: the fence at line %d is never closed", page, cur.line)
+	}
+	return out
+}
+
+// blocks returns the ```sh blocks of a page.
+func blocks(t *testing.T, page string) []block {
+	t.Helper()
+	var out []block
+	for _, b := range fences(t, page) {
+		if b.lang == "sh" {
+			out = append(out, b)
+		}
 	}
 	return out
 }
@@ -226,15 +293,22 @@ func (s *session) script(b block) string {
 	for from, to := range s.port {
 		text = strings.ReplaceAll(text, from, to)
 	}
+	text = benchtimeRE.ReplaceAllString(text, "-benchtime 1x")
 	// Line 1 is the trap; block line k is script line k+1.
 	return "trap 'echo \"docs-test-failed-at-line $LINENO\" >&2' ERR\n" + text
 }
+
+// benchtimeRE finds a benchmark's run time, which the test shortens.
+var benchtimeRE = regexp.MustCompile(`-benchtime[ =]\S+`)
 
 var failedAtRE = regexp.MustCompile(`docs-test-failed-at-line (\d+)`)
 
 func (s *session) command(ctx context.Context, b block) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "bash", "-e", "-u", "-o", "pipefail", "-c", s.script(b))
 	cmd.Dir = s.dir
+	if _, ok := b.attrs["src"]; ok {
+		cmd.Dir = repoRoot
+	}
 	cmd.Env = s.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -292,6 +366,9 @@ func (s *session) run(b block) {
 			line, command = b.line, "(the block at this line)"
 		}
 		t.Fatalf("%s:%d: exit %d, want %d: %s\n%s", b.page, line, got, want, command, out)
+	}
+	if strings.Contains(b.text, " -bench ") && !bytes.Contains(out, []byte("\nBenchmark")) {
+		t.Fatalf("%s: the block runs benchmarks, but none ran (a -bench pattern that matches nothing?)\n%s", b, out)
 	}
 	t.Logf("%s ok\n%s", b, out)
 }
@@ -353,7 +430,7 @@ func (s *session) stop() {
 func TestCommands(t *testing.T) {
 	// The pages use these tools as a city's administrator would.
 	var missing []string
-	for _, tool := range []string{"bash", "curl", "jq", "openssl", "sqlite3", "tar"} {
+	for _, tool := range []string{"bash", "curl", "jq", "openssl", "sqlite3", "tar", "python3"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
@@ -361,34 +438,204 @@ func TestCommands(t *testing.T) {
 	if len(missing) > 0 {
 		t.Fatalf("the documented commands need %s: apt-get install -y %s", strings.Join(missing, ", "), strings.Join(missing, " "))
 	}
-	for _, page := range pages {
+	total := 0
+	for _, page := range pages(t) {
+		bs := fences(t, page)
+		for _, b := range bs {
+			if b.lang == "sh" {
+				total++
+			}
+		}
 		t.Run(page, func(t *testing.T) {
-			bs := blocks(t, page)
 			s := newSession(t)
 			for _, b := range bs {
-				s.run(b)
+				switch {
+				case b.lang == "sh":
+					s.run(b)
+				case b.attrs["excerpt"] != "":
+					s.excerpt(b)
+				}
 			}
 		})
 	}
+	t.Logf("ran %d sh blocks", total)
 }
 
-// TestPagesHaveCommands keeps the guides honest: the pages that teach
-// commands have them in ```sh fences (so TestCommands runs them), and no
-// command is left in a bare fence that nothing runs.
-func TestPagesHaveCommands(t *testing.T) {
-	least := map[string]int{"guide.md": 8, "pilot.md": 5, "operations.md": 8}
-	bare := regexp.MustCompile("(?m)^```(?:bash|shell|console)?\\s*\\n\\s*(?:\\$ )?sekisho ")
-	for _, page := range pages {
-		bs := blocks(t, page)
-		if len(bs) < least[page] {
-			t.Errorf("%s has %d ```sh blocks, want at least %d", page, len(bs), least[page])
+// excerpt checks that every rule line of a csv fence is a line of the
+// file it names in the page's directory.
+func (s *session) excerpt(b block) {
+	t := s.t
+	name := b.attrs["excerpt"]
+	data, err := os.ReadFile(filepath.Join(s.dir, name))
+	if err != nil {
+		t.Fatalf("%s: the excerpt of %s: %v", b, name, err)
+	}
+	have := map[string]bool{}
+	for _, l := range strings.Split(string(data), "\n") {
+		have[normalizeRule(l)] = true
+	}
+	n := 0
+	for i, l := range strings.Split(b.text, "\n") {
+		r := normalizeRule(l)
+		if r == "" {
+			continue
 		}
-		data, _ := os.ReadFile(page)
-		if loc := bare.FindIndex(data); loc != nil {
-			line := 1 + bytes.Count(data[:loc[0]], []byte("\n"))
-			t.Errorf("%s:%d: a sekisho command in a fence that is not ```sh: the test would not run it", page, line)
+		n++
+		if !have[r] {
+			t.Errorf("%s:%d: %q is not a line of %s", b.page, b.line+1+i, strings.TrimSpace(l), name)
 		}
 	}
+	if n == 0 {
+		t.Errorf("%s: the excerpt of %s has no rule", b, name)
+	}
+}
+
+var spacesRE = regexp.MustCompile(`\s+`)
+
+// normalizeRule drops a policy line's comment and the spaces around its
+// fields; "" for a blank or comment line.
+func normalizeRule(l string) string {
+	l, _, _ = strings.Cut(l, "#")
+	fields := strings.Split(l, ",")
+	for i, f := range fields {
+		fields[i] = spacesRE.ReplaceAllString(strings.TrimSpace(f), " ")
+	}
+	r := strings.Join(fields, ",")
+	if r == "" || r == strings.Repeat(",", len(fields)-1) {
+		return ""
+	}
+	return r
+}
+
+// languages are the fence labels a page may use (see the package comment).
+var languages = map[string]bool{
+	"sh": true, "text": true, "yaml": true, "csv": true,
+	"python": true, "powershell": true, "go": true, "json": true,
+}
+
+// TestFences keeps the pages honest: every fence is labelled with a
+// language the test knows, so no command is left in a fence nothing runs,
+// and the fences the test cannot run are checked as far as it can.
+func TestFences(t *testing.T) {
+	least := map[string]int{"guide.md": 8, "pilot.md": 5, "operations.md": 8}
+	ourCommand := regexp.MustCompile(`(?m)^\s*(?:\$ )?sekisho [a-z]`)
+	for _, page := range pages(t) {
+		data, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(data), "\n")
+		sh := 0
+		for _, b := range fences(t, page) {
+			switch {
+			case b.lang == "":
+				t.Errorf("%s: a fence without a language; write ```sh for commands (the test runs them) or ```text, ```yaml, ```csv… for the rest", b)
+				continue
+			case !languages[b.lang]:
+				t.Errorf("%s: the fence language %q is not one the test knows (sh, text, yaml, csv, python, powershell, go, json)", b, b.lang)
+				continue
+			case b.lang == "sh":
+				sh++
+				for w := range b.attrs {
+					if !map[string]bool{"background": true, "ready": true, "exit": true, "stop": true, "env": true, "src": true}[w] {
+						t.Errorf("%s: unknown word %q after sh", b, w)
+					}
+				}
+			case b.lang == "csv" && b.attrs["excerpt"] == "":
+				t.Errorf("%s: a csv fence must name the file it is an excerpt of (```csv excerpt=policy.csv); a policy the reader writes goes in an sh heredoc", b)
+			case b.lang == "python":
+				if b.line < 2 || strings.TrimSpace(lines[b.line-2]) != "<!-- independent-verifier -->" {
+					t.Errorf("%s: a python fence that no test runs (only the independent verifier, after <!-- independent-verifier -->, is run by audit.TestIndependentVerifierInDocs)", b)
+				}
+			case b.lang == "powershell":
+				if strings.TrimSpace(b.text) == "" || !strings.Contains(b.text, ".p12") {
+					t.Errorf("%s: an empty powershell fence, or one that does not import a .p12", b)
+				}
+			}
+			if b.lang != "sh" && b.lang != "go" {
+				if loc := ourCommand.FindStringIndex(b.text); loc != nil {
+					t.Errorf("%s:%d: a sekisho command in a ```%s fence: the test would not run it", page, b.line+1+strings.Count(b.text[:loc[0]], "\n"), b.lang)
+				}
+			}
+		}
+		if sh < least[page] {
+			t.Errorf("%s has %d ```sh blocks, want at least %d", page, sh, least[page])
+		}
+	}
+}
+
+// baseConfig is a small valid configuration that TestYAMLFences merges
+// each yaml fence into.
+const baseConfig = `
+server:
+  listen: ":8443"
+  tls: {cert: certs/server.pem, key: certs/server-key.pem}
+  client_ca: [certs/device-ca.pem]
+store: {driver: sqlite, dsn: data/sekisho.db}
+webauthn: {rp_id: gw.example.lg.jp, rp_name: test}
+zones:
+  chonai: [10.1.0.0/16]
+  telework: [10.200.0.0/16]
+  mynumber: [10.9.0.0/16]
+routes:
+  - {name: zaimu, host: zaimu.gw.example.lg.jp, upstream: "http://10.2.0.10:8080", segment: lgwan, class: "2"}
+policy: {file: policy.csv}
+audit: {dir: data/audit}
+`
+
+// merge returns base with over laid on it: mappings merge key by key,
+// anything else in over replaces what base has.
+func merge(base, over any) any {
+	b, ok1 := base.(map[string]any)
+	o, ok2 := over.(map[string]any)
+	if !ok1 || !ok2 {
+		return over
+	}
+	out := map[string]any{}
+	for k, v := range b {
+		out[k] = v
+	}
+	for k, v := range o {
+		out[k] = merge(b[k], v)
+	}
+	return out
+}
+
+// TestYAMLFences checks every yaml fence of the pages with the
+// configuration parser the gateway uses.
+func TestYAMLFences(t *testing.T) {
+	var base map[string]any
+	if err := yaml.Unmarshal([]byte(baseConfig), &base); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Parse("base.yaml", []byte(baseConfig)); err != nil {
+		t.Fatalf("the base configuration is not valid: %v", err)
+	}
+	n := 0
+	for _, page := range pages(t) {
+		for _, b := range fences(t, page) {
+			if b.lang != "yaml" {
+				continue
+			}
+			n++
+			var frag map[string]any
+			if err := yaml.Unmarshal([]byte(b.text), &frag); err != nil || frag == nil {
+				t.Errorf("%s: not a YAML mapping: %v", b, err)
+				continue
+			}
+			data, err := yaml.Marshal(merge(base, frag))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := config.Parse(b.String(), data); err != nil {
+				t.Errorf("%s: not a valid part of sekisho.yaml (YAML of another kind goes in an sh heredoc where it is used):\n%v", b, err)
+			}
+		}
+	}
+	if n < 5 {
+		t.Errorf("checked %d yaml fences; the fence format changed?", n)
+	}
+	t.Logf("checked %d yaml fences", n)
 }
 
 var (
@@ -452,7 +699,7 @@ var othersPages = map[string]bool{
 // TestLinks checks that every relative link of these pages names a file
 // or directory that exists.
 func TestLinks(t *testing.T) {
-	for _, page := range pages {
+	for _, page := range pages(t) {
 		data, err := os.ReadFile(page)
 		if err != nil {
 			t.Fatal(err)
@@ -510,7 +757,7 @@ func TestFailureNamesLine(t *testing.T) {
 // command negated with "!", so a "! cmd" line in a block asserts nothing
 // unless it is the block's last line. Pages write such checks with test.
 func TestNoNegatedCommands(t *testing.T) {
-	for _, page := range pages {
+	for _, page := range pages(t) {
 		for _, b := range blocks(t, page) {
 			lines := strings.Split(strings.TrimRight(b.text, "\n"), "\n")
 			for i, l := range lines[:len(lines)-1] {
