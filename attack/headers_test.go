@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/internal/apptest"
 )
 
@@ -171,16 +172,23 @@ func TestMalformedRequests(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := len(w.Seen())
-			st := rawStatus(t, w.HTTP, c.req)
+			resp := rawResponse(t, w.HTTP, c.req)
+			st := resp.Status
 			// Let a racing forward or a pipelined request land before looking.
 			time.Sleep(50 * time.Millisecond)
 			seen := w.Seen()[before:]
 			if c.mode == refuse {
-				if st != 0 && st < 400 {
+				if st < 400 {
 					t.Fatalf("status %d, want a refusal", st)
 				}
 				for _, s := range seen {
 					t.Errorf("upstream saw %s %s (X-Sekisho-User %q)", s.Method, s.Path, s.Header.Get("X-Sekisho-User"))
+				}
+				// Every refusal is audited, whether the gateway or net/http
+				// (rule "net/http", gap G1 closed) refused it.
+				rec := decisionRecord(t, w, rid(t, resp))
+				if rec.Decision != audit.DecisionError && rec.Decision != audit.DecisionDeny {
+					t.Errorf("audit decision %q for a refusal", rec.Decision)
 				}
 				return
 			}

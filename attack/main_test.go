@@ -100,9 +100,16 @@ func raw(method, target, host, cookie string, extra ...string) string {
 	return b.String()
 }
 
-// rawNoAudit sends raw bytes and returns the status line's code, or 0 when
+// rawStatus sends raw bytes and returns the status line's code, or 0 when
 // the server closed the connection without an answer.
 func rawStatus(t *testing.T, addr, req string) int {
+	t.Helper()
+	return rawResponse(t, addr, req).Status
+}
+
+// rawResponse sends raw bytes and reads one response; Status is 0 when the
+// server closed the connection without an answer.
+func rawResponse(t *testing.T, addr, req string) apptest.Response {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -111,14 +118,15 @@ func rawStatus(t *testing.T, addr, req string) int {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(conn, req); err != nil {
-		return 0
+		return apptest.Response{}
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		return 0
+		return apptest.Response{}
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return apptest.Response{Status: resp.StatusCode, Body: string(b), Header: resp.Header}
 }
 
 // client is a TLS client of the world that never follows redirects. Its
