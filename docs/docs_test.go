@@ -470,24 +470,33 @@ func (s *session) excerpt(b block) {
 	if err != nil {
 		t.Fatalf("%s: the excerpt of %s: %v", b, name, err)
 	}
+	rules, missing := missingRules(b.text, string(data))
+	for _, i := range missing {
+		t.Errorf("%s:%d: %q is not a line of %s", b.page, b.line+1+i, strings.TrimSpace(strings.Split(b.text, "\n")[i]), name)
+	}
+	if rules == 0 {
+		t.Errorf("%s: the excerpt of %s has no rule", b, name)
+	}
+}
+
+// missingRules returns how many rule lines excerpt has and the indexes
+// of those that are not lines of file.
+func missingRules(excerpt, file string) (rules int, missing []int) {
 	have := map[string]bool{}
-	for _, l := range strings.Split(string(data), "\n") {
+	for _, l := range strings.Split(file, "\n") {
 		have[normalizeRule(l)] = true
 	}
-	n := 0
-	for i, l := range strings.Split(b.text, "\n") {
+	for i, l := range strings.Split(excerpt, "\n") {
 		r := normalizeRule(l)
 		if r == "" {
 			continue
 		}
-		n++
+		rules++
 		if !have[r] {
-			t.Errorf("%s:%d: %q is not a line of %s", b.page, b.line+1+i, strings.TrimSpace(l), name)
+			missing = append(missing, i)
 		}
 	}
-	if n == 0 {
-		t.Errorf("%s: the excerpt of %s has no rule", b, name)
-	}
+	return rules, missing
 }
 
 var spacesRE = regexp.MustCompile(`\s+`)
@@ -766,5 +775,35 @@ func TestNoNegatedCommands(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestFenceParsing checks the harness's reading of fences: labels and
+// words, indented fences, and the excerpt comparison.
+func TestFenceParsing(t *testing.T) {
+	page := filepath.Join(t.TempDir(), "page.md")
+	text := "# t\n\n```\nsekisho serve\n```\n\n1. item\n\n   ```sh exit=2\n   echo a\n   ```\n\n```csv excerpt=policy.csv\nallow, *, route:a, read   # c\n```\n"
+	if err := os.WriteFile(page, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := fences(t, page)
+	if len(fs) != 3 {
+		t.Fatalf("fences = %+v", fs)
+	}
+	if fs[0].lang != "" || fs[0].line != 3 {
+		t.Errorf("unlabelled fence read as %+v", fs[0])
+	}
+	if fs[1].lang != "sh" || fs[1].attrs["exit"] != "2" || fs[1].text != "echo a\n" || fs[1].line != 9 {
+		t.Errorf("indented fence read as %+v", fs[1])
+	}
+	if fs[2].attrs["excerpt"] != "policy.csv" {
+		t.Errorf("csv fence read as %+v", fs[2])
+	}
+	file := "# policy\nallow,*,route:a,read\ndeny, *, route:b, *\n"
+	if n, miss := missingRules(fs[2].text, file); n != 1 || len(miss) != 0 {
+		t.Errorf("missingRules(excerpt of a line the file has) = %d, %v", n, miss)
+	}
+	if n, miss := missingRules("# c\nallow, *, route:a, write\ndeny, *, route:b, *\n", file); n != 2 || len(miss) != 1 || miss[0] != 1 {
+		t.Errorf("missingRules(a changed line) = %d, %v; want 2, [1]", n, miss)
 	}
 }
