@@ -66,9 +66,13 @@ type Deps struct {
 	// Explain decides a request with the gateway's policy engine and says
 	// how (policy.Engine.Explain). Required.
 	Explain func(req *policy.Request) policy.Explanation
-	// PolicyText returns the version of the policy in force
-	// (policy.Engine.Version) and the text of the policy file. Required.
+	// PolicyText returns the version and the text of the policy in force
+	// (policy.Engine.Text). Required.
 	PolicyText func() (version, text string)
+	// PolicyFileDiffers reports that the policy file on disk is not the
+	// text in force (a reload failed). Nil: the policy does not come from
+	// a file here (a cluster follows the versions in PostgreSQL).
+	PolicyFileDiffers func() bool
 	// CSRFKey keys the anti-forgery tokens of the console's forms; at least
 	// 32 random bytes, the same on every replica if requests may move
 	// between them. Required.

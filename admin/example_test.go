@@ -51,9 +51,10 @@ func ExampleNew() {
 		},
 		Explain: eng.Explain,
 		PolicyText: func() (string, string) {
-			b, _ := os.ReadFile(policy.PolicyPath(cfg))
-			return eng.Version(), string(b)
+			version, text := eng.Text()
+			return version, string(text)
 		},
+		PolicyFileDiffers: eng.FileDiffers,
 		CSRFKey: key,
 	})
 	if err != nil {

@@ -136,9 +136,10 @@ func newEnv(t testing.TB, opts ...Option) *env {
 		},
 		Explain: e.engine.Explain,
 		PolicyText: func() (string, string) {
-			b, _ := os.ReadFile(e.cfg.Policy.File)
-			return e.engine.Version(), string(b)
+			version, text := e.engine.Text()
+			return version, string(text)
 		},
+		PolicyFileDiffers: e.engine.FileDiffers,
 		CSRFKey: key,
 	}
 	all := append([]Option{WithClock(e.clock.Now), WithLogger(quiet())}, opts...)

@@ -1,8 +1,6 @@
 package admin
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
@@ -47,10 +45,7 @@ func (c *Console) policyPage(w http.ResponseWriter, r *http.Request) {
 	for i, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
 		d.Lines = append(d.Lines, policyLine{N: i + 1, Text: l})
 	}
-	if h, _, ok := strings.Cut(version, "@"); ok && len(h) >= 8 {
-		sum := sha256.Sum256([]byte(text))
-		d.Stale = !strings.HasPrefix(hex.EncodeToString(sum[:]), h)
-	}
+	d.Stale = c.d.PolicyFileDiffers != nil && c.d.PolicyFileDiffers()
 	q := r.URL.Query()
 	d.Form = q
 	p.Data = d

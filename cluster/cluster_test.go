@@ -101,6 +101,10 @@ func TestReplicasShareSessionsRevocationsAndPolicy(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("policy version %d published from A in force on B after %v", v.Version, time.Since(start))
+	// B's console shows the version in force, not B's own file.
+	if _, text := b.App.Policy.Text(); string(text) != stricter {
+		t.Errorf("B's policy text in force is not the published version:\n%s", text)
+	}
 	if d := time.Since(start); d >= time.Second {
 		t.Errorf("policy change took %v to reach B; want under 1 s", d)
 	}

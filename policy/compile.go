@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -71,6 +72,10 @@ type compiled struct {
 	// in the cache key.
 	usesMethodPath bool
 	cache          *lru.Cache[string, cacheEntry]
+
+	// text is the source this was compiled from (the file, or a version
+	// read from PostgreSQL).
+	text []byte
 }
 
 // compile parses text and checks it against cfg.
@@ -81,6 +86,7 @@ func compile(cfg *config.Config, name string, text []byte, loc *time.Location, n
 	}
 	c := &compiled{
 		file:      f,
+		text:      bytes.Clone(text),
 		loadedAt:  now,
 		conds:     map[string]*Condition{},
 		holidays:  map[string]bool{},

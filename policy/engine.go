@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -256,6 +257,25 @@ func (e *Engine) Version() string {
 		return c.version
 	}
 	return ""
+}
+
+// Text returns the version and the source text of the policy in force,
+// which in a cluster is the version read from PostgreSQL rather than the
+// local file. The caller must not modify text.
+func (e *Engine) Text() (version string, text []byte) {
+	if c := e.cur.Load(); c != nil {
+		return c.version, c.text
+	}
+	return "", nil
+}
+
+// FileDiffers reports that the policy file no longer holds the text in
+// force: it was edited and not (successfully) reloaded, or it cannot be
+// read. A replica that follows PostgreSQL (LoadText) differs by design.
+func (e *Engine) FileDiffers() bool {
+	file, err := os.ReadFile(e.path)
+	_, text := e.Text()
+	return err != nil || !bytes.Equal(file, text)
 }
 
 // File returns the parsed policy in force (read-only).

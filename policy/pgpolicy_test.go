@@ -81,12 +81,20 @@ func TestPGPolicyPushAndLoad(t *testing.T) {
 	if d := e.Decide(bob); d.Effect != Deny {
 		t.Fatalf("after loading version 2: %v, want deny", d.Effect)
 	}
+	// The text in force (what the console shows) is version 2's, not the file's.
+	v2version, text := e.Text()
+	if string(text) != stricter || v2version != e.Version() {
+		t.Fatalf("Text() = %q, %q; want version 2's text and %q", v2version, text, e.Version())
+	}
 	// A text that does not load keeps version 2 in force.
 	if err := e.LoadText("policy.csv", []byte("allow, *, route:nosuch, read\n")); err == nil {
 		t.Fatal("LoadText accepted a bad policy")
 	}
 	if d := e.Decide(bob); d.Effect != Deny {
 		t.Fatalf("after a refused text: %v, want deny (version 2 kept)", d.Effect)
+	}
+	if version, text := e.Text(); string(text) != stricter || version != v2version {
+		t.Fatalf("after a refused text, Text() = %q, %q; want version 2's", version, text)
 	}
 }
 

@@ -191,11 +191,19 @@ func (a *App) newConsole(ctx context.Context, now func() time.Time) (*admin.Cons
 		Invite:  a.Authn.Invite,
 		Explain: a.Policy.Explain,
 		PolicyText: func() (string, string) {
-			_, text, _ := policy.PolicyText(a.Config)
-			return a.Policy.Version(), string(text)
+			version, text := a.Policy.Text()
+			return version, string(text)
 		},
-		CSRFKey: key,
+		PolicyFileDiffers: a.policyFileDiffers,
+		CSRFKey:           key,
 	}, admin.WithLogger(a.log), admin.WithClock(now))
+}
+
+// policyFileDiffers reports that the policy file is not the text in
+// force (a reload failed). A replica in a cluster follows the versions in
+// PostgreSQL, so its file is not compared.
+func (a *App) policyFileDiffers() bool {
+	return a.Cluster == nil && a.Policy.FileDiffers()
 }
 
 // checkKeyFiles refuses private keys that others than the owner can read:
