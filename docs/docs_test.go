@@ -10,7 +10,9 @@
 //   - sh: commands a reader types. TestCommands runs them (below).
 //   - text: output shown for comparison, diagrams, and commands for tools
 //     the test does not have (Docker); a text fence must not hold a
-//     sekisho command.
+//     sekisho command. With the word output, the fence is the output of
+//     the sh block before it: every line of it (but those with "…") must
+//     be a line of what that block printed, spaces at the ends aside.
 //   - yaml: a sekisho.yaml, whole or a fragment. TestYAMLFences merges each
 //     into a small valid base configuration and checks it with the
 //     configuration's own parser (config.Parse), so a misspelt key or a
@@ -237,6 +239,7 @@ type session struct {
 	env  []string
 	port map[string]string
 	bg   []bgProc
+	last string // the output of the last sh block run to its end
 }
 
 // bgProc is a background block's process and the result of its Wait.
@@ -370,7 +373,26 @@ func (s *session) run(b block) {
 	if strings.Contains(b.text, " -bench ") && !bytes.Contains(out, []byte("\nBenchmark")) {
 		t.Fatalf("%s: the block runs benchmarks, but none ran (a -bench pattern that matches nothing?)\n%s", b, out)
 	}
+	s.last = string(out)
 	t.Logf("%s ok\n%s", b, out)
+}
+
+// output checks that a text fence marked output shows lines the sh block
+// before it printed.
+func (s *session) output(b block) {
+	have := map[string]bool{}
+	for _, l := range strings.Split(s.last, "\n") {
+		have[strings.TrimSpace(l)] = true
+	}
+	for i, l := range strings.Split(strings.TrimRight(b.text, "\n"), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.Contains(l, "…") {
+			continue
+		}
+		if !have[l] {
+			s.t.Errorf("%s:%d: the block before does not print this line: %q\n(it printed:)\n%s", b.page, b.line+1+i, l, s.last)
+		}
+	}
 }
 
 func (s *session) background(b block) {
@@ -454,6 +476,8 @@ func TestCommands(t *testing.T) {
 					s.run(b)
 				case b.attrs["excerpt"] != "":
 					s.excerpt(b)
+				case b.lang == "text" && b.attrs["output"] == "" && hasWord(b, "output"):
+					s.output(b)
 				}
 			}
 		})
@@ -516,6 +540,11 @@ func normalizeRule(l string) string {
 	return r
 }
 
+func hasWord(b block, w string) bool {
+	_, ok := b.attrs[w]
+	return ok
+}
+
 // languages are the fence labels a page may use (see the package comment).
 var languages = map[string]bool{
 	"sh": true, "text": true, "yaml": true, "csv": true,
@@ -550,6 +579,8 @@ func TestFences(t *testing.T) {
 						t.Errorf("%s: unknown word %q after sh", b, w)
 					}
 				}
+			case hasWord(b, "output") && b.lang != "text":
+				t.Errorf("%s: output is a word for text fences", b)
 			case b.lang == "csv" && b.attrs["excerpt"] == "":
 				t.Errorf("%s: a csv fence must name the file it is an excerpt of (```csv excerpt=policy.csv); a policy the reader writes goes in an sh heredoc", b)
 			case b.lang == "python":
