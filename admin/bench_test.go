@@ -10,6 +10,7 @@ import (
 
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/reqctx"
+	"github.com/sekisho/sekisho/store"
 )
 
 // benchEnv is a console over a trail of n access records spread over the
@@ -76,4 +77,30 @@ func BenchmarkSearch100k(b *testing.B) {
 func BenchmarkTimeline100k(b *testing.B) {
 	e := benchEnv(b, 100_000)
 	serveBench(b, e, Prefix+"/timeline?device=PC-3&since=2026-11-22")
+}
+
+// usersBenchEnv is a console over a store of n staff, each with one
+// passkey and a tenth with a device, as a large city or a prefecture.
+func usersBenchEnv(b *testing.B, n int) *env {
+	b.Helper()
+	e := newEnv(b)
+	ctx := context.Background()
+	for i := range n {
+		id := "staff" + strconv.Itoa(i)
+		if err := e.store.CreateUser(ctx, &store.User{ID: id, DisplayName: "職員 " + strconv.Itoa(i), Department: "課" + strconv.Itoa(i%40), Roles: []string{"職員"}}); err != nil {
+			b.Fatal(err)
+		}
+		if err := e.store.AddCredential(ctx, &store.Credential{ID: []byte(id), UserID: id, PublicKey: []byte{1}, CreatedAt: t0, LastUsedAt: t0}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return e
+}
+
+// BenchmarkUsersPage20k: the users page (first page) and the overview over
+// 20,000 staff.
+func BenchmarkUsersPage20k(b *testing.B) {
+	e := usersBenchEnv(b, 20_000)
+	b.Run("users", func(b *testing.B) { serveBench(b, e, Prefix+"/users") })
+	b.Run("overview", func(b *testing.B) { serveBench(b, e, Prefix+"/") })
 }

@@ -20,6 +20,7 @@ type devicesData struct {
 	Rows            []deviceRow
 	Active, Revoked int
 	Query           string
+	Pager           pager
 }
 
 // devices lists the device registry: owner, first and last sight, status.
@@ -35,21 +36,27 @@ func (c *Console) devices(w http.ResponseWriter, r *http.Request) {
 	if len(d.Query) > maxFieldLen {
 		d.Query = ""
 	}
+	var match []*store.Device
 	for _, dv := range devs {
-		row := deviceRow{Device: dv,
-			TimelineURL: Prefix + "/timeline?" + url.Values{"device": {dv.ID}}.Encode(),
-			RevokeURL:   Prefix + "/revoke?" + url.Values{"kind": {"device"}, "subject": {dv.ID}}.Encode()}
-		if dv.Owner != "" {
-			row.OwnerURL = Prefix + "/users/view?" + url.Values{"id": {dv.Owner}}.Encode()
-		}
 		if dv.Status == store.DeviceRevoked {
 			d.Revoked++
 		} else {
 			d.Active++
 		}
 		if matchesQuery(d.Query, dv.ID, dv.Owner, dv.Department, dv.Status) {
-			d.Rows = append(d.Rows, row)
+			match = append(match, dv)
 		}
+	}
+	lo, hi, pg := paginate(r, "/devices", d.Query, len(match))
+	d.Pager = pg
+	for _, dv := range match[lo:hi] {
+		row := deviceRow{Device: dv,
+			TimelineURL: Prefix + "/timeline?" + url.Values{"device": {dv.ID}}.Encode(),
+			RevokeURL:   Prefix + "/revoke?" + url.Values{"kind": {"device"}, "subject": {dv.ID}}.Encode()}
+		if dv.Owner != "" {
+			row.OwnerURL = Prefix + "/users/view?" + url.Values{"id": {dv.Owner}}.Encode()
+		}
+		d.Rows = append(d.Rows, row)
 	}
 	p.Data = d
 	c.render(w, r, "devices", p)

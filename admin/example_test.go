@@ -55,7 +55,7 @@ func ExampleNew() {
 			return version, string(text)
 		},
 		PolicyFileDiffers: eng.FileDiffers,
-		CSRFKey: key,
+		CSRFKey:           key,
 	})
 	if err != nil {
 		fmt.Println(err)

@@ -140,7 +140,7 @@ func newEnv(t testing.TB, opts ...Option) *env {
 			return version, string(text)
 		},
 		PolicyFileDiffers: e.engine.FileDiffers,
-		CSRFKey: key,
+		CSRFKey:           key,
 	}
 	all := append([]Option{WithClock(e.clock.Now), WithLogger(quiet())}, opts...)
 	if e.console, err = New(d, all...); err != nil {

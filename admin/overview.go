@@ -204,16 +204,16 @@ func (c *Console) passkeyCoverage(r *http.Request) (staff, withPasskey int, err 
 	if err != nil {
 		return 0, 0, err
 	}
+	sums, err := c.d.Store.CredentialSummaries(r.Context())
+	if err != nil {
+		return 0, 0, err
+	}
 	for _, u := range users {
 		if u.Disabled {
 			continue
 		}
 		staff++
-		creds, err := c.d.Store.ListCredentials(r.Context(), u.ID)
-		if err != nil {
-			return 0, 0, err
-		}
-		if len(creds) > 0 {
+		if sums[u.ID].Count > 0 {
 			withPasskey++
 		}
 	}

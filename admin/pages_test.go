@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -332,4 +333,70 @@ func TestTrailNotWritable(t *testing.T) {
 	if r.Status != http.StatusInternalServerError || !strings.Contains(r.Body, "操作は完了していない可能性があります") {
 		t.Errorf("action with an unwritable trail = %d; want 500 saying so", r.Status)
 	}
+}
+
+// TestListsArePaged: 250 staff and 250 devices are shown 100 per page,
+// with the position, links that keep the filter, and out-of-range pages
+// clamped; the passkey share stays over all staff.
+func TestListsArePaged(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for i := range 250 {
+		id := fmt.Sprintf("p%03d", i)
+		if err := e.store.CreateUser(ctx, &store.User{ID: id, DisplayName: "職員", Department: "総務課"}); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if err := e.store.AddCredential(ctx, &store.Credential{ID: []byte(id), UserID: id, PublicKey: []byte{1}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.store.UpsertDevice(ctx, &store.Device{ID: fmt.Sprintf("PC-P%03d", i), Owner: id, Status: store.DeviceActive}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := func(body, table string) int {
+		_, after, _ := strings.Cut(body, `id="`+table+`"`)
+		_, after, _ = strings.Cut(after, "<tbody>")
+		tbody, _, _ := strings.Cut(after, "</tbody>")
+		return strings.Count(tbody, "<tr")
+	}
+	r := e.get(Prefix + "/users?q=p")
+	if n := rows(r.Body, "users"); n != 100 {
+		t.Errorf("users page 1: %d rows, want 100", n)
+	}
+	contains(t, r.Body, "250 件中 1〜100 件", "1 / 3 ページ", `href="/.sekisho/admin/users?page=2&amp;q=p"`, "p000", "p099")
+	lacks(t, r.Body, "p100", `rel="prev"`)
+	r = e.get(Prefix + "/users?q=p&page=3")
+	if n := rows(r.Body, "users"); n != 50 {
+		t.Errorf("users page 3: %d rows, want 50", n)
+	}
+	contains(t, r.Body, "250 件中 201〜250 件", "p249", `rel="prev"`)
+	lacks(t, r.Body, `rel="next"`)
+	if got := e.get(Prefix + "/users?q=p&page=99").Body; !strings.Contains(got, "250 件中 201〜250 件") {
+		t.Error("page 99 of 3 is not clamped to the last page")
+	}
+	if got := e.get(Prefix + "/users?q=p&page=-5").Body; !strings.Contains(got, "250 件中 1〜100 件") {
+		t.Error("page -5 is not clamped to the first page")
+	}
+	// The share of staff with a passkey counts everyone, not one page.
+	staff, err := e.store.ListUsers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withPasskey := 0
+	for _, u := range staff {
+		if creds, _ := e.store.ListCredentials(ctx, u.ID); len(creds) > 0 && !u.Disabled {
+			withPasskey++
+		}
+	}
+	contains(t, e.get(Prefix+"/users?q=p&page=2").Body, fmt.Sprintf("有効な職員 %d 人中 %d 人がパスキーを登録済み", len(staff), withPasskey))
+	if withPasskey < 125 {
+		t.Errorf("%d staff with a passkey, want at least the 125 made here", withPasskey)
+	}
+	r = e.get(Prefix + "/devices?q=PC-P")
+	if n := rows(r.Body, "devices"); n != 100 {
+		t.Errorf("devices page 1: %d rows, want 100", n)
+	}
+	contains(t, r.Body, "250 件中 1〜100 件", `href="/.sekisho/admin/devices?page=2&amp;q=PC-P"`)
 }

@@ -48,6 +48,13 @@ func parsePages(c *Console) (map[string]*pageTemplate, error) {
 		"contain": func(list []string, s string) bool { return slices.Contains(list, s) },
 		"list":    func(s ...string) []string { return s },
 		"alert":   alertOf,
+		// withPager gives the "pager" template the page (for T) and a pager.
+		"withPager": func(p *page, pg pager) any {
+			return struct {
+				*page
+				P pager
+			}{p, pg}
+		},
 	}
 	base, err := template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {

@@ -33,6 +33,7 @@ type usersData struct {
 	// the passkey share is always over all staff.
 	Query string
 	Shown int
+	Pager pager
 }
 
 // users lists staff accounts with their passkeys and devices, and the
@@ -73,6 +74,10 @@ func (c *Console) usersData(r *http.Request) (*usersData, error) {
 	if err != nil {
 		return nil, err
 	}
+	sums, err := c.d.Store.CredentialSummaries(ctx)
+	if err != nil {
+		return nil, err
+	}
 	owned := map[string]int{}
 	for _, dv := range devs {
 		if dv.Owner != "" {
@@ -83,31 +88,28 @@ func (c *Console) usersData(r *http.Request) (*usersData, error) {
 	if len(d.Query) > maxFieldLen {
 		d.Query = ""
 	}
+	var match []*store.User
 	for _, u := range users {
-		creds, err := c.d.Store.ListCredentials(ctx, u.ID)
-		if err != nil {
-			return nil, err
-		}
-		row := userRow{User: u, Passkeys: len(creds), Devices: owned[u.ID],
-			ViewURL:     Prefix + "/users/view?" + url.Values{"id": {u.ID}}.Encode(),
-			TimelineURL: Prefix + "/timeline?" + url.Values{"user": {u.ID}}.Encode()}
-		for _, cr := range creds {
-			row.CloneWarn = row.CloneWarn || cr.CloneWarning
-			if cr.LastUsedAt.After(row.LastUsed) {
-				row.LastUsed = cr.LastUsedAt
-			}
-		}
 		if !u.Disabled {
 			d.Staff++
-			if len(creds) > 0 {
+			if sums[u.ID].Count > 0 {
 				d.StaffPasskey++
 			}
 		}
 		if matchesQuery(d.Query, append([]string{u.ID, u.DisplayName, u.Department}, u.Roles...)...) {
-			d.Rows = append(d.Rows, row)
+			match = append(match, u)
 		}
 	}
-	d.Shown = len(d.Rows)
+	d.Shown = len(match)
+	lo, hi, pg := paginate(r, "/users", d.Query, len(match))
+	d.Pager = pg
+	for _, u := range match[lo:hi] {
+		sum := sums[u.ID]
+		d.Rows = append(d.Rows, userRow{User: u, Passkeys: sum.Count, CloneWarn: sum.CloneWarning, LastUsed: sum.LastUsedAt,
+			Devices:     owned[u.ID],
+			ViewURL:     Prefix + "/users/view?" + url.Values{"id": {u.ID}}.Encode(),
+			TimelineURL: Prefix + "/timeline?" + url.Values{"user": {u.ID}}.Encode()})
+	}
 	return d, nil
 }
 

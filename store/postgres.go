@@ -386,6 +386,35 @@ func (p *Postgres) ListCredentials(ctx context.Context, userID string) ([]*Crede
 	return out, nil
 }
 
+// CredentialSummaries implements [Store] in one query.
+func (p *Postgres) CredentialSummaries(ctx context.Context) (map[string]CredentialSummary, error) {
+	rows, err := p.pool.Query(ctx, `SELECT user_id, count(*), bool_or(clone_warning), max(last_used_at)
+		FROM credentials GROUP BY user_id`)
+	if err != nil {
+		return nil, fmt.Errorf("summarising credentials: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]CredentialSummary{}
+	for rows.Next() {
+		var (
+			user string
+			sum  CredentialSummary
+			last *time.Time
+		)
+		if err := rows.Scan(&user, &sum.Count, &sum.CloneWarning, &last); err != nil {
+			return nil, fmt.Errorf("summarising credentials: %w", err)
+		}
+		if last != nil {
+			sum.LastUsedAt = last.UTC()
+		}
+		out[user] = sum
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("summarising credentials: %w", err)
+	}
+	return out, nil
+}
+
 // UpdateCredentialUse records a login with credential c.ID: sign count,
 // flags, clone warning and LastUsedAt (now if zero, in c as well).
 func (p *Postgres) UpdateCredentialUse(ctx context.Context, c *Credential) error {

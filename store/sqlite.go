@@ -442,6 +442,37 @@ func (s *SQLite) ListCredentials(ctx context.Context, userID string) ([]*Credent
 	return collectSQLite(rows, err, fmt.Sprintf("listing credentials of %q", userID), scanSQLiteCred)
 }
 
+// CredentialSummaries implements [Store] in one query.
+func (s *SQLite) CredentialSummaries(ctx context.Context) (map[string]CredentialSummary, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT user_id, count(*), max(clone_warning), max(last_used_at)
+		FROM credentials GROUP BY user_id`)
+	if err != nil {
+		return nil, fmt.Errorf("summarising credentials: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]CredentialSummary{}
+	for rows.Next() {
+		var (
+			user  string
+			sum   CredentialSummary
+			clone int
+			last  sql.NullString
+		)
+		if err := rows.Scan(&user, &sum.Count, &clone, &last); err != nil {
+			return nil, fmt.Errorf("summarising credentials: %w", err)
+		}
+		sum.CloneWarning = clone != 0
+		if sum.LastUsedAt, err = parseSQLiteTime(last); err != nil {
+			return nil, fmt.Errorf("summarising credentials of %q: %w", user, err)
+		}
+		out[user] = sum
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("summarising credentials: %w", err)
+	}
+	return out, nil
+}
+
 // UpdateCredentialUse records a login with credential c.ID: sign count,
 // flags, clone warning and LastUsedAt (now if zero, in c as well).
 func (s *SQLite) UpdateCredentialUse(ctx context.Context, c *Credential) error {

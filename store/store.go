@@ -29,6 +29,14 @@ type User struct {
 	UpdatedAt   time.Time
 }
 
+// CredentialSummary is what listings show of one user's passkeys.
+type CredentialSummary struct {
+	Count        int
+	CloneWarning bool
+	// LastUsedAt is the latest use of any of them (zero if never used).
+	LastUsedAt time.Time
+}
+
 // Credential is one registered passkey.
 type Credential struct {
 	// ID is the WebAuthn credential id (raw bytes).
@@ -136,6 +144,10 @@ type Store interface {
 	ListUsers(ctx context.Context) ([]*User, error)
 
 	AddCredential(ctx context.Context, c *Credential) error
+	// CredentialSummaries returns, for every user with at least one
+	// passkey, how many, whether any carries a clone warning and the last
+	// use, in one read (for listings of tens of thousands of staff).
+	CredentialSummaries(ctx context.Context) (map[string]CredentialSummary, error)
 	GetCredential(ctx context.Context, id []byte) (*Credential, error)
 	ListCredentials(ctx context.Context, userID string) ([]*Credential, error)
 	// UpdateCredentialUse records a successful login: new counter, flags,

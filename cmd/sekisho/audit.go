@@ -650,16 +650,13 @@ func staffWithoutPasskey(ctx context.Context, cfgPath string) ([]string, error) 
 	if err != nil {
 		return nil, fmt.Errorf("listing users: %w", err)
 	}
+	sums, err := st.CredentialSummaries(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing passkeys: %w", err)
+	}
 	ids := []string{}
 	for _, u := range users {
-		if u.Disabled {
-			continue
-		}
-		creds, err := st.ListCredentials(ctx, u.ID)
-		if err != nil {
-			return nil, fmt.Errorf("listing passkeys of %s: %w", u.ID, err)
-		}
-		if len(creds) == 0 {
+		if !u.Disabled && sums[u.ID].Count == 0 {
 			ids = append(ids, u.ID)
 		}
 	}

@@ -132,18 +132,18 @@ func newUsersListCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listing users: %w", err)
 			}
+			sums, err := st.CredentialSummaries(ctx)
+			if err != nil {
+				return fmt.Errorf("listing passkeys: %w", err)
+			}
 			rows := make([]userRow, 0, len(users))
 			for _, u := range users {
-				creds, err := st.ListCredentials(ctx, u.ID)
-				if err != nil {
-					return fmt.Errorf("listing passkeys of %s: %w", u.ID, err)
-				}
 				roles := u.Roles
 				if roles == nil {
 					roles = []string{}
 				}
 				rows = append(rows, userRow{ID: u.ID, DisplayName: u.DisplayName, Department: u.Department, Roles: roles,
-					Disabled: u.Disabled, Passkeys: len(creds), CreatedAt: u.CreatedAt.UTC().Format(time.RFC3339)})
+					Disabled: u.Disabled, Passkeys: sums[u.ID].Count, CreatedAt: u.CreatedAt.UTC().Format(time.RFC3339)})
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {

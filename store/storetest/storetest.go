@@ -208,6 +208,16 @@ func testCredentials(t *testing.T, s store.Store) {
 	diff(t, "GetCredential after use", &want, got)
 	wantErr(t, "UpdateCredentialUse missing", s.UpdateCredentialUse(ctx(t), &store.Credential{ID: []byte{4}}), store.ErrNotFound)
 
+	// Summaries: tanaka has two (one with a clone warning, used an hour
+	// in), suzuki one never used; users without passkeys are absent.
+	must(t, "CreateUser without passkey", s.CreateUser(ctx(t), &store.User{ID: "sato"}))
+	sums, err := s.CredentialSummaries(ctx(t))
+	must(t, "CredentialSummaries", err)
+	diff(t, "CredentialSummaries", map[string]store.CredentialSummary{
+		"tanaka": {Count: 2, CloneWarning: true, LastUsedAt: norm(at(time.Hour))},
+		"suzuki": {Count: 1},
+	}, sums)
+
 	// The top of the uint32 counter survives.
 	must(t, "UpdateCredentialUse max", s.UpdateCredentialUse(ctx(t), &store.Credential{ID: []byte{9}, SignCount: 1<<32 - 1, LastUsedAt: at(0)}))
 	got, err = s.GetCredential(ctx(t), []byte{9})
