@@ -460,6 +460,10 @@ func TestCommands(t *testing.T) {
 	if len(missing) > 0 {
 		t.Fatalf("the documented commands need %s: apt-get install -y %s", strings.Join(missing, ", "), strings.Join(missing, " "))
 	}
+	// audit.md runs its independent verifier, which needs this module.
+	if out, err := exec.Command("python3", "-c", "import cryptography").CombinedOutput(); err != nil {
+		t.Fatalf("audit.md's verifier needs the Python cryptography package (apt-get install -y python3-cryptography): %v\n%s", err, out)
+	}
 	total := 0
 	for _, page := range pages(t) {
 		bs := fences(t, page)
