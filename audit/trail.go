@@ -98,6 +98,7 @@ const asyncSyncEvery = 200 * time.Millisecond
 // the writer.
 type item struct {
 	body []byte
+	buf  *[]byte // the pooled buffer body was built in (nil: not pooled)
 	res  *result // nil for Append
 }
 
@@ -350,10 +351,10 @@ func (t *Trail) enqueue(rec *Record, res *result) (*batch, error) {
 	}
 	if refuse != nil {
 		t.mu.Unlock()
-		t.releaseBody(body)
+		t.releaseBody(item{body: body, buf: bp})
 		return nil, refuse
 	}
-	t.queue = append(t.queue, item{body: body, res: res})
+	t.queue = append(t.queue, item{body: body, buf: bp, res: res})
 	var b *batch
 	if res != nil {
 		if t.cur == nil {
@@ -369,10 +370,12 @@ func (t *Trail) enqueue(rec *Record, res *result) (*batch, error) {
 	return b, nil
 }
 
-func (t *Trail) releaseBody(b []byte) {
-	if cap(b) <= 64<<10 {
-		b = b[:0]
-		t.pool.Put(&b)
+// releaseBody returns an item's buffer to the pool (putting the pool's own
+// pointer back, so that recycling allocates nothing).
+func (t *Trail) releaseBody(it item) {
+	if it.buf != nil && cap(it.body) <= 64<<10 {
+		*it.buf = it.body[:0]
+		t.pool.Put(it.buf)
 	}
 }
 
@@ -554,7 +557,7 @@ func (t *Trail) flushQueue() {
 			close(b.done)
 		}
 		for i := range items {
-			t.releaseBody(items[i].body)
+			t.releaseBody(items[i])
 			items[i] = item{}
 		}
 		t.spare = items[:0]
@@ -809,7 +812,7 @@ func (t *Trail) tryRecover() {
 			t.opts.log.Info("audit: writing recovered / 監査証跡の書き込みが回復しました")
 			t.committed(items)
 			for _, it := range items {
-				t.releaseBody(it.body)
+				t.releaseBody(it)
 			}
 			return
 		}

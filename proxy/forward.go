@@ -107,12 +107,22 @@ func (g *Gateway) newForwarder(rc *config.Route) (*httputil.ReverseProxy, error)
 
 // copyBuffers recycles the 32 KiB body-copy buffers across requests
 // (httputil.ReverseProxy allocates one per request without a pool).
-var copyBuffers = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+var copyBuffers = &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
 
+const copyBufferSize = 32 << 10
+
+// bufferPool pools array pointers: a slice of the whole array converts
+// back to the same pointer, so Put allocates nothing (pooling *[]byte
+// would allocate a new slice header on every Put).
 type bufferPool struct{ p sync.Pool }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
+
+func (b *bufferPool) Put(v []byte) {
+	if len(v) == copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(v))
+	}
+}
 
 // upstreamHeaders sets what the upstream may trust: the forwarding headers
 // rebuilt by sekisho, the request id, and the identity.
@@ -122,30 +132,39 @@ func (g *Gateway) upstreamHeaders(out *http.Request, info *reqctx.Info) {
 		cookie = g.authn.CookieName()
 	}
 	cleanRequestHeaders(out.Header, cookie)
-	h := out.Header
-	h.Set("X-Forwarded-For", info.IP.String())
-	h.Set("X-Forwarded-Host", info.Host)
+	// Every value goes in at once from one array (canonical keys, capped
+	// slices): the same headers as Header.Set, in one allocation.
+	type kv struct{ k, v string }
+	var set [9]kv
+	n := 0
+	add := func(k, v string) { set[n] = kv{k, v}; n++ }
+	add("X-Forwarded-For", info.IP.String())
+	add("X-Forwarded-Host", info.Host)
 	if info.TLS {
-		h.Set("X-Forwarded-Proto", "https")
+		add("X-Forwarded-Proto", "https")
 	} else {
-		h.Set("X-Forwarded-Proto", "http")
+		add("X-Forwarded-Proto", "http")
 	}
-	h.Set("X-Request-Id", info.RequestID)
-	if info.User == "" {
-		return
-	}
-	h.Set("X-Sekisho-User", info.User)
-	h.Set("X-Sekisho-Roles", strings.Join(info.Roles, ","))
-	if info.Device != "" {
-		h.Set("X-Sekisho-Device", info.Device)
-	}
-	h.Set("X-Sekisho-Class", info.Class)
-	if g.authn != nil {
-		if a, err := g.authn.Assertion(info); err == nil {
-			h.Set("X-Sekisho-Assertion", a)
-		} else {
-			g.log.Error("signing assertion", "request_id", info.RequestID, "err", err)
+	add("X-Request-Id", info.RequestID)
+	if info.User != "" {
+		add("X-Sekisho-User", info.User)
+		add("X-Sekisho-Roles", strings.Join(info.Roles, ","))
+		if info.Device != "" {
+			add("X-Sekisho-Device", info.Device)
 		}
+		add("X-Sekisho-Class", info.Class)
+		if g.authn != nil {
+			if a, err := g.authn.Assertion(info); err == nil {
+				add("X-Sekisho-Assertion", a)
+			} else {
+				g.log.Error("signing assertion", "request_id", info.RequestID, "err", err)
+			}
+		}
+	}
+	vals := make([]string, n)
+	for i, e := range set[:n] {
+		vals[i] = e.v
+		out.Header[e.k] = vals[i : i+1 : i+1]
 	}
 }
 

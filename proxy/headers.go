@@ -30,17 +30,51 @@ func isSekishoHeader(name string) bool {
 }
 
 // isForwardedHeader matches the X-Forwarded-* family and Forwarded, in any
-// case and with underscores: only sekisho sets them upstream.
+// case and with underscores: only sekisho sets them upstream. It runs on
+// every header of every request, so it compares in place instead of
+// building a lower-cased copy of the name.
 func isForwardedHeader(name string) bool {
-	n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
-	switch n {
-	case "forwarded", "x-real-ip", "x-original-url", "x-rewrite-url",
-		// Method overrides: the request is decided on its real method, so
-		// an upstream must never be told to act as if it were another.
-		"x-http-method-override", "x-http-method", "x-method-override":
+	switch {
+	case headerPrefixFold(name, "x-forwarded-"):
 		return true
+	case len(name) < len("forwarded") || len(name) > len("x-http-method-override"):
+		return false
 	}
-	return strings.HasPrefix(n, "x-forwarded-")
+	for _, n := range forwardedNames {
+		if len(n) == len(name) && headerPrefixFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedNames are the single headers isForwardedHeader matches, in
+// lower case with "-".
+var forwardedNames = [...]string{
+	"forwarded", "x-real-ip", "x-original-url", "x-rewrite-url",
+	// Method overrides: the request is decided on its real method, so
+	// an upstream must never be told to act as if it were another.
+	"x-http-method-override", "x-http-method", "x-method-override",
+}
+
+// headerPrefixFold reports whether name starts with prefix (lower case,
+// "-" for separators), ignoring ASCII case and reading "_" as "-".
+func headerPrefixFold(name, prefix string) bool {
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		} else if c == '_' {
+			c = '-'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // cleanRequestHeaders removes what a client must not be able to send
@@ -59,36 +93,73 @@ func cleanRequestHeaders(h http.Header, cookieName string) {
 	stripCookie(h, cookieName)
 }
 
-// stripCookie removes one cookie by name from Cookie headers, keeping the
-// others byte for byte.
+// stripCookie removes one cookie by name from Cookie headers. The others
+// are kept in order, each trimmed of surrounding spaces, joined by "; " in
+// one Cookie header. A single header already in that form without the
+// cookie is left as it is, without allocating.
 func stripCookie(h http.Header, name string) {
-	vals := h.Values("Cookie")
+	vals := h["Cookie"]
 	if len(vals) == 0 || name == "" {
 		return
 	}
-	var kept []string
+	if len(vals) == 1 && cookieUnchanged(vals[0], name) {
+		return
+	}
+	var b strings.Builder
 	for _, v := range vals {
-		parts := strings.Split(v, ";")
-		out := parts[:0]
-		for _, p := range parts {
+		for v != "" {
+			var p string
+			p, v, _ = strings.Cut(v, ";")
 			t := strings.TrimSpace(p)
 			if t == "" {
 				continue
 			}
-			n, _, _ := strings.Cut(t, "=")
-			if n == name {
+			if n, _, _ := strings.Cut(t, "="); n == name {
 				continue
 			}
-			out = append(out, t)
-		}
-		if len(out) > 0 {
-			kept = append(kept, strings.Join(out, "; "))
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(t)
 		}
 	}
-	h.Del("Cookie")
-	if len(kept) > 0 {
-		h.Set("Cookie", strings.Join(kept, "; "))
+	if b.Len() == 0 {
+		delete(h, "Cookie")
+		return
 	}
+	// vals is h's own slice (a clone of the client's header in the
+	// forwarder), so it can carry the result.
+	vals[0] = b.String()
+	h["Cookie"] = vals[:1:1]
+}
+
+// cookieUnchanged reports whether stripping name from the single Cookie
+// value v would give v back: no cookie called name, and v non-empty,
+// already trimmed and joined with "; ".
+func cookieUnchanged(v, name string) bool {
+	pos := 0 // how much of v the rebuilt value has matched
+	for rest := v; rest != ""; {
+		var p string
+		p, rest, _ = strings.Cut(rest, ";")
+		t := strings.TrimSpace(p)
+		if t == "" {
+			continue
+		}
+		if n, _, _ := strings.Cut(t, "="); n == name {
+			return false
+		}
+		if pos > 0 {
+			if !strings.HasPrefix(v[pos:], "; ") {
+				return false
+			}
+			pos += 2
+		}
+		if !strings.HasPrefix(v[pos:], t) {
+			return false
+		}
+		pos += len(t)
+	}
+	return pos > 0 && pos == len(v)
 }
 
 // clientIP is the address a request comes from. X-Forwarded-For is

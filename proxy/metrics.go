@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +24,9 @@ type Metrics struct {
 	decisions      *prometheus.CounterVec
 	upstreamErrors *prometheus.CounterVec
 	auditFailures  prometheus.Counter
+
+	cacheMu sync.Mutex
+	cache   atomic.Pointer[map[seriesKey]*cachedSeries]
 }
 
 // NewMetrics registers the gateway's series on reg (a new registry if nil,
@@ -57,15 +62,70 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 // Registry is where other packages register their series.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-func (m *Metrics) decision(result string) { m.decisions.WithLabelValues(result).Inc() }
+func (m *Metrics) decision(result string) { m.series(result, decisionSeries).count.Inc() }
 
 func (m *Metrics) observe(info *reqctx.Info, rw *recordingWriter, now func() time.Time) {
 	route := info.Route
 	if route == "" {
 		route = "-"
 	}
-	m.requests.WithLabelValues(route, strconv.Itoa(rw.status())).Inc()
-	m.latency.WithLabelValues(route).Observe(now().Sub(info.Received).Seconds())
+	s := m.series(route, rw.status())
+	s.count.Inc()
+	s.latency.Observe(now().Sub(info.Received).Seconds())
+}
+
+// decisionSeries is the code under which series keeps the decision
+// counters (HTTP status codes are never negative).
+const decisionSeries = -1
+
+// seriesKey names one cached series: a route and status code, or a
+// decision result and decisionSeries.
+type seriesKey struct {
+	name string
+	code int
+}
+
+// cachedSeries holds the children of the vectors one request updates, so
+// that a request does not hash its labels and look them up in the vectors
+// (and format its status code) every time.
+type cachedSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+// series returns the cached children for key, creating them on first use.
+// The map is copied on write: the set of routes, codes and results is
+// small and fixed after the first requests, so reads take no lock.
+func (m *Metrics) series(name string, code int) *cachedSeries {
+	k := seriesKey{name, code}
+	if p := m.cache.Load(); p != nil {
+		if s, ok := (*p)[k]; ok {
+			return s
+		}
+	}
+	m.cacheMu.Lock()
+	defer m.cacheMu.Unlock()
+	old := map[seriesKey]*cachedSeries{}
+	if p := m.cache.Load(); p != nil {
+		old = *p
+	}
+	if s, ok := old[k]; ok {
+		return s
+	}
+	s := &cachedSeries{}
+	if code == decisionSeries {
+		s.count = m.decisions.WithLabelValues(name)
+	} else {
+		s.count = m.requests.WithLabelValues(name, strconv.Itoa(code))
+		s.latency = m.latency.WithLabelValues(name)
+	}
+	next := make(map[seriesKey]*cachedSeries, len(old)+1)
+	for kk, v := range old {
+		next[kk] = v
+	}
+	next[k] = s
+	m.cache.Store(&next)
+	return s
 }
 
 // Handler serves /metrics, /healthz and /readyz for the metrics listener.

@@ -69,6 +69,26 @@ func With(ctx context.Context, info *Info) context.Context {
 	return context.WithValue(ctx, key{}, info)
 }
 
+// Context is a context carrying its own Info, for a caller that allocates
+// the two together (the gateway does, once per request): set Context to
+// the parent, fill Info, and pass a pointer to the Context on. [From]
+// returns a pointer to its Info.
+type Context struct {
+	context.Context
+	Info Info
+}
+
+// Value returns the carried Info for [From]'s key and asks the parent
+// for anything else.
+func (c *Context) Value(k any) any {
+	if _, ok := k.(key); ok {
+		return &c.Info
+	}
+	return c.Context.Value(k)
+}
+
+func (c *Context) String() string { return "reqctx.Context" }
+
 // From returns the request's Info, or nil outside the gateway.
 func From(ctx context.Context) *Info {
 	info, _ := ctx.Value(key{}).(*Info)

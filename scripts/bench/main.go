@@ -20,6 +20,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,9 +29,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -56,6 +59,10 @@ var (
 	upFlag   = flag.String("target", "", "internal: upstream for -role bare")
 	profile  = flag.String("cpuprofile", "", "also take a CPU profile of sekisho under load into this file")
 	heapProf = flag.String("heapprofile", "", "also save sekisho's heap profile with the idle connections open")
+	procs    = flag.Int("gomaxprocs", 0, "GOMAXPROCS for the bare proxy and both sekisho processes alike (0: the Go default, one per core)")
+	idleTLS  = flag.Bool("idle-tls", false, "also measure sekisho's memory with the idle connections over TLS")
+	hold     = flag.Bool("hold", false, "start every target, print how to reach them, and wait for ^C instead of measuring (for strace, ss, pprof by hand)")
+	metrics  = flag.String("metrics", "", "internal: pprof listen address for -role bare")
 )
 
 func main() {
@@ -66,7 +73,7 @@ func main() {
 		runUpstream(*addr)
 		return
 	case "bare":
-		runBare(*addr, *upFlag)
+		runBare(*addr, *upFlag, *metrics)
 		return
 	}
 	if err := run(); err != nil {
@@ -87,11 +94,17 @@ func runUpstream(addr string) {
 }
 
 // runBare is the Go floor: httputil.ReverseProxy with a transport tuned
-// like sekisho's, nothing else.
-func runBare(addr, upstream string) {
+// like sekisho's, nothing else. Its pprof listener lets the idle-memory
+// measurement force the same garbage collections on it as on sekisho.
+func runBare(addr, upstream, metricsAddr string) {
 	u, err := url.Parse(upstream)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		go func() { log.Fatal(http.ListenAndServe(metricsAddr, mux)) }()
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.Transport = &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
@@ -124,39 +137,50 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ports := freePorts(8)
+	ports := freePorts(10)
 	upURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	var procs []*exec.Cmd
+	var running []*exec.Cmd
 	defer func() {
-		for _, p := range procs {
+		for _, p := range running {
 			_ = p.Process.Signal(syscall.SIGTERM)
 			_ = p.Wait()
 		}
 	}()
-	start := func(name string, args ...string) (*exec.Cmd, error) {
+	// gw starts a proxy under test (bare or sekisho) with the same
+	// GOMAXPROCS for all of them; start, anything else.
+	var gwEnv []string
+	if *procs > 0 {
+		gwEnv = []string{"GOMAXPROCS=" + strconv.Itoa(*procs)}
+	}
+	startEnv := func(env []string, name string, args ...string) (*exec.Cmd, error) {
 		cmd := exec.Command(name, args...)
+		cmd.Env = append(os.Environ(), env...)
 		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("starting %s: %w", name, err)
 		}
-		procs = append(procs, cmd)
+		running = append(running, cmd)
 		return cmd, nil
 	}
+	start := func(name string, args ...string) (*exec.Cmd, error) { return startEnv(nil, name, args...) }
+	gw := func(name string, args ...string) (*exec.Cmd, error) { return startEnv(gwEnv, name, args...) }
 	if _, err := start(self, "-role", "upstream", "-addr", fmt.Sprintf("127.0.0.1:%d", ports[0])); err != nil {
 		return err
 	}
-	if _, err := start(self, "-role", "bare", "-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]), "-target", upURL); err != nil {
+	bare, err := gw(self, "-role", "bare", "-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]), "-target", upURL,
+		"-metrics", fmt.Sprintf("127.0.0.1:%d", ports[8]))
+	if err != nil {
 		return err
 	}
 	if err := startNginx(work, ports[2], ports[0], start); err != nil {
 		return err
 	}
-	sek, cookie, err := startSekisho(work, "sekisho", ports[3], ports[5], upURL, "", start)
+	sek, cookie, err := startSekisho(work, "sekisho", ports[3], ports[5], ports[9], upURL, "", gw)
 	if err != nil {
 		return err
 	}
 	// The same gateway with monitoring off, to price the monitor's rules.
-	_, cookieNoMon, err := startSekisho(work, "sekisho-nomon", ports[6], ports[7], upURL, "monitor: {enabled: false}\n", start)
+	_, cookieNoMon, err := startSekisho(work, "sekisho-nomon", ports[6], ports[7], 0, upURL, "monitor: {enabled: false}\n", gw)
 	if err != nil {
 		return err
 	}
@@ -180,6 +204,9 @@ func run() error {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
+	if *hold {
+		*rounds, *profile = 0, ""
+	}
 	for r := 0; r < *rounds; r++ {
 		for _, t := range targets {
 			res, err := runWrk(t)
@@ -195,15 +222,45 @@ func run() error {
 			return err
 		}
 	}
-	var rss, rssBase int64
+	var mem []idleMem
 	if *idle > 0 {
-		rssBase = readRSS(sek.Process.Pid)
-		rss, err = idleRSS(ports[3], ports[5], cookie, *idle, sek.Process.Pid)
-		if err != nil {
-			log.Printf("idle connections: %v", err)
+		// sekisho first, then the bare proxy under the same procedure: the
+		// bare figure is what net/http itself costs per idle connection.
+		for _, m := range []struct {
+			name          string
+			pid           int
+			port, metrics int
+			tls           bool
+			headers       string
+		}{
+			{"sekisho", sek.Process.Pid, ports[3], ports[5], false, "Cookie: __Host-sekisho=" + cookie + "\r\n"},
+			{"httputil.ReverseProxy (bare)", bare.Process.Pid, ports[1], ports[8], false, ""},
+			{"sekisho over TLS", sek.Process.Pid, ports[9], ports[5], true, "Cookie: __Host-sekisho=" + cookie + "\r\n"},
+		} {
+			if m.tls && !*idleTLS {
+				continue
+			}
+			res := idleMem{name: m.name, base: readRSS(m.pid)}
+			if err := idleRSS(m.port, m.metrics, m.tls, m.headers, *idle, m.pid, &res); err != nil {
+				log.Printf("idle connections to %s: %v", m.name, err)
+				continue
+			}
+			log.Printf("idle: %s: RSS %.1f MiB (before %.1f MiB), heap in use %.1f MiB, stacks %.1f MiB",
+				m.name, mib(res.rss), mib(res.base), mib(res.heapInuse), mib(res.stack))
+			mem = append(mem, res)
 		}
 	}
-	report := buildReport(targets, rss, rssBase)
+	if *hold {
+		fmt.Printf("upstream %s; nginx :%d; bare :%d (pid %d); sekisho :%d (pid %d, metrics and pprof :%d, TLS :%d)\n",
+			upURL, ports[2], ports[1], bare.Process.Pid, ports[3], sek.Process.Pid, ports[5], ports[9])
+		fmt.Printf("curl -H '%s' -H 'Cookie: __Host-sekisho=%s' http://127.0.0.1:%d/\n", host, cookie, ports[3])
+		fmt.Println("holding; ^C to stop")
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		return nil
+	}
+	report := buildReport(targets, mem)
 	fmt.Println(report)
 	if *out != "" && *out != "-" {
 		if err := writeSection(*out, report); err != nil {
@@ -276,7 +333,7 @@ http {
 // the upstream, creates a user and mints a passkey session for it (the
 // ceremony itself is benchmarked in package authn), then runs `sekisho
 // serve` as its own process.
-func startSekisho(work, name string, port, metricsPort int, upstream, extra string, start func(string, ...string) (*exec.Cmd, error)) (*exec.Cmd, string, error) {
+func startSekisho(work, name string, port, metricsPort, tlsPort int, upstream, extra string, start func(string, ...string) (*exec.Cmd, error)) (*exec.Cmd, string, error) {
 	dir := filepath.Join(work, name)
 	bin := filepath.Join(work, "sekisho-bin")
 	if _, err := os.Stat(bin); err != nil {
@@ -291,7 +348,7 @@ func startSekisho(work, name string, port, metricsPort int, upstream, extra stri
 	}
 	cfgText := fmt.Sprintf(`server:
   http_listen: "127.0.0.1:%d"
-  listen: "127.0.0.1:0"
+  listen: "127.0.0.1:%d"
   metrics_listen: "127.0.0.1:%d"
   pprof: true
 store: {driver: sqlite, dsn: data/sekisho.db}
@@ -309,7 +366,7 @@ routes:
     paths: [{prefix: /sync/, class: "3S"}]
 policy: {file: policy.csv}
 audit: {dir: data/audit}
-%s`, port, metricsPort, upstream, extra)
+%s`, port, tlsPort, metricsPort, upstream, extra)
 	policyText := "condition, 庁内, zone=chonai\nallow, *, class:2, read|write, 庁内\nallow, *, class:3S, read|write, 庁内\n"
 	for name, text := range map[string]string{"sekisho.yaml": cfgText, "policy.csv": policyText} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
@@ -443,36 +500,55 @@ func parseWrkDuration(s string) time.Duration {
 	return 0
 }
 
-// idleRSS opens n keep-alive connections to sekisho, sends one
-// authenticated request on each, leaves them idle and reads the RSS.
-func idleRSS(port, metricsPort int, cookie string, n, pid int) (int64, error) {
-	req := fmt.Sprintf("GET / HTTP/1.1\r\nHost: bench.gw.localhost\r\nCookie: __Host-sekisho=%s\r\n\r\n", cookie)
+// idleMem is one process's memory with n idle keep-alive connections.
+type idleMem struct {
+	name                        string
+	base, rss, heapInuse, stack int64
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// idleRSS opens n keep-alive connections (TLS if tlsOn), sends one request
+// on each, leaves them idle and reads the process's RSS, and the heap and
+// stack in use from the MemStats of its heap profile.
+func idleRSS(port, metricsPort int, tlsOn bool, headers string, n, pid int, res *idleMem) error {
+	req := fmt.Sprintf("GET / HTTP/1.1\r\nHost: bench.gw.localhost\r\n%s\r\n", headers)
 	connsList := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range connsList {
 			c.Close()
 		}
 	}()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	for i := 0; i < n; i++ {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		var c net.Conn
+		var err error
+		if tlsOn {
+			c, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, ServerName: "bench.gw.localhost", NextProtos: []string{"http/1.1"}})
+		} else {
+			c, err = net.Dial("tcp", addr)
+		}
 		if err != nil {
-			return 0, fmt.Errorf("after %d connections: %w", i, err)
+			return fmt.Errorf("after %d connections: %w", i, err)
 		}
 		connsList = append(connsList, c)
 		if _, err := io.WriteString(c, req); err != nil {
-			return 0, err
+			return err
 		}
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {
-			return 0, fmt.Errorf("connection %d: %w", i, err)
+			return fmt.Errorf("connection %d: %w", i, err)
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("connection %d: status %d", i, resp.StatusCode)
+		}
 	}
-	// Let sekisho settle as an idle server would: one garbage collection
-	// (which also shrinks the stacks that serving the requests grew; asked
-	// for through pprof on the metrics listener) and time for the runtime to
-	// return freed memory to the kernel.
+	// Let the process settle as an idle server would: garbage collections
+	// (which also shrink the stacks that serving the requests grew; asked
+	// for through pprof) and time for the runtime to return freed memory
+	// to the kernel.
 	time.Sleep(2 * time.Second)
 	// Each collection halves an oversized stack at most once, so a few.
 	for i := 0; i < 3; i++ {
@@ -483,25 +559,29 @@ func idleRSS(port, metricsPort int, cookie string, n, pid int) (int64, error) {
 		time.Sleep(time.Second)
 	}
 	time.Sleep(6 * time.Second)
-	if *heapProf != "" {
+	if *heapProf != "" && strings.HasPrefix(res.name, "sekisho") && !tlsOn {
 		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", metricsPort)); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			_ = os.WriteFile(*heapProf, b, 0o644)
 		}
 	}
-	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)); err == nil {
+	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?debug=1", metricsPort)); err == nil {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		for _, line := range strings.Split(string(b), "\n") {
-			for _, m := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_stack_inuse_bytes ", "go_memstats_heap_idle_bytes ", "go_memstats_heap_released_bytes ", "go_goroutines "} {
-				if strings.HasPrefix(line, m) {
-					log.Printf("idle: %s", line)
-				}
+			// "# HeapInuse = 123" and "# Stack = 456 / 789" (in use / from the OS).
+			if v, ok := strings.CutPrefix(line, "# HeapInuse = "); ok {
+				res.heapInuse, _ = strconv.ParseInt(v, 10, 64)
+			}
+			if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
+				f, _, _ := strings.Cut(v, " ")
+				res.stack, _ = strconv.ParseInt(f, 10, 64)
 			}
 		}
 	}
-	return readRSS(pid), nil
+	res.rss = readRSS(pid)
+	return nil
 }
 
 func readRSS(pid int) int64 {
@@ -550,7 +630,7 @@ func machine() string {
 	return fmt.Sprintf("%d cores (%s), %s memory, %s, %s/%s", runtime.NumCPU(), model, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
-func buildReport(targets []*target, rss, rssBase int64) string {
+func buildReport(targets []*target, mem []idleMem) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## エンドツーエンド計測 / End-to-end load\n\n")
 	fmt.Fprintf(&b, "このページは `go run ./scripts/bench` (`make bench-e2e`) が書きました。数値は一度の実行で、\n")
@@ -559,6 +639,11 @@ func buildReport(targets []*target, rss, rssBase int64) string {
 	fmt.Fprintf(&b, "- 計測日時 (date): %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "- 機械 (machine): %s\n", machine())
 	fmt.Fprintf(&b, "- 負荷 (load): wrk -t%d -c%d -d%s, %d rounds, loopback, keep-alive, 1 KiB responses\n", *threads, *conns, *duration, *rounds)
+	gmp := "Go の既定 (default: one per core)"
+	if *procs > 0 {
+		gmp = strconv.Itoa(*procs)
+	}
+	fmt.Fprintf(&b, "- GOMAXPROCS (bare proxy and sekisho alike): %s\n", gmp)
 	fmt.Fprintf(&b, "- sekisho: `sekisho serve` (separate process), passkey session cookie, policy decision, audit trail on; wrk, nginx, the upstream and the bare proxy share the same 2 cores\n\n")
 	fmt.Fprintf(&b, "| 対象 (target) | req/s | p50 | p99 |\n|---|---:|---:|---:|\n")
 	meds := map[string]result{}
@@ -576,11 +661,15 @@ func buildReport(targets []*target, rss, rssBase int64) string {
 	withMon, noMon := meds[targets[3].name], meds[targets[5].name]
 	fmt.Fprintf(&b, "\n監視ルールの費用 (monitoring cost, target ≤ 5%%): monitoring on %.0f req/s vs off %.0f req/s → %.1f%%\n",
 		withMon.rps, noMon.rps, 100*(1-withMon.rps/noMon.rps))
-	if rss > 0 {
-		fmt.Fprintf(&b, "\nメモリ (memory): %d 本のアイドル keep-alive 接続で RSS %.1f MiB (計測前 %.1f MiB; target ≤ 150 MiB)\n",
-			*idle, float64(rss)/(1<<20), float64(rssBase)/(1<<20))
+	for _, m := range mem {
+		fmt.Fprintf(&b, "\nメモリ (memory), %s: %d 本のアイドル keep-alive 接続で RSS %.1f MiB (計測前 %.1f MiB; ヒープ %.1f MiB, スタック %.1f MiB; target ≤ 150 MiB)\n",
+			m.name, *idle, mib(m.rss), mib(m.base), mib(m.heapInuse), mib(m.stack))
 	}
-	fmt.Fprintf(&b, "\n再現方法 (reproduce): `go run ./scripts/bench -duration %s -rounds %d -conns %d`\n", *duration, *rounds, *conns)
+	extra := ""
+	if *procs > 0 {
+		extra = fmt.Sprintf(" -gomaxprocs %d", *procs)
+	}
+	fmt.Fprintf(&b, "\n再現方法 (reproduce): `go run ./scripts/bench -duration %s -rounds %d -conns %d%s`\n", *duration, *rounds, *conns, extra)
 	return b.String()
 }
 
