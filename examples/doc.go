@@ -11,7 +11,8 @@
 //     systems in LGWAN).
 //   - beta-prime/: β′ (internal systems in the internet-connected segment
 //     too).
-//   - systemd/: sekisho.service.
+//   - systemd/: sekisho.service, and sekisho-directory-sync.service with
+//     its timer (hourly `users sync --apply` from LDAP).
 //
 // Each model directory has sekisho.yaml, policy.csv and cases.yaml. The
 // certificate files the configuration names are not shipped: the test

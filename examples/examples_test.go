@@ -353,3 +353,46 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	t.Logf("systemd-analyze security: exposure %.1f", level)
 }
+
+// TestDirectorySyncUnits: the hourly LDAP sync runs `users sync --apply`
+// without --force, with no privileges, and systemd accepts both units.
+func TestDirectorySyncUnits(t *testing.T) {
+	svcPath := filepath.Join("systemd", "sekisho-directory-sync.service")
+	timerPath := filepath.Join("systemd", "sekisho-directory-sync.timer")
+	svc := parseUnit(t, svcPath)["Service"]
+	if got := svc["ExecStart"]; len(got) != 1 || !strings.HasSuffix(got[0], "sekisho users sync --config /etc/sekisho/sekisho.yaml --apply") {
+		t.Errorf("ExecStart = %q, want users sync --apply on /etc/sekisho/sekisho.yaml", got)
+	}
+	for key, value := range map[string]string{"Type": "oneshot", "User": "sekisho", "CapabilityBoundingSet": "",
+		"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ReadWritePaths": "/var/lib/sekisho"} {
+		if got := svc[key]; len(got) != 1 || got[0] != value {
+			t.Errorf("%s = %q, want exactly %q", key, got, value)
+		}
+	}
+	if strings.Contains(strings.Join(svc["ExecStart"], " "), "--force") {
+		t.Error("the scheduled sync must not pass the disable limit (--force)")
+	}
+	timer := parseUnit(t, timerPath)["Timer"]
+	if len(timer["OnCalendar"]) != 1 || len(timer["Persistent"]) != 1 || timer["Persistent"][0] != "true" {
+		t.Errorf("[Timer] = %v, want one OnCalendar and Persistent=true", timer)
+	}
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Log("systemd-analyze not installed: structural checks only")
+		return
+	}
+	dir := t.TempDir()
+	for _, p := range []string{svcPath, timerPath} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(p)), bytes.ReplaceAll(data, []byte("/usr/local/bin/sekisho"), []byte(sekisho)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command(analyze, "verify", filepath.Join(dir, "sekisho-directory-sync.service"), filepath.Join(dir, "sekisho-directory-sync.timer")).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
