@@ -94,11 +94,9 @@ func (c *Console) explainRequest(r *http.Request, q url.Values) (*policy.Request
 		path = "/" + path
 	}
 	route := q.Get("route")
-	var t policy.Target
-	if route == "admin" {
-		// The console itself, as the gateway decides it.
-		t = policy.Target{Route: "admin", Class: "3A", Action: "admin", Mode: "enforce"}
-	} else if t, err = policy.Resolve(c.d.Config, route, method, path); err != nil {
+	// "admin" is the console itself, as the gateway decides it.
+	t, err := policy.Resolve(c.d.Config, route, method, path)
+	if err != nil {
 		return nil, nil, "err.badexplain"
 	}
 	if t.Action == "" {

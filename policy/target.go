@@ -19,8 +19,17 @@ type Target struct {
 	Prefix string
 }
 
+// AdminTarget is how the gateway decides every request to the admin
+// console (/.sekisho/admin/ on any routed host): route "admin", action
+// "admin", class 3A, always enforced, whatever the method and path.
+var AdminTarget = Target{Route: RouteAdmin, Class: "3A", Action: "admin", Mode: "enforce"}
+
 // Resolve finds route by name in cfg and resolves method and path on it.
+// The reserved route "admin" resolves to [AdminTarget].
 func Resolve(cfg *config.Config, route, method, path string) (Target, error) {
+	if route == RouteAdmin {
+		return AdminTarget, nil
+	}
 	var rt *config.Route
 	for i := range cfg.Routes {
 		if cfg.Routes[i].Name == route {
