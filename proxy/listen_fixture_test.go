@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +36,9 @@ type listenFixture struct {
 	audit    *memRecorder
 	upstream *httptest.Server
 	seen     *seen
+	// stop shuts the server down as SIGTERM does and returns Serve's
+	// result; safe to call twice.
+	stop func() error
 }
 
 // certDevices accepts any client certificate of the fixture's CA and names
@@ -138,19 +143,26 @@ routes:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("Serve: %v", err)
+	var once sync.Once
+	var serveErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case serveErr = <-done:
+			case <-time.After(10 * time.Second):
+				serveErr = errors.New("Serve did not return after shutdown")
 			}
-		case <-time.After(10 * time.Second):
-			tb.Error("Serve did not return after shutdown")
+		})
+		return serveErr
+	}
+	tb.Cleanup(func() {
+		if err := stop(); err != nil {
+			tb.Errorf("Serve: %v", err)
 		}
 	})
 	return &listenFixture{gw: gw, srv: srv, https: addrs[0], http: addrs[1], ca: ca, caPool: pool,
-		audit: rec, upstream: up, seen: sn}
+		audit: rec, upstream: up, seen: sn, stop: stop}
 }
 
 // tlsConfig is a client configuration that trusts the fixture's CA.

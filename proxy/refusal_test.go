@@ -351,6 +351,35 @@ func TestNotRequestsNotAudited(t *testing.T) {
 	}
 }
 
+// TestShutdownAbortsHandshakes: a client in the middle of its TLS
+// handshake does not hold up graceful shutdown (the handshake deadline is
+// 10 s by default), and the HTTPS port refuses connections afterwards.
+func TestShutdownAbortsHandshakes(t *testing.T) {
+	f := newListenFixture(t, "")
+	c, err := net.Dial("tcp", f.https)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "\x16\x03\x01") // the start of a ClientHello record, never finished
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	if err := f.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("shutdown took %v with a handshake in progress", d)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("the half-done handshake's connection is still open")
+	}
+	if c2, err := net.DialTimeout("tcp", f.https, time.Second); err == nil {
+		c2.Close()
+		t.Error("the HTTPS port accepts connections after shutdown")
+	}
+}
+
 // writeLog is a net.Conn that keeps what is written to it.
 type writeLog struct {
 	net.Conn
