@@ -17,6 +17,11 @@ import (
 // certificates and HTTP/2), an optional plain HTTP listener, and the
 // metrics listener. Shutdown stops accepting and lets in-flight requests
 // finish up to the configured deadline.
+//
+// On the public listeners, the requests net/http refuses before the
+// gateway runs (malformed request line or headers, 431…) are audited and
+// answered with an X-Request-Id too (refusal.go); for that, TLS is
+// terminated by sekisho's own listener (tlslisten.go).
 type Server struct {
 	gw      *Gateway
 	log     *slog.Logger
