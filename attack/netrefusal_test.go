@@ -117,3 +117,64 @@ func TestNetHTTPRefusalsAudited(t *testing.T) {
 		t.Errorf("audit trail does not verify: %+v", res)
 	}
 }
+
+// TestNetHTTPRefusalPipelined: two requests the gateway answers and a
+// malformed third, pipelined on one keep-alive connection. The answered
+// ones keep their single request id and their own records; only the third
+// is recorded as net/http's refusal, once.
+func TestNetHTTPRefusalPipelined(t *testing.T) {
+	w := apptest.Start(t, apptest.Options{})
+	cookie := w.Login("suzuki", apptest.UV, time.Minute, "", "")
+	ck := "Cookie: __Host-sekisho=" + cookie + "\r\n"
+	req := "GET /public HTTP/1.1\r\nHost: " + zaimu + "\r\n" + ck + "\r\n" +
+		"GET /admin HTTP/1.1\r\nHost: " + zaimu + "\r\n" + ck + "Accept: text/html\r\n\r\n" +
+		"GET /admin%zz HTTP/1.1\r\nHost: " + zaimu + "\r\n" + ck + "\r\n"
+	for _, overTLS := range []bool{false, true} {
+		name := "plain"
+		if overTLS {
+			name = "tls"
+		}
+		t.Run(name, func(t *testing.T) {
+			var conn net.Conn
+			var err error
+			if overTLS {
+				conn, err = tls.Dial("tcp", w.HTTPS, &tls.Config{RootCAs: w.CAPool, ServerName: zaimu, NextProtos: []string{"http/1.1"}})
+			} else {
+				conn, err = net.Dial("tcp", w.HTTP)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(conn, req); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(conn)
+			var rs []apptest.Response
+			for i := 0; i < 3; i++ {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("response %d: %v", i+1, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if n := len(resp.Header.Values("X-Request-Id")); n != 1 {
+					t.Fatalf("response %d (%d) has %d X-Request-Id headers", i+1, resp.StatusCode, n)
+				}
+				rs = append(rs, apptest.Response{Status: resp.StatusCode, Body: string(b), Header: resp.Header})
+			}
+			if rs[0].Status != 200 || rs[1].Status == 200 || rs[1].Status == 400 {
+				t.Fatalf("statuses %d %d, want 200 and a refusal of /admin", rs[0].Status, rs[1].Status)
+			}
+			for i := 0; i < 2; i++ {
+				for _, rec := range mustRecords(t, w, rid(t, rs[i])) {
+					if rec.Rule == "net/http" {
+						t.Errorf("response %d (%d) recorded as net/http's refusal", i+1, rs[i].Status)
+					}
+				}
+			}
+			mustRefusalRecord(t, w, rs[2], 400, "malformed_request")
+		})
+	}
+}
