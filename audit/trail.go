@@ -89,6 +89,14 @@ func withDefaults(cfg config.Audit) config.Audit {
 	return cfg
 }
 
+// The writer reuses its output buffer and queue slice from batch to batch,
+// up to these sizes; larger ones (after a burst or a backlog) are dropped
+// once written, so that they do not stay allocated while the gateway idles.
+const (
+	maxKeptOut   = 1 << 20
+	maxKeptItems = 1 << 14
+)
+
 // asyncSyncEvery bounds how long records appended with Append (no one
 // waiting for durability) stay written but not fsynced.
 const asyncSyncEvery = 200 * time.Millisecond
@@ -560,7 +568,11 @@ func (t *Trail) flushQueue() {
 			t.releaseBody(items[i])
 			items[i] = item{}
 		}
-		t.spare = items[:0]
+		if cap(items) <= maxKeptItems {
+			t.spare = items[:0]
+		} else {
+			t.spare = nil // a backlog's queue is not kept once it is written
+		}
 	}
 }
 
@@ -609,8 +621,12 @@ func (t *Trail) writeBatch(items []item, allowRotate bool, ckpt string) error {
 			return err
 		}
 	}
-	if cap(out) <= 16<<20 {
+	// Keep the buffer for the next batch unless a burst grew it: an idle
+	// gateway should not hold the largest batch it ever wrote.
+	if cap(out) <= maxKeptOut {
 		t.out = out
+	} else {
+		t.out = nil
 	}
 	if len(out) == 0 {
 		return nil

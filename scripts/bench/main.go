@@ -20,12 +20,19 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -39,6 +46,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -48,21 +56,22 @@ import (
 )
 
 var (
-	duration = flag.Duration("duration", 10*time.Second, "length of one wrk run")
-	rounds   = flag.Int("rounds", 3, "rounds; targets alternate within each round")
-	conns    = flag.Int("conns", 64, "wrk connections")
-	threads  = flag.Int("threads", 2, "wrk threads")
-	idle     = flag.Int("idle", 10000, "idle keep-alive connections for the memory measurement (0: skip)")
-	out      = flag.String("out", "docs/performance.md", "where to write the report ('' or '-': stdout only)")
-	role     = flag.String("role", "", "internal: run as upstream or bare proxy")
-	addr     = flag.String("addr", "", "internal: listen address for -role")
-	upFlag   = flag.String("target", "", "internal: upstream for -role bare")
-	profile  = flag.String("cpuprofile", "", "also take a CPU profile of sekisho under load into this file")
-	heapProf = flag.String("heapprofile", "", "also save sekisho's heap profile with the idle connections open")
-	procs    = flag.Int("gomaxprocs", 0, "GOMAXPROCS for the bare proxy and both sekisho processes alike (0: the Go default, one per core)")
-	idleTLS  = flag.Bool("idle-tls", false, "also measure sekisho's memory with the idle connections over TLS")
-	hold     = flag.Bool("hold", false, "start every target, print how to reach them, and wait for ^C instead of measuring (for strace, ss, pprof by hand)")
-	metrics  = flag.String("metrics", "", "internal: pprof listen address for -role bare")
+	duration  = flag.Duration("duration", 10*time.Second, "length of one wrk run")
+	rounds    = flag.Int("rounds", 3, "rounds; targets alternate within each round")
+	conns     = flag.Int("conns", 64, "wrk connections")
+	threads   = flag.Int("threads", 2, "wrk threads")
+	idle      = flag.Int("idle", 10000, "idle keep-alive connections for the memory measurement (0: skip)")
+	out       = flag.String("out", "docs/performance.md", "where to write the report ('' or '-': stdout only)")
+	role      = flag.String("role", "", "internal: run as upstream or bare proxy")
+	addr      = flag.String("addr", "", "internal: listen address for -role")
+	upFlag    = flag.String("target", "", "internal: upstream for -role bare")
+	profile   = flag.String("cpuprofile", "", "also take a CPU profile of sekisho under load into this file")
+	heapProf  = flag.String("heapprofile", "", "also save sekisho's heap profile with the idle connections open")
+	gwEnvFlag = flag.String("gwenv", "", "extra environment for the bare proxies and both sekisho processes alike, e.g. GOGC=200 (comma-separated)")
+	procs     = flag.Int("gomaxprocs", 0, "GOMAXPROCS for the bare proxy and both sekisho processes alike (0: the Go default, one per core)")
+	idleTLS   = flag.Bool("idle-tls", false, "also measure sekisho's memory with the idle connections over TLS")
+	hold      = flag.Bool("hold", false, "start every target, print how to reach them, and wait for ^C instead of measuring (for strace, ss, pprof by hand)")
+	metrics   = flag.String("metrics", "", "internal: pprof listen address for -role bare")
 )
 
 func main() {
@@ -73,7 +82,10 @@ func main() {
 		runUpstream(*addr)
 		return
 	case "bare":
-		runBare(*addr, *upFlag, *metrics)
+		runBare(*addr, *upFlag, *metrics, false)
+		return
+	case "bare-pooled":
+		runBare(*addr, *upFlag, *metrics, true)
 		return
 	}
 	if err := run(); err != nil {
@@ -94,9 +106,11 @@ func runUpstream(addr string) {
 }
 
 // runBare is the Go floor: httputil.ReverseProxy with a transport tuned
-// like sekisho's, nothing else. Its pprof listener lets the idle-memory
-// measurement force the same garbage collections on it as on sekisho.
-func runBare(addr, upstream, metricsAddr string) {
+// like sekisho's, nothing else; pooled, it also recycles its 32 KiB copy
+// buffers as sekisho does (without a BufferPool, ReverseProxy allocates
+// one per request). Its pprof listener lets the idle-memory measurement
+// force the same garbage collections on it as on sekisho.
+func runBare(addr, upstream, metricsAddr string, pooled bool) {
 	u, err := url.Parse(upstream)
 	if err != nil {
 		log.Fatal(err)
@@ -104,22 +118,48 @@ func runBare(addr, upstream, metricsAddr string) {
 	if metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		go func() { log.Fatal(http.ListenAndServe(metricsAddr, mux)) }()
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.Transport = &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
+	if pooled {
+		rp.BufferPool = &slicePool{}
+	}
 	log.Fatal((&http.Server{Addr: addr, Handler: rp}).ListenAndServe())
+}
+
+// slicePool recycles ReverseProxy's copy buffers.
+type slicePool struct{ p sync.Pool }
+
+func (b *slicePool) Get() []byte {
+	if v, ok := b.p.Get().(*[32 << 10]byte); ok {
+		return v[:]
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *slicePool) Put(v []byte) {
+	if len(v) == 32<<10 {
+		b.p.Put((*[32 << 10]byte)(v))
+	}
 }
 
 type result struct {
 	rps      float64
 	p50, p99 time.Duration
+	requests int64
+	// cpu is the proxy process's CPU time (user and system) per request
+	// during the run: unlike req/s it barely depends on what else the
+	// shared machine runs at the time. Zero for targets not measured so.
+	cpu time.Duration
 }
 
 type target struct {
 	name    string
 	url     string
 	headers []string
+	pid     int // the process whose CPU time is measured (0: none)
 	results []result
 }
 
@@ -137,7 +177,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ports := freePorts(10)
+	ports := freePorts(12)
 	upURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	var running []*exec.Cmd
 	defer func() {
@@ -151,6 +191,9 @@ func run() error {
 	var gwEnv []string
 	if *procs > 0 {
 		gwEnv = []string{"GOMAXPROCS=" + strconv.Itoa(*procs)}
+	}
+	if *gwEnvFlag != "" {
+		gwEnv = append(gwEnv, strings.Split(*gwEnvFlag, ",")...)
 	}
 	startEnv := func(env []string, name string, args ...string) (*exec.Cmd, error) {
 		cmd := exec.Command(name, args...)
@@ -172,6 +215,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	pooledBare, err := gw(self, "-role", "bare-pooled", "-addr", fmt.Sprintf("127.0.0.1:%d", ports[10]), "-target", upURL,
+		"-metrics", fmt.Sprintf("127.0.0.1:%d", ports[11]))
+	if err != nil {
+		return err
+	}
 	if err := startNginx(work, ports[2], ports[0], start); err != nil {
 		return err
 	}
@@ -180,11 +228,11 @@ func run() error {
 		return err
 	}
 	// The same gateway with monitoring off, to price the monitor's rules.
-	_, cookieNoMon, err := startSekisho(work, "sekisho-nomon", ports[6], ports[7], 0, upURL, "monitor: {enabled: false}\n", gw)
+	nomon, cookieNoMon, err := startSekisho(work, "sekisho-nomon", ports[6], ports[7], 0, upURL, "monitor: {enabled: false}\n", gw)
 	if err != nil {
 		return err
 	}
-	for _, p := range []int{ports[0], ports[1], ports[2], ports[3], ports[6]} {
+	for _, p := range []int{ports[0], ports[1], ports[2], ports[3], ports[6], ports[10]} {
 		if err := waitPort(p); err != nil {
 			return err
 		}
@@ -193,10 +241,11 @@ func run() error {
 	targets := []*target{
 		{name: "upstream (direct)", url: upURL + "/"},
 		{name: "nginx proxy_pass", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[2])},
-		{name: "httputil.ReverseProxy (bare)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[1])},
-		{name: "sekisho (passkey session, policy, audit async, class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}},
-		{name: "sekisho (durable audit before forwarding, class 3S)", url: fmt.Sprintf("http://127.0.0.1:%d/sync/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}},
-		{name: "sekisho, monitoring off (class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[6]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoMon}},
+		{name: "httputil.ReverseProxy (bare)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[1]), pid: bare.Process.Pid},
+		{name: "httputil.ReverseProxy (bare, pooled copy buffers)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[10]), pid: pooledBare.Process.Pid},
+		{name: "sekisho (passkey session, policy, audit async, class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}, pid: sek.Process.Pid},
+		{name: "sekisho (durable audit before forwarding, class 3S)", url: fmt.Sprintf("http://127.0.0.1:%d/sync/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}, pid: sek.Process.Pid},
+		{name: "sekisho, monitoring off (class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[6]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoMon}, pid: nomon.Process.Pid},
 	}
 	// Check every target answers 200 before measuring.
 	for _, t := range targets {
@@ -209,16 +258,20 @@ func run() error {
 	}
 	for r := 0; r < *rounds; r++ {
 		for _, t := range targets {
+			before := procCPU(t.pid)
 			res, err := runWrk(t)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
+			if t.pid != 0 && res.requests > 0 {
+				res.cpu = (procCPU(t.pid) - before) / time.Duration(res.requests)
+			}
 			t.results = append(t.results, res)
-			log.Printf("round %d %-58s %9.0f req/s  p50 %-9v p99 %v", r+1, t.name, res.rps, res.p50, res.p99)
+			log.Printf("round %d %-58s %9.0f req/s  p50 %-9v p99 %-9v CPU/req %v", r+1, t.name, res.rps, res.p50, res.p99, res.cpu)
 		}
 	}
 	if *profile != "" {
-		if err := takeProfile(targets[3], ports[5], *profile); err != nil {
+		if err := takeProfile(targets[4], ports[5], *profile); err != nil {
 			return err
 		}
 	}
@@ -351,6 +404,7 @@ func startSekisho(work, name string, port, metricsPort, tlsPort int, upstream, e
   listen: "127.0.0.1:%d"
   metrics_listen: "127.0.0.1:%d"
   pprof: true
+  tls: {cert: tls.crt, key: tls.key}
 store: {driver: sqlite, dsn: data/sekisho.db}
 webauthn: {rp_id: gw.localhost}
 zones:
@@ -367,6 +421,9 @@ routes:
 policy: {file: policy.csv}
 audit: {dir: data/audit}
 %s`, port, tlsPort, metricsPort, upstream, extra)
+	if err := writeSelfSigned(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")); err != nil {
+		return nil, "", err
+	}
 	policyText := "condition, 庁内, zone=chonai\nallow, *, class:2, read|write, 庁内\nallow, *, class:3S, read|write, 庁内\n"
 	for name, text := range map[string]string{"sekisho.yaml": cfgText, "policy.csv": policyText} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
@@ -396,6 +453,36 @@ audit: {dir: data/audit}
 	st.Close()
 	cmd, err := start(bin, "serve", "--config", filepath.Join(dir, "sekisho.yaml"))
 	return cmd, tok, err
+}
+
+// writeSelfSigned writes an ECDSA P-256 certificate for bench.gw.localhost
+// (the HTTPS listener of the idle-memory measurement over TLS).
+func writeSelfSigned(certPath, keyPath string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "bench.gw.localhost"},
+		DNSNames:     []string{"bench.gw.localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 }
 
 // takeProfile runs wrk against t while fetching a 5 s CPU profile from
@@ -468,6 +555,8 @@ func parseWrk(s string) (result, error) {
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		switch {
+		case len(f) >= 3 && f[1] == "requests" && f[2] == "in":
+			r.requests, _ = strconv.ParseInt(f[0], 10, 64)
 		case len(f) == 2 && f[0] == "Requests/sec:":
 			r.rps, _ = strconv.ParseFloat(f[1], 64)
 		case len(f) == 2 && f[0] == "50%":
@@ -584,6 +673,30 @@ func idleRSS(port, metricsPort int, tlsOn bool, headers string, n, pid int, res 
 	return nil
 }
 
+// procCPU is the user and system CPU time pid has used (0 for pid 0).
+func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start at state.
+	rest := string(b)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticks
+}
+
 func readRSS(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -610,6 +723,7 @@ func median(rs []result) result {
 		rps: by(func(a, b result) bool { return a.rps < b.rps })[m].rps,
 		p50: by(func(a, b result) bool { return a.p50 < b.p50 })[m].p50,
 		p99: by(func(a, b result) bool { return a.p99 < b.p99 })[m].p99,
+		cpu: by(func(a, b result) bool { return a.cpu < b.cpu })[m].cpu,
 	}
 }
 
@@ -644,21 +758,41 @@ func buildReport(targets []*target, mem []idleMem) string {
 		gmp = strconv.Itoa(*procs)
 	}
 	fmt.Fprintf(&b, "- GOMAXPROCS (bare proxy and sekisho alike): %s\n", gmp)
+	if *gwEnvFlag != "" {
+		fmt.Fprintf(&b, "- 環境 (environment, bare proxy and sekisho alike): %s\n", *gwEnvFlag)
+	}
 	fmt.Fprintf(&b, "- sekisho: `sekisho serve` (separate process), passkey session cookie, policy decision, audit trail on; wrk, nginx, the upstream and the bare proxy share the same 2 cores\n\n")
-	fmt.Fprintf(&b, "| 対象 (target) | req/s | p50 | p99 |\n|---|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| 対象 (target) | req/s | p50 | p99 | プロセスの CPU 時間 / 要求 (process CPU per request) |\n|---|---:|---:|---:|---:|\n")
 	meds := map[string]result{}
 	for _, t := range targets {
 		m := median(t.results)
 		meds[t.name] = m
-		fmt.Fprintf(&b, "| %s | %.0f | %v | %v |\n", t.name, m.rps, m.p50.Round(time.Microsecond), m.p99.Round(time.Microsecond))
+		cpu := "—"
+		if m.cpu > 0 {
+			cpu = fmt.Sprintf("%.1f µs", float64(m.cpu)/float64(time.Microsecond))
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %v | %v | %s |\n", t.name, m.rps, m.p50.Round(time.Microsecond), m.p99.Round(time.Microsecond), cpu)
 	}
-	nginx, bare := meds[targets[1].name], meds[targets[2].name]
-	fmt.Fprintf(&b, "\n| 比 (ratio) | throughput vs bare ReverseProxy (target ≥ 1.0) | throughput vs nginx (target ≥ 0.5) | p99 vs nginx (target ≤ 1.5) |\n|---|---:|---:|---:|\n")
-	for _, t := range targets[3:5] {
+	nginx, bare, pooled := meds[targets[1].name], meds[targets[2].name], meds[targets[3].name]
+	fmt.Fprintf(&b, "\n| 比 (ratio) | throughput vs bare ReverseProxy (target ≥ 1.0) | vs bare with pooled buffers | throughput vs nginx (target ≥ 0.5) | p99 vs nginx (target ≤ 1.5) |\n|---|---:|---:|---:|---:|\n")
+	for _, t := range targets[4:6] {
 		m := meds[t.name]
-		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f |\n", t.name, m.rps/bare.rps, m.rps/nginx.rps, float64(m.p99)/float64(nginx.p99))
+		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f | %.2f |\n", t.name, m.rps/bare.rps, m.rps/pooled.rps, m.rps/nginx.rps, float64(m.p99)/float64(nginx.p99))
 	}
-	withMon, noMon := meds[targets[3].name], meds[targets[5].name]
+	// The same ratio round by round: each round measures the targets one
+	// after the other, so a round's ratio shares that round's machine load.
+	fmt.Fprintf(&b, "\n回ごとの比 (per-round ratio, class 2 / bare; class 2 / bare pooled):")
+	for r := range targets[4].results {
+		s := targets[4].results[r].rps
+		fmt.Fprintf(&b, " %.2f; %.2f", s/targets[2].results[r].rps, s/targets[3].results[r].rps)
+		if r < len(targets[4].results)-1 {
+			fmt.Fprintf(&b, " |")
+		}
+	}
+	fmt.Fprintf(&b, "\n")
+	fmt.Fprintf(&b, "\nCPU 時間の比 (CPU per request, class 2 / bare; class 2 / bare pooled): %.2f; %.2f\n",
+		float64(meds[targets[4].name].cpu)/float64(bare.cpu), float64(meds[targets[4].name].cpu)/float64(pooled.cpu))
+	withMon, noMon := meds[targets[4].name], meds[targets[6].name]
 	fmt.Fprintf(&b, "\n監視ルールの費用 (monitoring cost, target ≤ 5%%): monitoring on %.0f req/s vs off %.0f req/s → %.1f%%\n",
 		withMon.rps, noMon.rps, 100*(1-withMon.rps/noMon.rps))
 	for _, m := range mem {
@@ -668,6 +802,9 @@ func buildReport(targets []*target, mem []idleMem) string {
 	extra := ""
 	if *procs > 0 {
 		extra = fmt.Sprintf(" -gomaxprocs %d", *procs)
+	}
+	if *gwEnvFlag != "" {
+		extra += " -gwenv " + *gwEnvFlag
 	}
 	fmt.Fprintf(&b, "\n再現方法 (reproduce): `go run ./scripts/bench -duration %s -rounds %d -conns %d%s`\n", *duration, *rounds, *conns, extra)
 	return b.String()
