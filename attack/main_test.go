@@ -129,6 +129,36 @@ func rawResponse(t *testing.T, addr, req string) apptest.Response {
 	return apptest.Response{Status: resp.StatusCode, Body: string(b), Header: resp.Header}
 }
 
+// rawResponseCount sends raw bytes and counts the responses until the
+// server closes the connection; it fails the test if the server keeps it
+// open (a read times out).
+func rawResponseCount(t *testing.T, addr, req string) int {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	n := 0
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("after %d responses the connection is still open", n)
+			}
+			return n
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		n++
+	}
+}
+
 // client is a TLS client of the world that never follows redirects. Its
 // connections are closed when the test ends.
 func client(t *testing.T, w *apptest.World, host string, cert *tls.Certificate) *http.Client {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -53,7 +54,7 @@ func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 	// The public listeners audit the requests net/http refuses itself
 	// (refusal.go): the handler wrapper and the two hooks tell a tracked
 	// connection when a handler owns it.
-	handler := trackHandler(gw)
+	handler := trackHandler(closeAfterChunked(gw))
 
 	base := func() *http.Server {
 		return &http.Server{
@@ -187,4 +188,24 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	return serveErr
+}
+
+// closeAfterChunked makes net/http close an HTTP/1 connection once it has
+// answered a request whose body was chunked. net/http accepts
+// Transfer-Encoding: chunked together with Content-Length (the chunked
+// framing wins and Content-Length is dropped, so nothing is smuggled
+// through sekisho itself), but it keeps the connection open, while RFC
+// 9112 §6.1 says a server MUST close it after responding to such a
+// message: a proxy in front may have framed the same bytes by
+// Content-Length, and whatever it thinks follows must not be read as the
+// next request. Once parsed, the two cases cannot be told apart, so every
+// chunked HTTP/1 request closes its connection (browsers do not send
+// chunked bodies over HTTP/1).
+func closeAfterChunked(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 1 && slices.Contains(r.TransferEncoding, "chunked") {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
