@@ -27,6 +27,21 @@ type signer struct {
 	kid  string
 }
 
+// CreateKey makes a new audit key at path (P-256, PEM, mode 0600) unless
+// one is there already; created says which. Replicas that share one key
+// (one public key verifies the central table) get it from this file.
+func CreateKey(path string) (created bool, err error) {
+	if _, err := os.Stat(path); err == nil {
+		return false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("audit key %s: %w", path, err)
+	}
+	if _, err := loadOrCreateKey(path); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // loadOrCreateKey reads the PEM private key at path, creating a new P-256
 // key (mode 0600) when the file does not exist.
 func loadOrCreateKey(path string) (*signer, error) {

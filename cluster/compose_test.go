@@ -151,3 +151,12 @@ func start(t *testing.T, dir, bin string, args ...string) {
 		cmd.Wait()
 	})
 }
+
+// httptestServer serves h on a loopback port until the test ends and
+// returns its URL.
+func httptestServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}

@@ -516,19 +516,22 @@ func parseOfficeHours(s string, loc *time.Location) (audit.OfficeHours, error) {
 
 func newAuditKeyCmd() *cobra.Command {
 	var target auditTarget
-	var rotate bool
+	var rotate, create bool
 	cmd := &cobra.Command{
-		Use:   "key (--dir D | --config F) [--rotate]",
+		Use:   "key (--dir D | --config F) [--create] [--rotate]",
 		Short: "チェックポイント検証用の公開鍵 (JWKS) を出力する (print the checkpoint public key as JWKS)",
 		Long: `監査鍵の公開鍵を JWKS で出力します。証跡とは別の場所（監査担当の手元、
 別サーバ）に保管し、verify --key に指定してください。
 
---rotate は新しい鍵に交換します。古い公開鍵は audit.key.<kid>.pub として残り、
+--create は鍵がまだなければ作ります（複数レプリカで共有する鍵を、ゲートウェイを
+起動する前に作るとき）。--rotate は新しい鍵に交換します。古い公開鍵は audit.key.<kid>.pub として残り、
 JWKS に含まれるので、以前のチェックポイントも検証できます。稼働中のゲートウェイは
 再起動するまで古い鍵で署名します。
 
 Prints the audit key's public JWKS. Keep it away from the trail (with the
-auditors) and pass it to verify --key. --rotate replaces the key; the old
+auditors) and pass it to verify --key. --create makes the key when there
+is none yet (a key shared by replicas, made before any gateway starts).
+--rotate replaces the key; the old
 public key stays as audit.key.<kid>.pub and in the JWKS, so older
 checkpoints still verify. A running gateway signs with the old key until it
 restarts.`,
@@ -537,6 +540,15 @@ restarts.`,
 			ac, err := target.resolve(cmd)
 			if err != nil {
 				return err
+			}
+			if create {
+				created, err := audit.CreateKey(ac.Key)
+				if err != nil {
+					return err
+				}
+				if created {
+					fmt.Fprintf(cmd.ErrOrStderr(), "監査鍵を作成しました (created the audit key): %s\n", ac.Key)
+				}
 			}
 			if rotate {
 				kid, err := audit.RotateKey(ac.Key)
@@ -555,6 +567,7 @@ restarts.`,
 	}
 	target.flags(cmd)
 	cmd.Flags().BoolVar(&rotate, "rotate", false, "監査鍵を新しい鍵に交換する (replace the audit key)")
+	cmd.Flags().BoolVar(&create, "create", false, "鍵がなければ作る (make the key if there is none)")
 	return cmd
 }
 
