@@ -43,6 +43,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	rtmetrics "runtime/metrics"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,6 +88,12 @@ func main() {
 	case "bare-pooled":
 		runBare(*addr, *upFlag, *metrics, true)
 		return
+	case "stacks":
+		raiseFileLimit()
+		if err := idleStacks(*idle); err != nil {
+			log.Fatal("bench: ", err)
+		}
+		return
 	}
 	if err := run(); err != nil {
 		log.Fatal("bench: ", err)
@@ -127,6 +134,51 @@ func runBare(addr, upstream, metricsAddr string, pooled bool) {
 		rp.BufferPool = &slicePool{}
 	}
 	log.Fatal((&http.Server{Addr: addr, Handler: rp}).ListenAndServe())
+}
+
+// idleStacks measures what net/http alone keeps for n idle keep-alive
+// connections, in one process: a server with a trivial handler, n clients
+// that each sent one request, then collections. It prints the goroutine
+// stacks in use and the runtime's stack starting size
+// (go run ./scripts/bench -role stacks -idle 9000; add
+// GODEBUG=adaptivestackstart=0 to compare). The clients' own buffers are in
+// this process's heap too, so only the stacks are reported.
+func idleStacks(n int) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	clients := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return fmt.Errorf("after %d connections: %w", i, err)
+		}
+		clients = append(clients, c)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	time.Sleep(time.Second)
+	for i := 0; i < 4; i++ {
+		runtime.GC()
+	}
+	s := []rtmetrics.Sample{{Name: "/gc/stack/starting-size:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}, {Name: "/sched/goroutines:goroutines"}}
+	rtmetrics.Read(s)
+	stacks, g := s[1].Value.Uint64(), s[2].Value.Uint64()
+	fmt.Printf("%d idle connections: goroutine stacks %.1f MiB (%.1f KiB per goroutine, %d goroutines), stack starting size %d B\n",
+		n, float64(stacks)/(1<<20), float64(stacks)/float64(g)/1024, g, s[0].Value.Uint64())
+	return nil
 }
 
 // slicePool recycles ReverseProxy's copy buffers.
@@ -805,6 +857,9 @@ func buildReport(targets []*target, mem []idleMem) string {
 	}
 	if *gwEnvFlag != "" {
 		extra += " -gwenv " + *gwEnvFlag
+	}
+	if *idleTLS {
+		extra += " -idle-tls"
 	}
 	fmt.Fprintf(&b, "\n再現方法 (reproduce): `go run ./scripts/bench -duration %s -rounds %d -conns %d%s`\n", *duration, *rounds, *conns, extra)
 	return b.String()
