@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/authn/authntest"
+	"github.com/sekisho/sekisho/internal/apptest"
 	"github.com/sekisho/sekisho/store/storetest"
 )
 
@@ -118,9 +119,9 @@ func TestComposeExampleWithoutDocker(t *testing.T) {
 	auth := authntest.New()
 	originA := fmt.Sprintf("http://zaimu.localhost:%d", ports[0])
 	originB := fmt.Sprintf("http://zaimu.localhost:%d", ports[1])
-	registerPasskey(t, newBrowserAt(t, originA, nil), ports[0], link.Query().Get("token"), auth)
-	onB := newBrowserAt(t, originB, nil)
-	st, opts := onB.post(ports[1], "/.sekisho/webauthn/login/begin", nil)
+	apptest.NewBrowser(t, originA, nil).Register(ports[0], link.Query().Get("token"), auth)
+	onB := apptest.NewBrowser(t, originB, nil)
+	st, opts := onB.Post(ports[1], "/.sekisho/webauthn/login/begin", nil)
 	if st != http.StatusOK {
 		t.Fatalf("login begin on B: %d %s", st, opts)
 	}
@@ -128,10 +129,10 @@ func TestComposeExampleWithoutDocker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, res := onB.post(ports[1], "/.sekisho/webauthn/login/finish", assertion); st != http.StatusOK {
+	if st, res := onB.Post(ports[1], "/.sekisho/webauthn/login/finish", assertion); st != http.StatusOK {
 		t.Fatalf("login on B with the passkey registered on A: %d %s", st, res)
 	}
-	st, page := onB.get(ports[1], "/")
+	st, page := onB.Get(ports[1], "/")
 	if st != http.StatusOK || !strings.Contains(string(page), `<td id="user">sato</td>`) {
 		t.Fatalf("the sample app behind B answered %d:\n%s\nwant a page for sato from the verified assertion", st, page)
 	}

@@ -2,19 +2,14 @@ package cluster_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,71 +28,9 @@ const publicHost = "zaimu.gw.example.lg.jp"
 
 var publicOrigin = fmt.Sprintf("https://%s:%d", publicHost, publicPort)
 
-// browser is one browser profile (cookie jar) whose requests the test
-// sends to a chosen replica, as a load balancer without stickiness would.
-type browser struct {
-	t      *testing.T
-	jar    http.CookieJar
-	origin string      // the origin the browser shows, e.g. https://zaimu…:8443
-	tls    *tls.Config // nil for plain HTTP
-}
-
 // newBrowser is a browser on publicOrigin that trusts the harness's CA.
-func newBrowser(t *testing.T, w *apptest.World) *browser {
-	return newBrowserAt(t, publicOrigin, &tls.Config{RootCAs: w.CAPool, ServerName: publicHost})
-}
-
-func newBrowserAt(t *testing.T, origin string, tc *tls.Config) *browser {
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &browser{t: t, jar: jar, origin: origin, tls: tc}
-}
-
-// via returns a client that reaches the browser's origin at the replica
-// listening on port.
-func (b *browser) via(port int) *http.Client {
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Client{
-		Jar:     b.jar,
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig: b.tls,
-			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				return dialer.DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", port))
-			},
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
-// post sends a same-origin JSON POST as the sign-in page's script does.
-func (b *browser) post(httpsPort int, path string, body []byte) (int, []byte) {
-	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, b.origin+path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", b.origin)
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	return b.do(httpsPort, req)
-}
-
-func (b *browser) get(httpsPort int, path string) (int, []byte) {
-	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, b.origin+path, nil)
-	req.Header.Set("Accept", "text/html")
-	return b.do(httpsPort, req)
-}
-
-func (b *browser) do(httpsPort int, req *http.Request) (int, []byte) {
-	b.t.Helper()
-	res, err := b.via(httpsPort).Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s via port %d: %v", req.Method, req.URL.Path, httpsPort, err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	return res.StatusCode, body
+func newBrowser(t *testing.T, w *apptest.World) *apptest.Browser {
+	return apptest.NewBrowser(t, publicOrigin, &tls.Config{RootCAs: w.CAPool, ServerName: publicHost})
 }
 
 // TestEnrollOnALoginOnB runs the WebAuthn ceremonies against two `sekisho
@@ -150,15 +83,15 @@ func TestEnrollOnALoginOnB(t *testing.T) {
 		if got := u.Scheme + "://" + u.Host; got != publicOrigin {
 			t.Errorf("enrollment URL origin %q, want the public origin %q", got, publicOrigin)
 		}
-		registerPasskey(t, newBrowser(t, reps[0].World), a, u.Query().Get("token"), auth)
+		newBrowser(t, reps[0].World).Register(a, u.Query().Get("token"), auth)
 	}
 	auth := authntest.New()
 	enroll("suzuki", auth)
 
 	// A new browser (no cookies) signs in on B with the passkey made on A.
-	login := func(br *browser, begin, finish int) (int, []byte) {
+	login := func(br *apptest.Browser, begin, finish int) (int, []byte) {
 		t.Helper()
-		st, opts := br.post(begin, "/.sekisho/webauthn/login/begin", nil)
+		st, opts := br.Post(begin, "/.sekisho/webauthn/login/begin", nil)
 		if st != http.StatusOK {
 			t.Fatalf("login begin on port %d: %d %s", begin, st, opts)
 		}
@@ -166,17 +99,17 @@ func TestEnrollOnALoginOnB(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return br.post(finish, "/.sekisho/webauthn/login/finish", assertion)
+		return br.Post(finish, "/.sekisho/webauthn/login/finish", assertion)
 	}
 	second := newBrowser(t, reps[0].World)
-	if st, _ := second.get(b, "/ledger"); st != http.StatusSeeOther {
+	if st, _ := second.Get(b, "/ledger"); st != http.StatusSeeOther {
 		t.Fatalf("before sign-in B answered %d, want 303 to the sign-in page", st)
 	}
 	if st, res := login(second, b, b); st != http.StatusOK {
 		t.Fatalf("login on B with the passkey registered on A: %d %s", st, res)
 	}
 	for i, p := range ports {
-		st, page := second.get(p, "/ledger")
+		st, page := second.Get(p, "/ledger")
 		if st != http.StatusOK || !strings.Contains(string(page), "user=suzuki") {
 			t.Fatalf("after signing in on B, replica %d answered %d %q, want the upstream page for suzuki", i, st, page)
 		}
@@ -188,7 +121,7 @@ func TestEnrollOnALoginOnB(t *testing.T) {
 		if st, res := login(br, hop[0], hop[1]); st != http.StatusOK {
 			t.Fatalf("login begun on port %d and finished on port %d: %d %s", hop[0], hop[1], st, res)
 		}
-		if st, _ := br.get(hop[0], "/ledger"); st != http.StatusOK {
+		if st, _ := br.Get(hop[0], "/ledger"); st != http.StatusOK {
 			t.Fatalf("session from a ceremony finished on port %d refused on port %d: %d", hop[1], hop[0], st)
 		}
 	}
@@ -204,7 +137,7 @@ func TestEnrollOnALoginOnB(t *testing.T) {
 	finishURL, _ := url.Parse(publicOrigin + "/.sekisho/webauthn/login/finish")
 	for range 2 {
 		br := newBrowser(t, reps[0].World)
-		st, opts := br.post(a, "/.sekisho/webauthn/login/begin", nil)
+		st, opts := br.Post(a, "/.sekisho/webauthn/login/begin", nil)
 		if st != http.StatusOK {
 			t.Fatalf("login begin: %d", st)
 		}
@@ -213,14 +146,14 @@ func TestEnrollOnALoginOnB(t *testing.T) {
 			t.Fatal(err)
 		}
 		attacker := newBrowser(t, reps[0].World)
-		attacker.jar.SetCookies(finishURL, br.jar.Cookies(finishURL))
-		if len(br.jar.Cookies(finishURL)) == 0 {
+		attacker.Jar.SetCookies(finishURL, br.Jar.Cookies(finishURL))
+		if len(br.Jar.Cookies(finishURL)) == 0 {
 			t.Fatal("login begin set no ceremony cookie")
 		}
-		if st, res := br.post(a, "/.sekisho/webauthn/login/finish", assertion); st != http.StatusOK {
+		if st, res := br.Post(a, "/.sekisho/webauthn/login/finish", assertion); st != http.StatusOK {
 			t.Fatalf("login on A with a counter-0 passkey: %d %s", st, res)
 		}
-		st, res := attacker.post(b, "/.sekisho/webauthn/login/finish", assertion)
+		st, res := attacker.Post(b, "/.sekisho/webauthn/login/finish", assertion)
 		if st == http.StatusOK {
 			t.Fatal("the same assertion and ceremony cookie were accepted again on B")
 		}
@@ -283,37 +216,5 @@ func enrollInProcess(t *testing.T, r *apptest.Replica, user string, auth *authnt
 	if err != nil {
 		t.Fatal(err)
 	}
-	registerPasskey(t, newBrowser(t, r.World), portOf(t, r.HTTPS), token, auth)
-}
-
-// registerPasskey runs the registration ceremony with an invitation token
-// through the replica listening on httpsPort.
-func registerPasskey(t *testing.T, br *browser, httpsPort int, token string, auth *authntest.Authenticator) {
-	t.Helper()
-	body, _ := json.Marshal(map[string]string{"token": token})
-	st, opts := br.post(httpsPort, "/.sekisho/webauthn/register/begin", body)
-	if st != http.StatusOK {
-		t.Fatalf("register begin on port %d: %d %s", httpsPort, st, opts)
-	}
-	cred, sc, err := auth.Create(opts, br.origin, authntest.Overrides{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st, res := br.post(httpsPort, "/.sekisho/webauthn/register/finish", cred); st != http.StatusOK {
-		t.Fatalf("register finish on port %d: %d %s", httpsPort, st, res)
-	}
-	auth.Keep(sc)
-}
-
-func portOf(t *testing.T, addr string) int {
-	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	newBrowser(t, r.World).Register(apptest.Port(t, r.HTTPS), token, auth)
 }

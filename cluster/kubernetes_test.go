@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sekisho/sekisho/authn/authntest"
+	"github.com/sekisho/sekisho/internal/apptest"
 	"github.com/sekisho/sekisho/store/storetest"
 )
 
@@ -147,9 +148,9 @@ func TestKubernetesConfigWithoutCluster(t *testing.T) {
 	origin := "https://zaimu.gw.example.lg.jp" // public_port 443 behind the load balancer
 	tc := &tls.Config{RootCAs: pool, ServerName: "zaimu.gw.example.lg.jp"}
 	auth := authntest.New()
-	registerPasskey(t, newBrowserAt(t, origin, tc), https[0], link.Query().Get("token"), auth)
-	last := newBrowserAt(t, origin, tc)
-	st, opts := last.post(https[n-1], "/.sekisho/webauthn/login/begin", nil)
+	apptest.NewBrowser(t, origin, tc).Register(https[0], link.Query().Get("token"), auth)
+	last := apptest.NewBrowser(t, origin, tc)
+	st, opts := last.Post(https[n-1], "/.sekisho/webauthn/login/begin", nil)
 	if st != http.StatusOK {
 		t.Fatalf("login begin on the last replica: %d %s", st, opts)
 	}
@@ -157,11 +158,11 @@ func TestKubernetesConfigWithoutCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, res := last.post(https[n-1], "/.sekisho/webauthn/login/finish", assertion); st != http.StatusOK {
+	if st, res := last.Post(https[n-1], "/.sekisho/webauthn/login/finish", assertion); st != http.StatusOK {
 		t.Fatalf("login on the last replica with the passkey registered on the first: %d %s", st, res)
 	}
 	for i := range n {
-		if st, page := last.get(https[i], "/"); st != http.StatusOK || !strings.Contains(string(page), "user=sato") {
+		if st, page := last.Get(https[i], "/"); st != http.StatusOK || !strings.Contains(string(page), "user=sato") {
 			t.Errorf("replica %d answered %d %q, want the upstream page for sato", i, st, page)
 		}
 	}

@@ -2,8 +2,9 @@
 // trail, policy and gateway on real TLS and plain listeners — in front of
 // a recording upstream, for integration, end-to-end and attack tests.
 // Sessions are minted with the session manager, as a passkey login would
-// leave them; the WebAuthn ceremonies themselves are tested in package
-// authn and, with a real browser, in e2e.
+// leave them, or made through the real WebAuthn ceremonies with a
+// [Browser] and a software authenticator (authn/authntest); with a real
+// browser the ceremonies are tested in e2e.
 package apptest
 
 import (
