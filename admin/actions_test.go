@@ -205,6 +205,24 @@ func TestDevicesPage(t *testing.T) {
 	if rec := e.wantAdminRecord("device_enable", "PC-666"); rec.Detail != "初期化済み" {
 		t.Errorf("detail %q", rec.Detail)
 	}
+
+	// A device awaiting registration (devices.registration: manual) is
+	// shown as such and registered with a reason.
+	e.mustDevice("PC-777", "alice", store.DevicePending)
+	r = e.get(Prefix + "/devices")
+	checkTranslated(t, "/devices", r.Body)
+	contains(t, r.Body, "登録待ち 1 台", "登録待ち</span>", ">登録する</button>")
+	r = e.post(Prefix+"/devices/enable", url.Values{"id": {"PC-777"}, "reason": {"資産台帳 No.1234 と照合"}})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("register device = %d", r.Status)
+	}
+	if d, _ := e.store.GetDevice(context.Background(), "PC-777"); d.Status != store.DeviceActive || d.Owner != "alice" {
+		t.Errorf("registered device: %+v", d)
+	}
+	if rec := e.wantAdminRecord("device_register", "PC-777"); rec.Detail != "資産台帳 No.1234 と照合" {
+		t.Errorf("detail %q", rec.Detail)
+	}
+	lacks(t, e.get(Prefix+"/devices").Body, "登録待ち 1 台")
 }
 
 // confirm posts the first step and returns the confirmation token.

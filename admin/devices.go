@@ -17,10 +17,10 @@ type deviceRow struct {
 }
 
 type devicesData struct {
-	Rows            []deviceRow
-	Active, Revoked int
-	Query           string
-	Pager           pager
+	Rows                     []deviceRow
+	Active, Revoked, Pending int
+	Query                    string
+	Pager                    pager
 }
 
 // devices lists the device registry: owner, first and last sight, status.
@@ -38,9 +38,12 @@ func (c *Console) devices(w http.ResponseWriter, r *http.Request) {
 	}
 	var match []*store.Device
 	for _, dv := range devs {
-		if dv.Status == store.DeviceRevoked {
+		switch dv.Status {
+		case store.DeviceRevoked:
 			d.Revoked++
-		} else {
+		case store.DevicePending:
+			d.Pending++
+		default:
 			d.Active++
 		}
 		if matchesQuery(d.Query, dv.ID, dv.Owner, dv.Department, dv.Status) {
@@ -80,9 +83,15 @@ func (c *Console) enableDevice(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadRequest, "err.reason", nil)
 		return
 	}
+	// A pending device (devices.registration: manual) is registered; an
+	// isolated one returns to service.
+	action := "device_enable"
+	if dv.Status == store.DevicePending {
+		action = "device_register"
+	}
 	dv.Status, dv.Reason = store.DeviceActive, ""
 	err = c.d.Store.UpsertDevice(r.Context(), dv)
-	if rerr := c.record(r, "device_enable", dv.ID, reason, err); err != nil || rerr != nil {
+	if rerr := c.record(r, action, dv.ID, reason, err); err != nil || rerr != nil {
 		c.internal(w, r, errors.Join(err, rerr))
 		return
 	}

@@ -77,6 +77,7 @@ var messages = map[string][2]string{
 	"status.disabled": {"無効", "Disabled"},
 	"status.active":   {"利用中", "Active"},
 	"status.revoked":  {"利用停止", "Isolated"},
+	"status.pending":  {"登録待ち", "Awaiting registration"},
 
 	"ov.window":             {"%s から %s までの24時間", "The 24 hours from %s to %s"},
 	"ov.requests":           {"要求（24時間）", "Requests (24 h)"},
@@ -166,11 +167,13 @@ var messages = map[string][2]string{
 	"invite.for":          {"利用者 %s（%s）用", "For user %s (%s)"},
 	"invite.expires":      {"有効期限 %s（1回限り）", "Valid until %s, single use"},
 
-	"dev.counts":  {"利用中 %d 台、利用停止 %d 台", "%d active, %d isolated"},
-	"dev.first":   {"初回確認", "First seen"},
-	"dev.certs":   {"証明書", "Certificates"},
-	"dev.isolate": {"切り離し…", "Isolate…"},
-	"dev.enable":  {"利用再開", "Return to service"},
+	"dev.counts":   {"利用中 %d 台、利用停止 %d 台", "%d active, %d isolated"},
+	"dev.pending":  {"登録待ち %d 台（証明書は有効ですが、情報政策課が登録するまで「登録端末」の条件を満たしません）", "%d awaiting registration (valid certificates, but not registered devices until IT registers them)"},
+	"dev.register": {"登録する", "Register"},
+	"dev.first":    {"初回確認", "First seen"},
+	"dev.certs":    {"証明書", "Certificates"},
+	"dev.isolate":  {"切り離し…", "Isolate…"},
+	"dev.enable":   {"利用再開", "Return to service"},
 
 	"rv.help":         {"利用者・端末・セッション、または全員のセッションを直ちに終了します。次の画面で内容を確認してから実行します。理由は必須で、監査記録に残ります。", "Ends the sessions of a user, a device, one session, or everyone at once. The next page repeats what will happen before anything is done. A reason is required and kept in the audit record."},
 	"rv.kind":         {"対象の種類", "What to revoke"},

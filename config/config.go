@@ -106,7 +106,19 @@ type Devices struct {
 	IDFrom string `yaml:"id_from"`
 	// URIPrefix is stripped from a SAN URI. Default "urn:sekisho:device:".
 	URIPrefix string `yaml:"uri_prefix"`
+	// Registration says how a device enters the registry that the
+	// registered_device factor checks: "first_use" (default: a device with
+	// a valid certificate from a trusted CA is registered when first seen,
+	// owner from its certificate) or "manual" (it waits as "pending" until
+	// an administrator registers it in the console, or `sekisho certs
+	// issue --config` registered it when issuing its certificate). Use
+	// manual when the trusted CA also issues certificates to PCs that must
+	// not count as registered (an AD CS auto-enrolment for every PC).
+	Registration string `yaml:"registration"`
 }
+
+// ManualRegistration reports whether devices wait for an administrator.
+func (d Devices) ManualRegistration() bool { return d.Registration == "manual" }
 
 // Store selects persistence.
 type Store struct {

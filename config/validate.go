@@ -74,6 +74,7 @@ func (v *validator) validate() {
 	v.audit()
 	v.monitor()
 	v.oneOf("devices.id_from", v.cfg.Devices.IDFrom, "san_uri", "san_dns", "san_upn", "san_email", "cn")
+	v.oneOf("devices.registration", v.cfg.Devices.Registration, "first_use", "manual")
 	v.directory()
 }
 

@@ -64,6 +64,10 @@ type Credential struct {
 const (
 	DeviceActive  = "active"
 	DeviceRevoked = "revoked"
+	// DevicePending: seen with a valid certificate but not yet registered
+	// by an administrator (devices.registration: manual). It satisfies
+	// device_cert, not registered_device.
+	DevicePending = "pending"
 )
 
 // Device is one city-issued PC known by its certificate.

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/store"
 )
 
 // newCertsCmd is `sekisho certs`: the small device CA.
@@ -67,17 +71,22 @@ func newCertsInitCmd() *cobra.Command {
 }
 
 func newCertsIssueCmd() *cobra.Command {
-	var dir, device, user, out, passwordFile string
+	var dir, device, user, out, passwordFile, cfgPath string
 	var days int
 	var legacy bool
 	cmd := &cobra.Command{
-		Use:   "issue --dir D --device ID [--user U] [--days N] --out PREFIX [--password-file F]",
+		Use:   "issue --dir D --device ID [--user U] [--days N] --out PREFIX [--password-file F] [--config F]",
 		Short: "端末証明書を発行する (issue a device certificate)",
 		Long: `端末証明書を発行し、PREFIX.pem, PREFIX-key.pem, PREFIX.p12 を書き出します。
 --password-file がなければ .p12 のパスワードを生成し、一度だけ表示します。
+--config を付けると、その設定の store の端末台帳に登録済み (active、所有者は --user)
+として記録し、監査証跡に残します (devices.registration: manual のときの登録方法)。
 
 Issues a device certificate and writes PREFIX.pem, PREFIX-key.pem and
-PREFIX.p12. Without --password-file a .p12 password is generated and shown once.`,
+PREFIX.p12. Without --password-file a .p12 password is generated and shown once.
+With --config the device is recorded as registered (active, owner --user) in
+that configuration's store and in the audit trail (how devices are registered
+under devices.registration: manual).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req := certs.DeviceRequest{Device: device, User: user, Days: days, LegacyP12: legacy}
@@ -95,6 +104,23 @@ PREFIX.p12. Without --password-file a .p12 password is generated and shown once.
 			if err != nil {
 				return fmt.Errorf("認証局を読み込めません / loading the CA failed: %w", err)
 			}
+			// With --config, check the store and the audit trail open
+			// before anything is issued.
+			var register func(fp string) error
+			if cfgPath != "" {
+				cfg, st, err := loadConfigAndStore(cmd.Context(), cfgPath)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				record, err := adminAudit(cfg)
+				if err != nil {
+					return err
+				}
+				register = func(fp string) error {
+					return registerDevice(cmd.Context(), st, record, device, user, fp)
+				}
+			}
 			for _, suffix := range []string{".pem", "-key.pem", ".p12"} {
 				if _, err := os.Lstat(out + suffix); err == nil {
 					return fmt.Errorf("出力先が既にあります / %s already exists", out+suffix)
@@ -107,6 +133,11 @@ PREFIX.p12. Without --password-file a .p12 password is generated and shown once.
 			if err := is.WriteFiles(out); err != nil {
 				return fmt.Errorf("証明書ファイルを書き込めません / writing files failed (serial %s is recorded; revoke it): %w", is.Serial, err)
 			}
+			if register != nil {
+				if err := register(is.Fingerprint); err != nil {
+					return fmt.Errorf("証明書は発行しましたが端末台帳に登録できません / issued, but registering the device failed (serial %s): %w", is.Serial, err)
+				}
+			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "端末証明書を発行しました / issued device certificate\n")
 			fmt.Fprintf(w, "  device:      %s\n", device)
@@ -115,6 +146,9 @@ PREFIX.p12. Without --password-file a .p12 password is generated and shown once.
 			}
 			fmt.Fprintf(w, "  serial:      %s\n  fingerprint: %s\n", is.Serial, is.Fingerprint)
 			fmt.Fprintf(w, "  files:       %s.pem %s-key.pem %s.p12\n", out, out, out)
+			if register != nil {
+				fmt.Fprintf(w, "  registered:  端末台帳に登録しました / recorded as registered in the store\n")
+			}
 			if legacy {
 				fmt.Fprintln(w, "注意: .p12 は旧形式 (3DES/SHA-1) です。取り込み後すぐに削除してください / note: legacy .p12 (3DES/SHA-1); delete it after import")
 			}
@@ -130,6 +164,7 @@ PREFIX.p12. Without --password-file a .p12 password is generated and shown once.
 	cmd.Flags().IntVar(&days, "days", certs.DefaultDeviceDays, "有効日数 (validity in days)")
 	cmd.Flags().StringVar(&out, "out", "", "出力ファイルの接頭辞 (output file prefix)")
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", ".p12 のパスワードを読むファイル (file holding the .p12 password)")
+	cmd.Flags().StringVar(&cfgPath, "config", "", "この設定の store に登録済みとして記録する (record the device as registered in this configuration's store)")
 	cmd.Flags().BoolVar(&legacy, "legacy-p12", false, "旧い Windows (10 1809 より前) 向けに 3DES/SHA-1 で .p12 を暗号化 (for Windows before 10 1809; weaker)")
 	_ = cmd.MarkFlagRequired("device")
 	_ = cmd.MarkFlagRequired("out")
@@ -306,4 +341,29 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// registerDevice records device as registered (active) in the store, with
+// owner and certificate fingerprint, keeping what the store knew of it, and
+// writes the admin audit record.
+func registerDevice(ctx context.Context, st store.Store, record func(action, target, detail string) error, device, owner, fp string) error {
+	now := time.Now()
+	d, err := st.GetDevice(ctx, device)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		d = &store.Device{ID: device, FirstSeen: now}
+	case err != nil:
+		return err
+	}
+	d.Status, d.Reason = store.DeviceActive, ""
+	if owner != "" {
+		d.Owner = owner
+	}
+	if !slices.Contains(d.Fingerprints, fp) {
+		d.Fingerprints = append(d.Fingerprints, fp)
+	}
+	if err := st.UpsertDevice(ctx, d); err != nil {
+		return err
+	}
+	return record("device_register", device, "owner="+d.Owner+"; certificate "+fp)
 }

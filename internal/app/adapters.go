@@ -159,14 +159,16 @@ func (d *deviceAdapter) Reason(err error) (string, string) {
 type deviceRegistry struct {
 	st  store.Store
 	now func() time.Time
+	// manual: a device first seen waits as pending (devices.registration).
+	manual bool
 
 	mu      sync.Mutex
 	devices map[string]*store.Device
 	touched map[string]time.Time
 }
 
-func newDeviceRegistry(st store.Store, now func() time.Time) *deviceRegistry {
-	return &deviceRegistry{st: st, now: now, devices: map[string]*store.Device{}, touched: map[string]time.Time{}}
+func newDeviceRegistry(st store.Store, now func() time.Time, manual bool) *deviceRegistry {
+	return &deviceRegistry{st: st, now: now, manual: manual, devices: map[string]*store.Device{}, touched: map[string]time.Time{}}
 }
 
 // load reads every device into the cache; called at start and whenever a
@@ -210,7 +212,8 @@ func (r *deviceRegistry) markRevoked(id string) {
 	}
 }
 
-// seen registers a device on first sight (owner from its certificate) and
+// seen registers a device on first sight (owner from its certificate;
+// pending instead of active under devices.registration: manual) and
 // records its last sight.
 func (r *deviceRegistry) seen(id, owner, fp string) {
 	now := r.now()
@@ -223,7 +226,11 @@ func (r *deviceRegistry) seen(id, owner, fp string) {
 	}
 	r.touched[id] = now
 	if !known {
-		d = &store.Device{ID: id, Owner: owner, Fingerprints: []string{fp}, Status: store.DeviceActive, FirstSeen: now, LastSeen: now}
+		status := store.DeviceActive
+		if r.manual {
+			status = store.DevicePending
+		}
+		d = &store.Device{ID: id, Owner: owner, Fingerprints: []string{fp}, Status: status, FirstSeen: now, LastSeen: now}
 		r.devices[id] = d
 	}
 	r.mu.Unlock()

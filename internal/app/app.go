@@ -108,7 +108,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 		monitor.WithResponder(a.respond)); err != nil {
 		return nil, fmt.Errorf("starting monitoring: %w", err)
 	}
-	a.devices = newDeviceRegistry(a.Store, o.now)
+	a.devices = newDeviceRegistry(a.Store, o.now, cfg.Devices.ManualRegistration())
 	if err = a.devices.load(ctx); err != nil {
 		return nil, fmt.Errorf("loading device registry: %w", err)
 	}

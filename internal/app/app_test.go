@@ -128,3 +128,54 @@ func TestDeviceCertificateAndClassRequirements(t *testing.T) {
 		t.Errorf("audit: %d denials for sato (want ≥3), %d revoke records (want 1)", deny, revoke)
 	}
 }
+
+// TestManualDeviceRegistration: with devices.registration: manual a PC
+// with a valid certificate waits as pending, satisfies device_cert but not
+// registered_device, until an administrator registers it; then it is
+// allowed within the registry's reload (1 s).
+func TestManualDeviceRegistration(t *testing.T) {
+	w := apptest.Start(t, apptest.Options{Extra: "devices: {registration: manual}"})
+	pc, fp := w.Device("PC-0123", "sato")
+	const juki = "juki.gw.example.lg.jp"
+	tok := w.Login("sato", append(apptest.UV, "mtls"), time.Minute, "PC-0123", fp)
+	r := w.Get(juki, "/records", tok, &pc)
+	if r.Status == http.StatusOK {
+		t.Fatalf("an unregistered PC reached 3B (which needs a registered device): %d %q", r.Status, r.Body)
+	}
+	ctx := context.Background()
+	var d *store.Device
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		var err error
+		if d, err = w.App.Store.GetDevice(ctx, "PC-0123"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the PC was not recorded on first sight: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d.Status != store.DevicePending || d.Owner != "sato" {
+		t.Fatalf("first sight recorded %+v, want pending, owner sato", d)
+	}
+	if rec := w.Records(r.Header.Get("X-Request-Id")); len(rec) == 0 || rec[0].Decision == audit.DecisionAllow {
+		t.Fatalf("refusal of the pending PC: records %v", rec)
+	}
+
+	// An administrator registers it (the console and certs issue --config
+	// write the same).
+	d.Status = store.DeviceActive
+	if err := w.App.Store.UpsertDevice(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(3 * time.Second)
+	for {
+		if r = w.Get(juki, "/records", tok, &pc); r.Status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registered PC still refused: %d %q", r.Status, r.Body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
