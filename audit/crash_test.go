@@ -297,3 +297,70 @@ func TestFailClosedAndRecover(t *testing.T) {
 		t.Fatalf("async kept=%v, refused durable written=%v, outage recorded=%v", sawAsync, sawRefused, sawOutage)
 	}
 }
+
+// TestDurableRefusedDuringOutageCounted: a durable append refused at the
+// door once the trail is already unhealthy (an asynchronous write failed
+// first) is counted in the write_failed record like one refused in the
+// failing batch. It was reported as 0 before.
+func TestDurableRefusedDuringOutageCounted(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but /dev/full is missing: the fail-closed test needs it")
+		}
+		t.Skip("no /dev/full")
+	}
+	cfg := testConfig(t)
+	cfg.RotateSize = 1 // every batch starts a new file
+	var full atomic.Bool
+	tr, err := Open(cfg, WithClock(newFakeClock().Now), WithRegisterer(prometheus.NewRegistry()), func(o *options) {
+		o.openFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			if full.Load() {
+				return os.OpenFile("/dev/full", os.O_WRONLY, 0)
+			}
+			return os.OpenFile(name, flag, perm)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ctx := context.Background()
+	if err := tr.AppendDurable(ctx, accessRecord(1)); err != nil {
+		t.Fatal(err)
+	}
+	full.Store(true)
+	if err := tr.Append(accessRecord(2)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for tr.Healthy() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the asynchronous write on a full disk did not make the trail unhealthy")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 2 {
+		if err := tr.AppendDurable(ctx, accessRecord(10+i)); !errors.Is(err, ErrUnhealthy) {
+			t.Fatalf("durable append while unhealthy = %v", err)
+		}
+	}
+	full.Store(false)
+	for tr.Healthy() != nil {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("did not recover: %v", tr.Healthy())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range readRecords(t, cfg.Dir) {
+		if r.Action == ActionWriteFailed {
+			if !strings.Contains(r.Detail, `"refused_durable":2`) {
+				t.Fatalf("write_failed record %s, want refused_durable 2", r.Detail)
+			}
+			return
+		}
+	}
+	t.Fatal("no write_failed record")
+}

@@ -169,7 +169,7 @@ type Trail struct {
 	lastHead   time.Time
 	failSince  time.Time
 	failCause  error
-	refused    int
+	refused    int // durable appends refused during an outage (under mu)
 	nextRetry  time.Time
 	retryDelay time.Duration
 	rotated    bool
@@ -358,6 +358,9 @@ func (t *Trail) enqueue(rec *Record, res *result) (*batch, error) {
 		refuse = ErrBacklog
 	}
 	if refuse != nil {
+		if res != nil && refuse == t.failErr {
+			t.refused++ // a durable append refused during the outage
+		}
 		t.mu.Unlock()
 		t.releaseBody(item{body: body, buf: bp})
 		return nil, refuse
@@ -811,19 +814,24 @@ func (t *Trail) tryRecover() {
 		t.mu.Lock()
 		items := t.queue
 		t.queue = nil
+		refused := t.refused
 		t.mu.Unlock()
 		sys := t.encodeInternal(systemRecord(ActionWriteFailed, map[string]any{
 			"since":           t.failSince.UTC().Format(TimeLayout),
 			"until":           t.opts.clock().UTC().Format(TimeLayout),
 			"error":           t.failCause.Error(),
-			"refused_durable": t.refused,
+			"refused_durable": refused,
 		}))
 		all := append([]item{sys}, items...)
 		if err = t.writeBatch(all, true, "recovered"); err == nil {
 			t.mu.Lock()
 			t.failErr = nil
-			t.mu.Unlock()
+			late := t.refused - refused // refused while the record was written
 			t.refused = 0
+			t.mu.Unlock()
+			if late > 0 {
+				t.opts.log.Warn("audit: durable appends refused while recovering, not counted in the write_failed record", "count", late)
+			}
 			t.m.healthy.Set(1)
 			t.opts.log.Info("audit: writing recovered / 監査証跡の書き込みが回復しました")
 			t.committed(items)
