@@ -32,6 +32,8 @@ import (
 // user from the verified assertion.
 func TestComposeExampleWithoutDocker(t *testing.T) {
 	if testing.Short() {
+		// Only under -short; CI runs without it, and PostgreSQL missing in
+		// CI fails in storetest.PostgresDSN.
 		t.Skip("builds and runs the binaries")
 	}
 	dsn := storetest.PostgresDSN(t)

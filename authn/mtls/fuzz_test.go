@@ -84,6 +84,7 @@ func FuzzParseUPNs(f *testing.F) {
 // SEKISHO_WRITE_FUZZ_SEEDS=1.
 func TestWriteFuzzSeeds(t *testing.T) {
 	if os.Getenv("SEKISHO_WRITE_FUZZ_SEEDS") != "1" {
+		// Opt-in seed writer, not a missing service: skipped in CI too.
 		t.Skip("set SEKISHO_WRITE_FUZZ_SEEDS=1 to regenerate the seed corpus")
 	}
 	dir := filepath.Join("testdata", "fuzz", "FuzzDeviceID")
