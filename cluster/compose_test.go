@@ -31,11 +31,7 @@ import (
 // passkey registered on A signs in on B, and the sample app shows the
 // user from the verified assertion.
 func TestComposeExampleWithoutDocker(t *testing.T) {
-	if testing.Short() {
-		// Only under -short; CI runs without it, and PostgreSQL missing in
-		// CI fails in storetest.PostgresDSN.
-		t.Skip("builds and runs the binaries")
-	}
+	needsBinaries(t)
 	dsn := storetest.PostgresDSN(t)
 	bin := buildSekisho(t)
 	app := filepath.Join(t.TempDir(), "sampleapp")

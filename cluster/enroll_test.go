@@ -41,9 +41,7 @@ func newBrowser(t *testing.T, w *apptest.World) *apptest.Browser {
 // on B, and a ceremony begun on one replica is finished on the other (a
 // load balancer without sticky sessions).
 func TestEnrollOnALoginOnB(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
+	needsBinaries(t)
 	dsn := storetest.PostgresDSN(t)
 	reps := apptest.StartCluster(t, apptest.ClusterOptions{DSN: dsn})
 	for _, r := range reps {

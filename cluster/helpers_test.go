@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -128,4 +129,13 @@ func centralSeqs(t *testing.T, db *pgxpool.Pool, replica string) []int64 {
 		out = append(out, s)
 	}
 	return out
+}
+
+// needsBinaries skips a test that builds and runs the binaries under
+// -short, except with CI=true, where every test runs.
+func needsBinaries(t *testing.T) {
+	t.Helper()
+	if testing.Short() && os.Getenv("CI") != "true" {
+		t.Skip("builds and runs the binaries (-short)")
+	}
 }

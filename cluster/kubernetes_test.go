@@ -33,9 +33,7 @@ import (
 // first replica signs in on the last, and every replica serves the
 // session.
 func TestKubernetesConfigWithoutCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
+	needsBinaries(t)
 	dsn := storetest.PostgresDSN(t)
 	bin := buildSekisho(t)
 	raw, err := os.ReadFile("../examples/kubernetes/configmap.yaml")

@@ -20,9 +20,7 @@ import (
 // refuse it (the latency is measured); a policy pushed through A applies
 // on B.
 func TestTwoServeProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
+	needsBinaries(t)
 	dsn := storetest.PostgresDSN(t)
 	// The cluster harness writes the configurations, creates the users and
 	// mints a session (keys live in the database, so the processes accept it).

@@ -26,7 +26,7 @@ func FuzzSQLiteRoundTrip(f *testing.F) {
 	f.Cleanup(func() { st.Close() })
 	f.Fuzz(func(t *testing.T, id, text, role string, credID []byte) {
 		if id == "" || len(credID) == 0 || !utf8.ValidString(role) {
-			t.Skip() // ids are required; list items are JSON, so UTF-8
+			return // ids are required; list items are JSON, so UTF-8
 		}
 		ctx := context.Background()
 		u := &store.User{ID: id, DisplayName: text, Department: text, Roles: []string{role, text}}

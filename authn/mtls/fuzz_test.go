@@ -5,10 +5,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
-	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -78,29 +75,6 @@ func FuzzParseUPNs(f *testing.F) {
 			t.Fatalf("parseUPNs returned values with an error")
 		}
 	})
-}
-
-// TestWriteFuzzSeeds regenerates testdata/fuzz/FuzzDeviceID when
-// SEKISHO_WRITE_FUZZ_SEEDS=1.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("SEKISHO_WRITE_FUZZ_SEEDS") != "1" {
-		// Opt-in seed writer, not a missing service: skipped in CI too.
-		t.Skip("set SEKISHO_WRITE_FUZZ_SEEDS=1 to regenerate the seed corpus")
-	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzDeviceID")
-	write := func(dir string, seeds [][]byte) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i, der := range seeds {
-			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", der)
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	write(dir, fuzzSeeds(t))
-	write(filepath.Join("testdata", "fuzz", "FuzzParseUPNs"), upnSeeds(t))
 }
 
 // upnSeeds are subjectAltName values: well-formed with several kinds of

@@ -665,7 +665,7 @@ func testTimesUTC(t *testing.T, s store.Store) {
 func testNotifier(t *testing.T, s store.Store) {
 	n, ok := s.(store.Notifier)
 	if !ok {
-		t.Skipf("%T does not implement store.Notifier", s)
+		t.Fatalf("%T does not implement store.Notifier; every store must", s)
 	}
 	sub, err := n.Subscribe(ctx(t))
 	must(t, "Subscribe", err)
@@ -681,7 +681,7 @@ func testNotifier(t *testing.T, s store.Store) {
 func testPrune(t *testing.T, s store.Store) {
 	p, ok := s.(store.Pruner)
 	if !ok {
-		t.Skipf("%T does not implement store.Pruner", s)
+		t.Fatalf("%T does not implement store.Pruner; every store must", s)
 	}
 	must(t, "CreateSession old", s.CreateSession(ctx(t), &store.Session{ID: "old", UserID: "u", CreatedAt: at(0), ExpiresAt: at(time.Hour)}))
 	must(t, "CreateSession live", s.CreateSession(ctx(t), &store.Session{ID: "live", UserID: "u", CreatedAt: at(0), ExpiresAt: at(3 * time.Hour)}))
