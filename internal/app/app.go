@@ -55,6 +55,7 @@ type App struct {
 	Console *admin.Console
 
 	log     *slog.Logger
+	now     func() time.Time
 	devices *deviceRegistry
 	verify  *mtls.Verifier
 	addrs   []string
@@ -108,6 +109,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 		monitor.WithResponder(a.respond)); err != nil {
 		return nil, fmt.Errorf("starting monitoring: %w", err)
 	}
+	a.now = o.now
 	a.devices = newDeviceRegistry(a.Store, o.now, cfg.Devices.ManualRegistration())
 	if err = a.devices.load(ctx); err != nil {
 		return nil, fmt.Errorf("loading device registry: %w", err)
@@ -276,6 +278,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}()
 	go a.syncDevices(bg)
+	go a.pruneStore(bg)
 	go a.watchRevocations(bg)
 	go a.drainSpool(bg)
 	go func() {
@@ -286,6 +289,41 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}()
 	return a.Server.Serve(ctx)
+}
+
+// pruneAfter is how long expired session records, invitations and used
+// WebAuthn challenges stay in the store before pruneStore deletes them.
+const pruneAfter = 24 * time.Hour
+
+// pruneStore deletes, at start and then hourly, what expired more than
+// pruneAfter ago (store.Pruner), so those tables do not grow without end.
+// Every replica may do it: the deletes are idempotent. Revocations and keys
+// are never pruned.
+func (a *App) pruneStore(ctx context.Context) {
+	p, ok := a.Store.(store.Pruner)
+	if !ok {
+		return
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		a.pruneOnce(ctx, p)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *App) pruneOnce(ctx context.Context, p store.Pruner) {
+	n, err := p.Prune(ctx, a.now().Add(-pruneAfter))
+	switch {
+	case err != nil && ctx.Err() == nil:
+		a.log.Warn("pruning expired store records", "err", err)
+	case n > 0:
+		a.log.Info("pruned expired store records", "count", n)
+	}
 }
 
 // syncDevices reloads the device registry periodically, so a device
