@@ -167,9 +167,20 @@ func TestBrowserConsole(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`input[name="user"]`), demo.DemoUser),
 		chromedp.SetValue(chromedp.CSS(`select[name="event"]`), "authn"),
 		chromedp.Click(chromedp.CSS(`form.filters button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS("ol.records details")),
 	); err != nil {
 		t.Fatalf("searching the audit trail: %v", err)
+	}
+	// The unfiltered page already lists records: wait for the search's own
+	// page before looking (waiting for the list alone raced the navigation
+	// and failed about 1 run in 4).
+	if !poll(func() bool {
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		return err == nil && strings.Contains(loc, "event=authn")
+	}) {
+		t.Fatal("the search did not navigate to its results")
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("ol.records details"))); err != nil {
+		t.Fatalf("search results: %v", err)
 	}
 	screenshot(t, ctx, "console-02-search")
 	if got := text(t, ctx, "#result-count"); !strings.Contains(got, "該当") || strings.Contains(got, "該当 0 件") {
