@@ -232,15 +232,7 @@ func TestDatabaseOutageIsFailStatic(t *testing.T) {
 	for _, r := range reps {
 		br := newBrowser(t, r.World)
 		port := apptest.Port(t, r.HTTPS)
-		st, opts := br.Post(port, "/.sekisho/webauthn/login/begin", nil)
-		if st != http.StatusOK {
-			t.Fatalf("replica %s during the outage: login begin %d %s", r.Name, st, opts)
-		}
-		assertion, err := passkey.Get(opts, publicOrigin, authntest.Overrides{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, res := br.Post(port, "/.sekisho/webauthn/login/finish", assertion)
+		st, res := br.SignIn(port, port, passkey, authntest.Overrides{})
 		if st != http.StatusServiceUnavailable || !strings.Contains(string(res), "認証サービスに一時的に接続できません") {
 			t.Errorf("replica %s: passkey login during the outage: %d %s; want 503 with the Japanese retry message", r.Name, st, res)
 		}

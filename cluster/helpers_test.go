@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,4 +139,18 @@ func needsBinaries(t *testing.T) {
 	if testing.Short() && os.Getenv("CI") != "true" {
 		t.Skip("builds and runs the binaries (-short)")
 	}
+}
+
+// substitute replaces the first occurrence of each pair's first string
+// with its second. A string that text (named by what) no longer contains
+// fails the test: the example changed and the test must follow it.
+func substitute(t *testing.T, what, text string, pairs [][2]string) string {
+	t.Helper()
+	for _, p := range pairs {
+		if !strings.Contains(text, p[0]) {
+			t.Fatalf("%s no longer has %s; update this test", what, p[0])
+		}
+		text = strings.Replace(text, p[0], p[1], 1)
+	}
+	return text
 }

@@ -108,15 +108,11 @@ under devices.registration: manual).`,
 			// before anything is issued.
 			var register func(fp string) error
 			if cfgPath != "" {
-				cfg, st, err := loadConfigAndStore(cmd.Context(), cfgPath)
+				_, st, record, err := loadAdmin(cmd.Context(), cfgPath)
 				if err != nil {
 					return err
 				}
 				defer st.Close()
-				record, err := adminAudit(cfg)
-				if err != nil {
-					return err
-				}
 				register = func(fp string) error {
 					return registerDevice(cmd.Context(), st, record, device, user, fp)
 				}

@@ -49,6 +49,20 @@ func loadConfigAndStore(ctx context.Context, path string) (*config.Config, store
 	return cfg, st, nil
 }
 
+// loadAdmin is loadConfigAndStore for the verbs that change the store: it
+// also opens the audit trail (or its spool) for their admin records, so
+// that nothing is done when either cannot be opened. The caller closes st.
+func loadAdmin(ctx context.Context, path string) (cfg *config.Config, st store.Store, record func(action, target, detail string) error, err error) {
+	if cfg, st, err = loadConfigAndStore(ctx, path); err != nil {
+		return nil, nil, nil, err
+	}
+	if record, err = adminAudit(cfg); err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return cfg, st, record, nil
+}
+
 // openStore opens the store the configuration names.
 func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN)

@@ -230,15 +230,11 @@ func newUsersDisableCmd() *cobra.Command {
 		Short: "利用を停止し、セッションをすべて無効にする (disable a user and end their sessions)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, st, err := loadConfigAndStore(cmd.Context(), cfgPath)
+			_, st, record, err := loadAdmin(cmd.Context(), cfgPath)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			record, err := adminAudit(cfg)
-			if err != nil {
-				return err
-			}
 			if _, err := setDisabled(cmd, st, id, true); err != nil {
 				return err
 			}
@@ -274,15 +270,11 @@ func newUsersEnableCmd() *cobra.Command {
 Re-enables a user. Sessions issued before the user was disabled stay revoked.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, st, err := loadConfigAndStore(cmd.Context(), cfgPath)
+			_, st, record, err := loadAdmin(cmd.Context(), cfgPath)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			record, err := adminAudit(cfg)
-			if err != nil {
-				return err
-			}
 			if _, err := setDisabled(cmd, st, id, false); err != nil {
 				return err
 			}
@@ -318,15 +310,11 @@ server.http_listen and a localhost host, the plain-HTTP URL is printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, st, err := loadConfigAndStore(ctx, cfgPath)
+			cfg, st, record, err := loadAdmin(ctx, cfgPath)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			record, err := adminAudit(cfg)
-			if err != nil {
-				return err
-			}
 			now := time.Now()
 			token, err := authn.CreateInvitation(ctx, st, id, operator(), ttl, now)
 			switch {

@@ -386,6 +386,26 @@ func testChallenges(t *testing.T, s store.Store) {
 	must(t, "ConsumeChallenge", s.ConsumeChallenge(ctx(t), []byte("c1"), at(time.Hour)))
 	wantErr(t, "ConsumeChallenge again", s.ConsumeChallenge(ctx(t), []byte("c1"), at(time.Hour)), store.ErrChallengeUsed)
 	must(t, "ConsumeChallenge other", s.ConsumeChallenge(ctx(t), []byte("c2"), at(time.Hour)))
+	race(t, "concurrent ConsumeChallenge", store.ErrChallengeUsed, func() error {
+		return s.ConsumeChallenge(context.Background(), []byte("race"), at(time.Hour))
+	})
+}
+
+func testConcurrentConsume(t *testing.T, s store.Store) {
+	for r := range 3 {
+		h := []byte(fmt.Sprintf("race-%d", r))
+		must(t, "CreateInvitation", s.CreateInvitation(ctx(t), &store.Invitation{TokenHash: h, UserID: "tanaka", CreatedAt: at(0), ExpiresAt: at(time.Hour)}))
+		race(t, fmt.Sprintf("round %d of concurrent ConsumeInvitation", r), store.ErrInvitationUsed, func() error {
+			_, err := s.ConsumeInvitation(context.Background(), h, at(time.Minute))
+			return err
+		})
+	}
+}
+
+// race runs consume on 12 goroutines released at once and expects exactly
+// one to succeed and every other to fail with lost.
+func race(t *testing.T, what string, lost error, consume func() error) {
+	t.Helper()
 	const workers = 12
 	var (
 		wg         sync.WaitGroup
@@ -399,13 +419,13 @@ func testChallenges(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			<-start
-			err := s.ConsumeChallenge(context.Background(), []byte("race"), at(time.Hour))
+			err := consume()
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil:
 				wins++
-			case errors.Is(err, store.ErrChallengeUsed):
+			case errors.Is(err, lost):
 				used++
 			default:
 				otherErrs = append(otherErrs, err)
@@ -415,45 +435,7 @@ func testChallenges(t *testing.T, s store.Store) {
 	close(start)
 	wg.Wait()
 	if wins != 1 || used != workers-1 || len(otherErrs) > 0 {
-		t.Errorf("concurrent ConsumeChallenge: %d wins, %d used, errors %v; want 1, %d, none", wins, used, otherErrs, workers-1)
-	}
-}
-
-func testConcurrentConsume(t *testing.T, s store.Store) {
-	const rounds, workers = 3, 12
-	for r := range rounds {
-		h := []byte(fmt.Sprintf("race-%d", r))
-		must(t, "CreateInvitation", s.CreateInvitation(ctx(t), &store.Invitation{TokenHash: h, UserID: "tanaka", CreatedAt: at(0), ExpiresAt: at(time.Hour)}))
-		var (
-			wg         sync.WaitGroup
-			start      = make(chan struct{})
-			mu         sync.Mutex
-			wins, used int
-			otherErrs  []error
-		)
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				_, err := s.ConsumeInvitation(context.Background(), h, at(time.Minute))
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil:
-					wins++
-				case errors.Is(err, store.ErrInvitationUsed):
-					used++
-				default:
-					otherErrs = append(otherErrs, err)
-				}
-			}()
-		}
-		close(start)
-		wg.Wait()
-		if wins != 1 || used != workers-1 || len(otherErrs) > 0 {
-			t.Errorf("round %d: %d winners, %d ErrInvitationUsed, other errors %v; want 1, %d, none", r, wins, used, otherErrs, workers-1)
-		}
+		t.Errorf("%s: %d winners, %d %v, other errors %v; want 1, %d, none", what, wins, used, lost, otherErrs, workers-1)
 	}
 }
 
