@@ -72,6 +72,7 @@ const (
 	DefaultReadHeaderTimeout  = 10 * time.Second
 	DefaultIdleTimeout        = 120 * time.Second
 	DefaultMaxHeaderBytes     = 64 << 10
+	DefaultParkIdleAfter      = 1000
 	DefaultLanguage           = "ja"
 	DefaultStoreDriver        = "sqlite"
 	DefaultSQLiteDSN          = "data/sekisho.db"

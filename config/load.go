@@ -140,6 +140,7 @@ func (v *validator) defaults() {
 	setDefault(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDefault(&s.ParkIdleAfter, DefaultParkIdleAfter)
 	setDefault(&s.Language, DefaultLanguage)
 	setDefault(&s.OCSP.Timeout, DefaultOCSPTimeout)
 

@@ -110,6 +110,9 @@ func (v *validator) server() {
 	if s.MaxHeaderBytes < 0 {
 		v.errorf("server.max_header_bytes", "must not be negative (負の値は指定できません)")
 	}
+	if s.ParkIdleAfter < -1 {
+		v.errorf("server.park_idle_after", "must be -1 (never) or a number of connections (-1 または接続数を指定してください)")
+	}
 	v.oneOf("server.language", s.Language, "ja", "en")
 }
 

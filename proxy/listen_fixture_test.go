@@ -83,6 +83,13 @@ func newListenFixture(tb testing.TB, serverYAML string) *listenFixture {
 			w.WriteHeader(http.StatusOK)
 			w.(http.Flusher).Flush()
 			io.WriteString(w, forgedRefusal)
+		case "/stream":
+			// No Content-Length: chunked to the client.
+			io.WriteString(w, "part 1;")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part 2")
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
 		case "/status/403":
 			w.WriteHeader(http.StatusForbidden)
 			io.WriteString(w, "upstream says no")

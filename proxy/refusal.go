@@ -193,10 +193,25 @@ type trackedConn struct {
 	// answers a request cut off that way with 400, to nobody: that is a
 	// client disconnecting, not a request refused, and is not recorded.
 	gone atomic.Bool
+
+	// parker parks the connection between requests when the server is
+	// crowded (park.go); nil: never.
+	parker *parker
+	// ex follows the current request's response (park.go).
+	ex exchange
+	// pending is read before the connection itself: what a parked
+	// connection read while waiting, given back to net/http.
+	pending []byte
+	first   [1]byte
 }
 
 // Read notes when the client has gone away.
 func (c *trackedConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
 	n, err := c.Conn.Read(p)
 	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
 		c.gone.Store(true)
@@ -261,7 +276,8 @@ func (c *trackedConn) CloseWrite() error {
 // trackingListener wraps the plain listener's connections.
 type trackingListener struct {
 	net.Listener
-	rec *refusalRecorder
+	rec    *refusalRecorder
+	parker *parker
 }
 
 func (l trackingListener) Accept() (net.Conn, error) {
@@ -269,7 +285,7 @@ func (l trackingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &trackedConn{Conn: c, rec: l.rec}, nil
+	return &trackedConn{Conn: c, rec: l.rec, parker: l.parker}, nil
 }
 
 type trackedConnKey struct{}
@@ -284,7 +300,8 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 }
 
 // connState clears the busy mark once net/http has written a handler's
-// whole response, and retires hijacked connections.
+// whole response, and retires hijacked connections (a parked one is
+// enlisted again when it wakes).
 func connState(c net.Conn, st http.ConnState) {
 	t := trackerOf(c)
 	if t == nil {
@@ -298,13 +315,24 @@ func connState(c net.Conn, st http.ConnState) {
 	}
 }
 
-// trackHandler marks the connection busy before h runs.
+// trackHandler marks the connection busy before h runs, and afterwards
+// parks the connection if its server is crowded (park.go).
 func trackHandler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if t, _ := r.Context().Value(trackedConnKey{}).(*trackedConn); t != nil {
-			t.busy.Store(true)
+		t, _ := r.Context().Value(trackedConnKey{}).(*trackedConn)
+		if t == nil {
+			h.ServeHTTP(w, r)
+			return
 		}
-		h.ServeHTTP(w, r)
+		t.busy.Store(true)
+		if t.parker == nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		hadBody := r.Body != nil && r.Body != http.NoBody
+		t.ex = exchange{ResponseWriter: w}
+		h.ServeHTTP(&t.ex, r)
+		tryPark(t.parker, t, w, r, hadBody)
 	})
 }
 

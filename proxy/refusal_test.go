@@ -75,76 +75,77 @@ func (m *memRecorder) netHTTPEntries() []Entry {
 // record under that id, on the plain listener and over TLS, where the
 // record names the device of the client certificate.
 func TestNetHTTPRefusalsAudited(t *testing.T) {
-	f := newListenFixture(t, "  max_header_bytes: 8192")
-	dev := f.device(t, "PC-0042")
-	const host = "Host: web.example.lg.jp\r\n"
-	cases := []struct {
-		name, raw string
-		status    int
-		reason    string
-		text      string // net/http's text in the record
-	}{
-		{"bad escape in target", "GET /admin%zz HTTP/1.1\r\n" + host + "\r\n", 400, ReasonMalformedRequest, "400 Bad Request"},
-		{"malformed header line", "GET / HTTP/1.1\r\n" + host + "X Bad Header: 1\r\n\r\n", 400, ReasonMalformedRequest, "400 Bad Request: invalid header name"},
-		{"oversized header", "GET / HTTP/1.1\r\n" + host + "X-Big: " + strings.Repeat("a", 32<<10) + "\r\n\r\n", 431, ReasonHeaderTooLarge, "431 Request Header Fields Too Large"},
-		{"duplicate Host", "GET / HTTP/1.1\r\n" + host + "Host: other.example.lg.jp\r\n\r\n", 400, ReasonMalformedRequest, "400 Bad Request"},
-		{"malformed Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, ReasonMalformedRequest, "400 Bad Request: malformed Host header"},
-		{"unsupported Transfer-Encoding", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: gzip\r\n\r\n", 501, ReasonUnsupportedTransferEncoding, "501 Not Implemented: Unsupported transfer encoding"},
-		{"unknown Expect", "GET / HTTP/1.1\r\n" + host + "Expect: teapot\r\n\r\n", 417, ReasonExpectationFailed, "417 Expectation Failed"},
-	}
-	for _, overTLS := range []bool{false, true} {
-		for _, c := range cases {
-			name := "plain/" + c.name
-			if overTLS {
-				name = "tls/" + c.name
-			}
-			t.Run(name, func(t *testing.T) {
-				before := len(f.audit.netHTTPEntries())
-				seenBefore := f.seen.count()
-				var cert *tls.Certificate
-				if overTLS {
-					cert = &dev
-				}
-				r := f.exchange(t, overTLS, cert, c.raw, 1)[0]
-				if r.status != c.status {
-					t.Fatalf("status %d, want %d (%q)", r.status, c.status, r.body)
-				}
-				id := r.header.Get("X-Request-Id")
-				if len(id) != 16 || len(r.header.Values("X-Request-Id")) != 1 {
-					t.Fatalf("X-Request-Id %q", r.header.Values("X-Request-Id"))
-				}
-				entries := f.audit.find(id)
-				if len(entries) != 1 {
-					t.Fatalf("%d audit records for %s, want 1", len(entries), id)
-				}
-				e := entries[0]
-				if e.Event != "access" || e.Decision != "error" || !e.Enforced || e.Rule != ruleNetHTTP || e.Status != c.status {
-					t.Errorf("record %+v", e)
-				}
-				if len(e.Reasons) != 2 || e.Reasons[0] != c.reason || e.Reasons[1] != c.text {
-					t.Errorf("reasons %q, want [%s %q]", e.Reasons, c.reason, c.text)
-				}
-				if e.Info.IP.String() != "127.0.0.1" || e.Info.Zone != "chonai" || e.Info.TLS != overTLS {
-					t.Errorf("source %s zone %s tls %t", e.Info.IP, e.Info.Zone, e.Info.TLS)
-				}
-				if overTLS && (e.Info.Device != "PC-0042" || len(e.Info.CertFP) != 64) {
-					t.Errorf("device %q fp %q, want the client certificate's", e.Info.Device, e.Info.CertFP)
-				}
-				if got := len(f.audit.netHTTPEntries()) - before; got != 1 {
-					t.Errorf("%d refusal records, want 1", got)
-				}
-				if f.seen.count() != seenBefore {
-					t.Error("refused request reached the upstream")
-				}
-			})
+	eachParkMode(t, "  max_header_bytes: 8192", func(t *testing.T, f *listenFixture) {
+		dev := f.device(t, "PC-0042")
+		const host = "Host: web.example.lg.jp\r\n"
+		cases := []struct {
+			name, raw string
+			status    int
+			reason    string
+			text      string // net/http's text in the record
+		}{
+			{"bad escape in target", "GET /admin%zz HTTP/1.1\r\n" + host + "\r\n", 400, ReasonMalformedRequest, "400 Bad Request"},
+			{"malformed header line", "GET / HTTP/1.1\r\n" + host + "X Bad Header: 1\r\n\r\n", 400, ReasonMalformedRequest, "400 Bad Request: invalid header name"},
+			{"oversized header", "GET / HTTP/1.1\r\n" + host + "X-Big: " + strings.Repeat("a", 32<<10) + "\r\n\r\n", 431, ReasonHeaderTooLarge, "431 Request Header Fields Too Large"},
+			{"duplicate Host", "GET / HTTP/1.1\r\n" + host + "Host: other.example.lg.jp\r\n\r\n", 400, ReasonMalformedRequest, "400 Bad Request"},
+			{"malformed Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, ReasonMalformedRequest, "400 Bad Request: malformed Host header"},
+			{"unsupported Transfer-Encoding", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: gzip\r\n\r\n", 501, ReasonUnsupportedTransferEncoding, "501 Not Implemented: Unsupported transfer encoding"},
+			{"unknown Expect", "GET / HTTP/1.1\r\n" + host + "Expect: teapot\r\n\r\n", 417, ReasonExpectationFailed, "417 Expectation Failed"},
 		}
-	}
-	if v := testutil.ToFloat64(f.srv.rec.refused.WithLabelValues("400")); v != 2*4 {
-		t.Errorf("sekisho_refused_by_net_http_total{code=400} = %v, want 8", v)
-	}
-	if v := testutil.ToFloat64(f.gw.metrics.requests.WithLabelValues("-", "431")); v != 2 {
-		t.Errorf("sekisho_requests_total{route=-,code=431} = %v, want 2", v)
-	}
+		for _, overTLS := range []bool{false, true} {
+			for _, c := range cases {
+				name := "plain/" + c.name
+				if overTLS {
+					name = "tls/" + c.name
+				}
+				t.Run(name, func(t *testing.T) {
+					before := len(f.audit.netHTTPEntries())
+					seenBefore := f.seen.count()
+					var cert *tls.Certificate
+					if overTLS {
+						cert = &dev
+					}
+					r := f.exchange(t, overTLS, cert, c.raw, 1)[0]
+					if r.status != c.status {
+						t.Fatalf("status %d, want %d (%q)", r.status, c.status, r.body)
+					}
+					id := r.header.Get("X-Request-Id")
+					if len(id) != 16 || len(r.header.Values("X-Request-Id")) != 1 {
+						t.Fatalf("X-Request-Id %q", r.header.Values("X-Request-Id"))
+					}
+					entries := f.audit.find(id)
+					if len(entries) != 1 {
+						t.Fatalf("%d audit records for %s, want 1", len(entries), id)
+					}
+					e := entries[0]
+					if e.Event != "access" || e.Decision != "error" || !e.Enforced || e.Rule != ruleNetHTTP || e.Status != c.status {
+						t.Errorf("record %+v", e)
+					}
+					if len(e.Reasons) != 2 || e.Reasons[0] != c.reason || e.Reasons[1] != c.text {
+						t.Errorf("reasons %q, want [%s %q]", e.Reasons, c.reason, c.text)
+					}
+					if e.Info.IP.String() != "127.0.0.1" || e.Info.Zone != "chonai" || e.Info.TLS != overTLS {
+						t.Errorf("source %s zone %s tls %t", e.Info.IP, e.Info.Zone, e.Info.TLS)
+					}
+					if overTLS && (e.Info.Device != "PC-0042" || len(e.Info.CertFP) != 64) {
+						t.Errorf("device %q fp %q, want the client certificate's", e.Info.Device, e.Info.CertFP)
+					}
+					if got := len(f.audit.netHTTPEntries()) - before; got != 1 {
+						t.Errorf("%d refusal records, want 1", got)
+					}
+					if f.seen.count() != seenBefore {
+						t.Error("refused request reached the upstream")
+					}
+				})
+			}
+		}
+		if v := testutil.ToFloat64(f.srv.rec.refused.WithLabelValues("400")); v != 2*4 {
+			t.Errorf("sekisho_refused_by_net_http_total{code=400} = %v, want 8", v)
+		}
+		if v := testutil.ToFloat64(f.gw.metrics.requests.WithLabelValues("-", "431")); v != 2 {
+			t.Errorf("sekisho_requests_total{route=-,code=431} = %v, want 2", v)
+		}
+	})
 }
 
 // TestPipelinedRefusal: on one keep-alive connection, two requests the
@@ -154,117 +155,120 @@ func TestNetHTTPRefusalsAudited(t *testing.T) {
 // and an upstream's 403, whose status lines net/http writes after the
 // handler has returned.
 func TestPipelinedRefusal(t *testing.T) {
-	f := newListenFixture(t, "")
-	const host = "Host: web.example.lg.jp\r\n"
-	for _, overTLS := range []bool{false, true} {
-		name := "plain"
-		if overTLS {
-			name = "tls"
-		}
-		t.Run(name, func(t *testing.T) {
-			before := len(f.audit.netHTTPEntries())
-			raw := "POST /x HTTP/1.1\r\nHost: unknown.example.lg.jp\r\nContent-Length: 5\r\n\r\nhello" +
-				"GET /status/403 HTTP/1.1\r\n" + host + "\r\n" +
-				"GET /ok HTTP/1.1\r\n" + host + "\r\n" +
-				"GET /bad%zz HTTP/1.1\r\n" + host + "\r\n"
-			rs := f.exchange(t, overTLS, nil, raw, 4)
-			for i, want := range []int{404, 403, 200, 400} {
-				if rs[i].status != want {
-					t.Fatalf("response %d: status %d, want %d", i+1, rs[i].status, want)
-				}
-				if n := len(rs[i].header.Values("X-Request-Id")); n != 1 {
-					t.Fatalf("response %d has %d X-Request-Id headers", i+1, n)
-				}
+	eachParkMode(t, "", func(t *testing.T, f *listenFixture) {
+		const host = "Host: web.example.lg.jp\r\n"
+		for _, overTLS := range []bool{false, true} {
+			name := "plain"
+			if overTLS {
+				name = "tls"
 			}
-			if rs[1].body != "upstream says no" {
-				t.Errorf("403 body %q", rs[1].body)
-			}
-			for i := 0; i < 3; i++ {
-				for _, e := range f.audit.find(rs[i].header.Get("X-Request-Id")) {
-					if e.Rule == ruleNetHTTP {
-						t.Errorf("response %d (status %d) recorded as a net/http refusal", i+1, rs[i].status)
+			t.Run(name, func(t *testing.T) {
+				before := len(f.audit.netHTTPEntries())
+				raw := "POST /x HTTP/1.1\r\nHost: unknown.example.lg.jp\r\nContent-Length: 5\r\n\r\nhello" +
+					"GET /status/403 HTTP/1.1\r\n" + host + "\r\n" +
+					"GET /ok HTTP/1.1\r\n" + host + "\r\n" +
+					"GET /bad%zz HTTP/1.1\r\n" + host + "\r\n"
+				rs := f.exchange(t, overTLS, nil, raw, 4)
+				for i, want := range []int{404, 403, 200, 400} {
+					if rs[i].status != want {
+						t.Fatalf("response %d: status %d, want %d", i+1, rs[i].status, want)
+					}
+					if n := len(rs[i].header.Values("X-Request-Id")); n != 1 {
+						t.Fatalf("response %d has %d X-Request-Id headers", i+1, n)
 					}
 				}
-			}
-			e := f.audit.find(rs[3].header.Get("X-Request-Id"))
-			if len(e) != 1 || e[0].Rule != ruleNetHTTP || e[0].Status != 400 {
-				t.Fatalf("malformed request's records: %+v", e)
-			}
-			if got := len(f.audit.netHTTPEntries()) - before; got != 1 {
-				t.Errorf("%d refusal records, want 1", got)
-			}
-		})
-	}
+				if rs[1].body != "upstream says no" {
+					t.Errorf("403 body %q", rs[1].body)
+				}
+				for i := 0; i < 3; i++ {
+					for _, e := range f.audit.find(rs[i].header.Get("X-Request-Id")) {
+						if e.Rule == ruleNetHTTP {
+							t.Errorf("response %d (status %d) recorded as a net/http refusal", i+1, rs[i].status)
+						}
+					}
+				}
+				e := f.audit.find(rs[3].header.Get("X-Request-Id"))
+				if len(e) != 1 || e[0].Rule != ruleNetHTTP || e[0].Status != 400 {
+					t.Fatalf("malformed request's records: %+v", e)
+				}
+				if got := len(f.audit.netHTTPEntries()) - before; got != 1 {
+					t.Errorf("%d refusal records, want 1", got)
+				}
+			})
+		}
+	})
 }
 
 // TestHandlerResponsesNeverRewritten: a response body that is, byte for
 // byte, net/http's refusal, forwarded from the upstream, reaches the
 // client unchanged over every protocol and is not recorded as a refusal.
 func TestHandlerResponsesNeverRewritten(t *testing.T) {
-	f := newListenFixture(t, "")
-	for _, c := range []struct {
-		name, base string
-		h2         bool
-	}{
-		{"plain-h1", "http://" + f.http, false},
-		{"tls-h1", "https://" + f.https, false},
-		{"tls-h2", "https://" + f.https, true},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			tr := &http.Transport{TLSClientConfig: f.tlsConfig(), ForceAttemptHTTP2: c.h2}
-			defer tr.CloseIdleConnections()
-			cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-			for i := 0; i < 3; i++ { // keep-alive: the same connection again
-				req, _ := http.NewRequest("GET", c.base+"/forged", nil)
-				req.Host = "web.example.lg.jp"
-				resp, err := cl.Do(req)
-				if err != nil {
-					t.Fatal(err)
+	eachParkMode(t, "", func(t *testing.T, f *listenFixture) {
+		for _, c := range []struct {
+			name, base string
+			h2         bool
+		}{
+			{"plain-h1", "http://" + f.http, false},
+			{"tls-h1", "https://" + f.https, false},
+			{"tls-h2", "https://" + f.https, true},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				tr := &http.Transport{TLSClientConfig: f.tlsConfig(), ForceAttemptHTTP2: c.h2}
+				defer tr.CloseIdleConnections()
+				cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+				for i := 0; i < 3; i++ { // keep-alive: the same connection again
+					req, _ := http.NewRequest("GET", c.base+"/forged", nil)
+					req.Host = "web.example.lg.jp"
+					resp, err := cl.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || string(b) != forgedRefusal || (resp.ProtoMajor == 2) != c.h2 {
+						t.Fatalf("%s %s: %q", resp.Proto, resp.Status, b)
+					}
 				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || string(b) != forgedRefusal || (resp.ProtoMajor == 2) != c.h2 {
-					t.Fatalf("%s %s: %q", resp.Proto, resp.Status, b)
-				}
-			}
-		})
-	}
-	if n := len(f.audit.netHTTPEntries()); n != 0 {
-		t.Errorf("%d refusal records for answered requests", n)
-	}
+			})
+		}
+		if n := len(f.audit.netHTTPEntries()); n != 0 {
+			t.Errorf("%d refusal records for answered requests", n)
+		}
+	})
 }
 
 // TestTLSConnectionState: Request.TLS, and with it the device certificate,
 // reaches the gateway over HTTP/1.1 (through the tracked connection) and
 // over HTTP/2 (the *tls.Conn itself).
 func TestTLSConnectionState(t *testing.T) {
-	f := newListenFixture(t, "")
-	dev := f.device(t, "PC-0007")
-	for _, h2 := range []bool{false, true} {
-		tc := f.tlsConfig()
-		tc.Certificates = []tls.Certificate{dev}
-		tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: h2}
-		cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-		req, _ := http.NewRequest("GET", "https://"+f.https+"/who", nil)
-		req.Host = "web.example.lg.jp"
-		resp, err := cl.Do(req)
-		if err != nil {
-			t.Fatal(err)
+	eachParkMode(t, "", func(t *testing.T, f *listenFixture) {
+		dev := f.device(t, "PC-0007")
+		for _, h2 := range []bool{false, true} {
+			tc := f.tlsConfig()
+			tc.Certificates = []tls.Certificate{dev}
+			tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: h2}
+			cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			req, _ := http.NewRequest("GET", "https://"+f.https+"/who", nil)
+			req.Host = "web.example.lg.jp"
+			resp, err := cl.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			tr.CloseIdleConnections()
+			if (resp.ProtoMajor == 2) != h2 || resp.StatusCode != 200 {
+				t.Fatalf("h2=%t: %s %s", h2, resp.Proto, resp.Status)
+			}
+			if resp.Header.Get("Strict-Transport-Security") == "" {
+				t.Errorf("h2=%t: no HSTS: the gateway did not see Request.TLS", h2)
+			}
+			e := f.audit.find(resp.Header.Get("X-Request-Id"))
+			if len(e) == 0 || e[0].Info.Device != "PC-0007" || !e[0].Info.TLS {
+				t.Errorf("h2=%t: records %+v, want device PC-0007 over TLS", h2, e)
+			}
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		tr.CloseIdleConnections()
-		if (resp.ProtoMajor == 2) != h2 || resp.StatusCode != 200 {
-			t.Fatalf("h2=%t: %s %s", h2, resp.Proto, resp.Status)
-		}
-		if resp.Header.Get("Strict-Transport-Security") == "" {
-			t.Errorf("h2=%t: no HSTS: the gateway did not see Request.TLS", h2)
-		}
-		e := f.audit.find(resp.Header.Get("X-Request-Id"))
-		if len(e) == 0 || e[0].Info.Device != "PC-0007" || !e[0].Info.TLS {
-			t.Errorf("h2=%t: records %+v, want device PC-0007 over TLS", h2, e)
-		}
-	}
+	})
 }
 
 // TestNotRequestsNotAudited: idle closes, half-sent requests, failed TLS
@@ -566,4 +570,15 @@ func FuzzParseRefusal(f *testing.F) {
 			}
 		}
 	})
+}
+
+// eachParkMode runs fn on a fixture with server settings yaml, once as
+// configured and once with every idle connection parked (park.go).
+func eachParkMode(t *testing.T, yaml string, fn func(t *testing.T, f *listenFixture)) {
+	for _, mode := range []struct{ name, yaml string }{
+		{"net/http", yaml},
+		{"parked", yaml + "\n  park_idle_after: 1"},
+	} {
+		t.Run(mode.name, func(t *testing.T) { fn(t, newListenFixture(t, mode.yaml)) })
+	}
 }

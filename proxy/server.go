@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/sekisho/sekisho/config"
 )
 
 // Server owns the gateway's listeners: HTTPS (with optional client
@@ -29,6 +31,7 @@ type Server struct {
 	servers []*http.Server
 	public  []bool // servers[i] serves the gateway (HTTPS or plain HTTP)
 	lns     []net.Listener
+	parkers []*parker // parkers[i] parks servers[i]'s idle connections; nil: none
 	ready   func() error
 	rec     *refusalRecorder
 }
@@ -56,8 +59,9 @@ func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 	// connection when a handler owns it.
 	handler := trackHandler(closeAfterChunked(gw))
 
+	parked := registerGauge(gw.metrics.Registry(), parkedOpts)
 	base := func() *http.Server {
-		return &http.Server{
+		hs := &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 			IdleTimeout:       cfg.IdleTimeout,
@@ -66,6 +70,20 @@ func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 			ConnContext:       connContext,
 			ConnState:         connState,
 		}
+		var p *parker
+		if cfg.ParkIdleAfter > 0 {
+			idle := cfg.IdleTimeout
+			if idle <= 0 {
+				idle = config.DefaultIdleTimeout // a parked connection never waits for ever
+			}
+			p = newParker(cfg.ParkIdleAfter, idle, parked)
+			hs.ConnState = func(c net.Conn, st http.ConnState) {
+				connState(c, st)
+				p.connState(st)
+			}
+		}
+		s.parkers = append(s.parkers, p)
+		return hs
 	}
 	if opts.TLSCert != nil || opts.GetCertificate != nil {
 		tc := &tls.Config{
@@ -111,6 +129,7 @@ func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 		}
 		s.servers = append(s.servers, ms)
 		s.public = append(s.public, false)
+		s.parkers = append(s.parkers, nil)
 	}
 	if len(s.servers) == 0 {
 		return nil, errors.New("no listener configured (server.listen with tls, or server.http_listen)")
@@ -129,11 +148,17 @@ func (s *Server) Listen() ([]string, error) {
 			s.closeListeners()
 			return nil, fmt.Errorf("listening on %s: %w", hs.Addr, err)
 		}
+		p := s.parkers[i]
+		if p != nil {
+			p.addr = ln.Addr()
+		}
 		switch {
 		case hs.TLSConfig != nil:
-			ln = newTLSListener(ln, hs.TLSConfig, hs.ReadHeaderTimeout, s.rec)
+			tl := newTLSListener(ln, hs.TLSConfig, hs.ReadHeaderTimeout, s.rec)
+			tl.parker = p
+			ln = tl
 		case s.public[i]:
-			ln = trackingListener{Listener: ln, rec: s.rec}
+			ln = trackingListener{Listener: ln, rec: s.rec, parker: p}
 		}
 		s.lns = append(s.lns, ln)
 		addrs = append(addrs, ln.Addr().String())
@@ -154,16 +179,24 @@ func (s *Server) Serve(ctx context.Context) error {
 	if len(s.lns) != len(s.servers) {
 		return errors.New("Serve called before Listen")
 	}
-	errc := make(chan error, len(s.servers))
+	errc := make(chan error, 2*len(s.servers))
 	var wg sync.WaitGroup
-	for i, hs := range s.servers {
+	serve := func(hs *http.Server, ln net.Listener) {
 		wg.Add(1)
-		go func(hs *http.Server, ln net.Listener) {
+		go func() {
 			defer wg.Done()
 			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
-		}(hs, s.lns[i])
+		}()
+	}
+	for i, hs := range s.servers {
+		serve(hs, s.lns[i])
+		if p := s.parkers[i]; p != nil {
+			// Woken parked connections come back through a second listener
+			// of the same server.
+			serve(hs, p)
+		}
 	}
 	var serveErr error
 	select {
@@ -176,9 +209,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	for _, hs := range s.servers {
+	for i, hs := range s.servers {
 		if err := hs.Shutdown(sctx); err != nil {
 			s.log.Warn("shutdown did not finish in time", "addr", hs.Addr, "err", err)
+		}
+		if p := s.parkers[i]; p != nil {
+			_ = p.Close() // Shutdown closed it unless its Serve had not started yet
 		}
 	}
 	wg.Wait()

@@ -37,6 +37,7 @@ type tlsListener struct {
 	timeout time.Duration
 	rec     *refusalRecorder
 	log     *slog.Logger
+	parker  *parker
 
 	start  sync.Once
 	conns  chan net.Conn
@@ -130,7 +131,7 @@ func (l *tlsListener) handshake(raw net.Conn) {
 	var c net.Conn = tc
 	st := tc.ConnectionState()
 	if st.NegotiatedProtocol != "h2" {
-		c = tlsTrackedConn{&trackedConn{Conn: tc, rec: l.rec, tls: &st}}
+		c = tlsTrackedConn{&trackedConn{Conn: tc, rec: l.rec, tls: &st, parker: l.parker}}
 	}
 	select {
 	case l.conns <- c:

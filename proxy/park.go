@@ -1,0 +1,315 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Parking idle keep-alive connections.
+//
+// net/http keeps, for every open HTTP/1 connection, a goroutine waiting
+// for the next request (its stack grows to 8 KiB while serving and never
+// shrinks back, because the wait itself is deeper than 2 KiB) and a 4 KiB
+// read and a 4 KiB write buffer: about 17 KiB per idle connection, 170 MiB
+// for the 10,000 keep-alive connections a city's staff leave open.
+//
+// Once a public listener holds server.park_idle_after connections or more,
+// the handler wrapper of [NewServer] takes a connection whose exchange
+// has just completed cleanly away from net/http (Hijack) and parks it: a
+// small goroutine of its own waits for the next byte with a one-byte read
+// under the idle timeout. The serving goroutine ends and its buffers are
+// dropped. When the next request's first byte arrives, the connection is
+// handed back to the same http.Server through a second listener
+// ([parker] is a net.Listener that http.Server.Serve accepts from), with
+// that byte (and anything net/http had buffered) replayed first. net/http
+// then serves it as a new connection: every byte of every request is
+// still parsed by net/http alone; parking reads nothing but the one byte
+// it gives back.
+//
+// A connection is parked only when net/http itself would have kept it
+// open and nothing of the exchange is left in flight (see parkable):
+// HTTP/1.1, no request body, no "Connection: close" either way, a
+// response framed by Content-Length and written in full (or a 204/304),
+// not a HEAD, not hijacked by a WebSocket, not refused. Anything else is
+// left to net/http as before.
+
+// parker holds the parked connections of one public http.Server and
+// hands woken ones back to it as a listener.
+type parker struct {
+	addr net.Addr
+	// threshold: park only while open+parked reaches it (≥ 1).
+	threshold int64
+	idle      time.Duration
+	gauge     prometheus.Gauge
+
+	// open counts the connections net/http serves on this server (StateNew
+	// up, StateHijacked and StateClosed down).
+	open atomic.Int64
+	// parks counts the exchanges chosen for parking, counted before the
+	// response's tail is flushed, so that a client that has read the
+	// answer sees the count (tests).
+	parks atomic.Int64
+
+	woken chan *trackedConn
+	done  chan struct{}
+
+	mu     sync.Mutex
+	parked map[*trackedConn]struct{}
+	closed bool
+}
+
+// newParker makes the parker of one server; its addr is set by Listen.
+func newParker(threshold int, idle time.Duration, gauge prometheus.Gauge) *parker {
+	return &parker{threshold: int64(max(threshold, 1)), idle: idle, gauge: gauge,
+		woken: make(chan *trackedConn), done: make(chan struct{}), parked: map[*trackedConn]struct{}{}}
+}
+
+// crowded reports whether the server holds enough connections to park.
+func (p *parker) crowded() bool {
+	p.mu.Lock()
+	n := int64(len(p.parked))
+	p.mu.Unlock()
+	return p.open.Load()+n >= p.threshold
+}
+
+// connState counts the connections net/http serves.
+func (p *parker) connState(st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		p.open.Add(1)
+	case http.StateHijacked, http.StateClosed:
+		p.open.Add(-1)
+	}
+}
+
+// park takes over a connection net/http has let go of (hijacked after a
+// complete exchange). pending holds what net/http had read past the
+// request (a pipelined next request): such a connection goes straight
+// back.
+func (p *parker) park(t *trackedConn, pending []byte) {
+	t.pending = pending
+	if len(pending) > 0 {
+		go p.wake(t)
+		return
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		_ = t.Conn.Close()
+		return
+	}
+	p.parked[t] = struct{}{}
+	p.mu.Unlock()
+	p.gauge.Inc()
+	go p.wait(t)
+}
+
+// wait reads the next request's first byte, or closes the connection when
+// the idle timeout passes, the client closes it, or the server shuts
+// down (Close closes the parked connections, which ends this read).
+func (p *parker) wait(t *trackedConn) {
+	if p.idle > 0 {
+		_ = t.Conn.SetReadDeadline(time.Now().Add(p.idle))
+	}
+	n, err := t.Conn.Read(t.first[:])
+	p.mu.Lock()
+	_, mine := p.parked[t]
+	delete(p.parked, t)
+	p.mu.Unlock()
+	if mine {
+		p.gauge.Dec()
+	}
+	if n != 1 || err != nil || !mine {
+		_ = t.Conn.Close()
+		return
+	}
+	_ = t.Conn.SetReadDeadline(time.Time{})
+	t.pending = t.first[:]
+	p.wake(t)
+}
+
+// wake hands a connection back to net/http through Accept.
+func (p *parker) wake(t *trackedConn) {
+	t.busy.Store(false)
+	t.off.Store(false)
+	t.gone.Store(false)
+	select {
+	case p.woken <- t:
+	case <-p.done:
+		_ = t.Conn.Close()
+	}
+}
+
+// Accept returns the next woken connection, as the public listener would
+// have wrapped it.
+func (p *parker) Accept() (net.Conn, error) {
+	select {
+	case t := <-p.woken:
+		if t.tls != nil {
+			return tlsTrackedConn{t}, nil
+		}
+		return t, nil
+	case <-p.done:
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: p.addr, Err: net.ErrClosed}
+	}
+}
+
+// Close ends parking: the parked connections are closed (http.Server's
+// Shutdown calls it with the server's other listeners).
+func (p *parker) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.done)
+	conns := make([]*trackedConn, 0, len(p.parked))
+	for t := range p.parked {
+		conns = append(conns, t)
+	}
+	p.mu.Unlock()
+	for _, t := range conns {
+		_ = t.Conn.Close()
+	}
+	return nil
+}
+
+func (p *parker) Addr() net.Addr { return p.addr }
+
+var parkedOpts = prometheus.GaugeOpts{
+	Name: "sekisho_parked_connections",
+	Help: "Idle keep-alive connections parked outside net/http until their next request (server.park_idle_after).",
+}
+
+// registerGauge registers a gauge, or returns the one registered already
+// (a second Server on the same gateway's registry).
+func registerGauge(reg *prometheus.Registry, opts prometheus.GaugeOpts) prometheus.Gauge {
+	g := prometheus.NewGauge(opts)
+	if err := reg.Register(g); err != nil {
+		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+			if old, ok := are.ExistingCollector.(prometheus.Gauge); ok {
+				return old
+			}
+		}
+		panic(err)
+	}
+	return g
+}
+
+// exchange follows one HTTP/1 request on a tracked connection: what the
+// handler wrote, for deciding whether the connection may be parked. One
+// lives in each trackedConn and is reused (requests on a connection are
+// sequential), so following costs no allocation.
+type exchange struct {
+	http.ResponseWriter
+	code    int
+	written int64
+}
+
+func (e *exchange) WriteHeader(code int) {
+	if e.code == 0 && code >= 200 {
+		e.code = code
+	}
+	e.ResponseWriter.WriteHeader(code)
+}
+
+func (e *exchange) Write(p []byte) (int, error) {
+	if e.code == 0 {
+		e.code = http.StatusOK
+	}
+	n, err := e.ResponseWriter.Write(p)
+	e.written += int64(n)
+	return n, err
+}
+
+// Flush passes on (httputil.ReverseProxy flushes streamed responses).
+func (e *exchange) Flush() {
+	if f, ok := e.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach Hijack and deadlines.
+func (e *exchange) Unwrap() http.ResponseWriter { return e.ResponseWriter }
+
+// parkable reports whether the exchange on r, answered through e, left the
+// connection exactly at the start of the next request, as net/http would
+// keep it.
+func parkable(r *http.Request, hadBody bool, e *exchange) bool {
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Close || hadBody || r.Method == http.MethodHead {
+		return false
+	}
+	h := e.Header()
+	if hasToken(h["Connection"], "close") || len(h["Transfer-Encoding"]) > 0 {
+		return false
+	}
+	switch {
+	case e.code == 0:
+		// Nothing written: net/http would finish the response itself.
+		return false
+	case e.code == http.StatusNoContent || e.code == http.StatusNotModified:
+		return e.written == 0
+	}
+	cl := h["Content-Length"]
+	if len(cl) != 1 || cl[0] == "" || strings.TrimLeft(cl[0], "0123456789") != "" {
+		return false
+	}
+	n, err := strconv.ParseInt(cl[0], 10, 64)
+	return err == nil && n == e.written
+}
+
+// hasToken reports whether a comma-separated header holds token.
+func hasToken(vals []string, token string) bool {
+	for _, v := range vals {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// tryPark hands the connection of a finished exchange to p, if it may be
+// parked. w is net/http's own ResponseWriter. It clears t.ex either way:
+// once parked, the connection may wake and serve its next request on
+// another goroutine, so nothing here touches t after p.park.
+func tryPark(p *parker, t *trackedConn, w http.ResponseWriter, r *http.Request, hadBody bool) {
+	ok := !t.off.Load() && parkable(r, hadBody, &t.ex) && p.crowded()
+	t.ex = exchange{} // an idle connection keeps no reference to the response
+	if !ok {
+		return
+	}
+	p.parks.Add(1)
+	// The response's buffered tail goes out first; a failed write leaves
+	// the connection to net/http, which closes it.
+	if f, ok := w.(interface{ FlushError() error }); !ok || f.FlushError() != nil {
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return
+	}
+	c, brw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	if trackerOf(c) != t {
+		_ = c.Close()
+		return
+	}
+	var pending []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		pending = append([]byte(nil), b...)
+	}
+	p.park(t, pending)
+}
