@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"embed"
 	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/sekisho/sekisho/reqctx"
@@ -121,10 +123,14 @@ func (g *Gateway) errorPage(w http.ResponseWriter, r *http.Request, info *reqctx
 	if en {
 		msgs = m.en
 	}
+	// Rendered first, so that the answer carries its Content-Length: a
+	// keep-alive connection refused this way can then be parked
+	// (park.go), and a template error cannot cut a page short.
+	var body bytes.Buffer
 	if !wantsHTML(r) {
 		h.Set("Content-Type", "application/json; charset=utf-8")
-		w.WriteHeader(status)
-		_ = jsonEncode(w, map[string]any{"status": status, "messages": msgs, "request_id": info.RequestID})
+		_ = jsonEncode(&body, map[string]any{"status": status, "messages": msgs, "request_id": info.RequestID})
+		writeSized(w, status, body.Bytes())
 		return
 	}
 	d := pageData{Lang: "ja", Status: status, Messages: msgs, RequestID: info.RequestID, Route: info.Route}
@@ -134,6 +140,15 @@ func (g *Gateway) errorPage(w http.ResponseWriter, r *http.Request, info *reqctx
 		d.Labels = map[string]string{"title": "Access refused", "reqid": "Request ID", "help": "Please quote this request ID when you contact the IT department."}
 	}
 	h.Set("Content-Type", "text/html; charset=utf-8")
+	if err := pageTmpl.ExecuteTemplate(&body, "error.html", d); err != nil {
+		g.log.Error("rendering the error page", "request_id", info.RequestID, "err", err)
+	}
+	writeSized(w, status, body.Bytes())
+}
+
+// writeSized writes a whole answer with its Content-Length.
+func writeSized(w http.ResponseWriter, status int, b []byte) {
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	_ = pageTmpl.ExecuteTemplate(w, "error.html", d)
+	_, _ = w.Write(b)
 }

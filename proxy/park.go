@@ -52,6 +52,8 @@ type parker struct {
 	// open counts the connections net/http serves on this server (StateNew
 	// up, StateHijacked and StateClosed down).
 	open atomic.Int64
+	// nparked is len(parked), read without the lock.
+	nparked atomic.Int64
 	// parks counts the exchanges chosen for parking, counted before the
 	// response's tail is flushed, so that a client that has read the
 	// answer sees the count (tests).
@@ -73,10 +75,7 @@ func newParker(threshold int, idle time.Duration, gauge prometheus.Gauge) *parke
 
 // crowded reports whether the server holds enough connections to park.
 func (p *parker) crowded() bool {
-	p.mu.Lock()
-	n := int64(len(p.parked))
-	p.mu.Unlock()
-	return p.open.Load()+n >= p.threshold
+	return p.open.Load()+p.nparked.Load() >= p.threshold
 }
 
 // connState counts the connections net/http serves.
@@ -106,6 +105,7 @@ func (p *parker) park(t *trackedConn, pending []byte) {
 		return
 	}
 	p.parked[t] = struct{}{}
+	p.nparked.Add(1)
 	p.mu.Unlock()
 	p.gauge.Inc()
 	go p.wait(t)
@@ -121,7 +121,10 @@ func (p *parker) wait(t *trackedConn) {
 	n, err := t.Conn.Read(t.first[:])
 	p.mu.Lock()
 	_, mine := p.parked[t]
-	delete(p.parked, t)
+	if mine {
+		delete(p.parked, t)
+		p.nparked.Add(-1)
+	}
 	p.mu.Unlock()
 	if mine {
 		p.gauge.Dec()
@@ -283,7 +286,7 @@ func hasToken(vals []string, token string) bool {
 // once parked, the connection may wake and serve its next request on
 // another goroutine, so nothing here touches t after p.park.
 func tryPark(p *parker, t *trackedConn, w http.ResponseWriter, r *http.Request, hadBody bool) {
-	ok := !t.off.Load() && parkable(r, hadBody, &t.ex) && p.crowded()
+	ok := p.crowded() && !t.off.Load() && parkable(r, hadBody, &t.ex)
 	t.ex = exchange{} // an idle connection keeps no reference to the response
 	if !ok {
 		return

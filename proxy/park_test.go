@@ -175,7 +175,7 @@ func TestParkOnlyCompleteExchanges(t *testing.T) {
 	}{
 		{"get", "GET /a HTTP/1.1\r\n" + host + "\r\n", false, 200, true},
 		{"no content", "GET /empty HTTP/1.1\r\n" + host + "\r\n", false, 204, true},
-		{"refused by the gateway", "GET /x HTTP/1.1\r\nHost: unknown.example.lg.jp\r\n\r\n", false, 404, false},
+		{"refused by the gateway", "GET /x HTTP/1.1\r\nHost: unknown.example.lg.jp\r\n\r\n", false, 404, true},
 		{"head", "HEAD /a HTTP/1.1\r\n" + host + "\r\n", true, 200, false},
 		{"request body", "POST /a HTTP/1.1\r\n" + host + "Content-Length: 5\r\n\r\nhello", false, 200, false},
 		{"streamed response", "GET /stream HTTP/1.1\r\n" + host + "\r\n", false, 200, false},

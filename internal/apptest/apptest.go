@@ -79,7 +79,12 @@ type Options struct {
 	Policy string // default DefaultPolicy
 	Routes string // YAML list items; {{UPSTREAM}} is replaced
 	Extra  string // more top-level YAML (must not repeat server/routes/…)
-	Server string // more keys under server:
+	// Server holds more keys under server:. Unless it sets
+	// park_idle_after, a world parks every answered keep-alive connection
+	// (park_idle_after: 1; proxy/park.go), so that the tests built on
+	// worlds (the attack suite) run through the path a crowded gateway
+	// takes; proxy's own tests cover both paths.
+	Server string
 }
 
 // Seen is one request as the upstream received it.
@@ -143,6 +148,9 @@ func Start(t testing.TB, o Options) *World {
 	}
 	if o.Routes == "" {
 		o.Routes = DefaultRoutes
+	}
+	if !strings.Contains(o.Server, "park_idle_after") {
+		o.Server = strings.TrimRight(o.Server, "\n") + "\npark_idle_after: 1"
 	}
 	w.Write("policy.csv", []byte(o.Policy))
 	w.Write("sekisho.yaml", []byte(fmt.Sprintf(`
