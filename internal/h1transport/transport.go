@@ -1,0 +1,312 @@
+package h1transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options configures a [Transport]. Each field says what its zero value
+// means.
+type Options struct {
+	// DialContext opens the TCP connection to an upstream. If nil, a
+	// net.Dialer with a 10 s timeout and 30 s keep-alive is used.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// TLSClientConfig is used for https upstreams. It is cloned; the
+	// clone's NextProtos is forced to ["http/1.1"] and, when ServerName is
+	// empty, ServerName is set to the URL's host name. If nil, a zero
+	// tls.Config (system roots) is used.
+	TLSClientConfig *tls.Config
+
+	// TLSHandshakeTimeout bounds the TLS handshake (also bounded by the
+	// request's context). If zero, 10 s; negative means no bound.
+	TLSHandshakeTimeout time.Duration
+
+	// MaxIdleConnsPerHost is how many idle connections are kept per
+	// scheme and host. If zero, 256; negative keeps none.
+	MaxIdleConnsPerHost int
+
+	// IdleConnTimeout is how long a connection may stay idle in the pool
+	// before it is closed. If zero, 90 s.
+	IdleConnTimeout time.Duration
+
+	// ResponseHeaderTimeout, if positive, bounds the wait for the
+	// response headers after the request was written. Zero means no bound.
+	ResponseHeaderTimeout time.Duration
+
+	// MaxResponseHeaderBytes bounds the bytes read while looking for the
+	// response headers (1xx responses included). If zero, 10 MiB, as in
+	// net/http.
+	MaxResponseHeaderBytes int64
+
+	// Fallback receives every request the fast path does not take (see the
+	// package documentation). Required: New panics if it is nil.
+	Fallback http.RoundTripper
+}
+
+// Transport is an HTTP/1.1 round tripper that serves body-less requests on
+// the calling goroutine and hands everything else to a fallback. It is
+// safe for concurrent use.
+type Transport struct {
+	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
+	tlsConfig     *tls.Config // cloned, NextProtos forced
+	tlsTimeout    time.Duration
+	maxIdle       int
+	idleTimeout   time.Duration
+	headerTimeout time.Duration
+	maxHeader     int64
+	fallback      http.RoundTripper
+
+	mu          sync.Mutex
+	idle        map[connKey]*idleList
+	reaper      *time.Timer
+	reaperArmed bool
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// New returns a Transport configured by opts. It panics if opts.Fallback
+// is nil.
+func New(opts Options) *Transport {
+	if opts.Fallback == nil {
+		panic("h1transport: Options.Fallback is required")
+	}
+	t := &Transport{
+		dial:          opts.DialContext,
+		tlsTimeout:    opts.TLSHandshakeTimeout,
+		maxIdle:       opts.MaxIdleConnsPerHost,
+		idleTimeout:   opts.IdleConnTimeout,
+		headerTimeout: opts.ResponseHeaderTimeout,
+		maxHeader:     opts.MaxResponseHeaderBytes,
+		fallback:      opts.Fallback,
+		idle:          make(map[connKey]*idleList),
+	}
+	if t.dial == nil {
+		t.dial = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	if opts.TLSClientConfig != nil {
+		t.tlsConfig = opts.TLSClientConfig.Clone()
+	} else {
+		t.tlsConfig = &tls.Config{}
+	}
+	t.tlsConfig.NextProtos = []string{"http/1.1"}
+	if t.tlsTimeout == 0 {
+		t.tlsTimeout = 10 * time.Second
+	}
+	if t.maxIdle == 0 {
+		t.maxIdle = 256
+	}
+	if t.idleTimeout <= 0 {
+		t.idleTimeout = 90 * time.Second
+	}
+	if t.maxHeader <= 0 {
+		t.maxHeader = 10 << 20
+	}
+	return t
+}
+
+// CloseIdleConnections closes the pooled idle connections, and the
+// fallback's if it has such a method. Connections in use are not
+// interrupted.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	var all []*conn
+	for k, l := range t.idle {
+		all = append(all, l.conns...)
+		delete(t.idle, k)
+	}
+	if t.reaper != nil {
+		t.reaper.Stop()
+	}
+	t.reaperArmed = false
+	t.mu.Unlock()
+	for _, c := range all {
+		c.close()
+	}
+	if ci, ok := t.fallback.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// RoundTrip implements [http.RoundTripper].
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !fastPath(req) {
+		return t.fallback.RoundTrip(req)
+	}
+	key := connKey{https: req.URL.Scheme == "https", host: req.URL.Host}
+	ctx := req.Context()
+	for attempt := 0; ; attempt++ {
+		var c *conn
+		reused := false
+		if attempt == 0 {
+			c = t.takeIdle(key)
+			reused = c != nil
+		}
+		if c == nil {
+			var err error
+			if c, err = t.dialConn(ctx, key, req.URL.Hostname()); err != nil {
+				return nil, ctxError(ctx, err)
+			}
+		}
+		resp, retryable, err := t.roundTrip(ctx, c, req)
+		if err == nil {
+			return resp, nil
+		}
+		if reused && retryable && idempotent(req.Method) && ctx.Err() == nil {
+			continue // the upstream closed an idle connection; mirrors net/http
+		}
+		return nil, err
+	}
+}
+
+// roundTrip sends req on c and reads the response headers. On error c is
+// closed; retryable reports that nothing of a response was received and
+// the connection failed (write error, EOF or reset on the first read).
+func (t *Transport) roundTrip(ctx context.Context, c *conn, req *http.Request) (resp *http.Response, retryable bool, err error) {
+	if t.headerTimeout > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(t.headerTimeout))
+	}
+	// Registered after the header deadline so that it cannot be overwritten
+	// by it; before the write so that a stuck write is interrupted too.
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, c.onCancel)
+	}
+	c.werr = nil
+	if err := req.Write(c.bw); err != nil {
+		return nil, c.werr != nil, t.abort(ctx, c, stop, err, false)
+	}
+	if err := c.bw.Flush(); err != nil {
+		return nil, true, t.abort(ctx, c, stop, err, false)
+	}
+
+	start := c.nread
+	c.limit = t.maxHeader
+	for n := 0; ; n++ {
+		resp, err = http.ReadResponse(c.br, req)
+		if err != nil {
+			retryable = c.nread == start && (errors.Is(err, io.ErrUnexpectedEOF) ||
+				errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
+			return nil, retryable, t.abort(ctx, c, stop, err, true)
+		}
+		code := resp.StatusCode
+		if code < 100 || code > 199 {
+			break
+		}
+		if code == http.StatusSwitchingProtocols {
+			return nil, false, t.abort(ctx, c, stop, errUnexpected101, false)
+		}
+		if n >= max1xx {
+			return nil, false, t.abort(ctx, c, stop, errTooMany1xx, false)
+		}
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
+				return nil, false, t.abort(ctx, c, stop, err, false)
+			}
+		}
+	}
+	c.limit = -1
+	if t.headerTimeout > 0 {
+		c.nc.SetReadDeadline(time.Time{})
+		// The cancel callback may have run before the line above undid
+		// its deadline; its context error is set before it runs.
+		if ctx.Err() != nil {
+			c.onCancel()
+		}
+	}
+	resp.TLS = c.tlsState
+	reuse := !req.Close && !resp.Close
+	if resp.Body == http.NoBody {
+		t.finish(c, stop, reuse)
+		return resp, false, nil
+	}
+	resp.Body = &body{rc: resp.Body, t: t, c: c, ctx: ctx, stop: stop, reuse: reuse}
+	return resp, false, nil
+}
+
+// abort ends a failed round trip on c: the cancel callback is stopped, c
+// is closed, and the error says why when the context or the header
+// timeout ended it.
+func (t *Transport) abort(ctx context.Context, c *conn, stop func() bool, err error, reading bool) error {
+	if stop != nil {
+		stop()
+	}
+	c.close()
+	if ctx.Err() != nil {
+		return ctxError(ctx, err)
+	}
+	var ne net.Error
+	if reading && t.headerTimeout > 0 && errors.As(err, &ne) && ne.Timeout() {
+		return errHeaderTimeout
+	}
+	return err
+}
+
+// finish ends the use of c for one response: back to the pool if reuse
+// holds, the cancel callback had not fired and nothing beyond the
+// response was received; closed otherwise.
+func (t *Transport) finish(c *conn, stop func() bool, reuse bool) {
+	if stop != nil && !stop() {
+		reuse = false // the callback ran or runs: c has a past deadline
+	}
+	if reuse && c.br.Buffered() == 0 {
+		t.putIdle(c)
+		return
+	}
+	c.close()
+}
+
+// ctxError reports err as the end of ctx when ctx has ended, so that
+// callers can test it with errors.Is(err, context.Canceled).
+func ctxError(ctx context.Context, err error) error {
+	ce := ctx.Err()
+	if ce == nil {
+		return err
+	}
+	return &canceledError{ctx: ce, err: err}
+}
+
+type canceledError struct{ ctx, err error }
+
+func (e *canceledError) Error() string {
+	return "h1transport: request ended: " + e.ctx.Error()
+}
+
+// Unwrap gives the context's error first; the connection's error (often
+// an i/o timeout caused by the cancellation) second.
+func (e *canceledError) Unwrap() []error { return []error{e.ctx, e.err} }
+
+// timeoutError is a net.Error that reports Timeout.
+type timeoutError struct{ msg string }
+
+func (e *timeoutError) Error() string   { return e.msg }
+func (e *timeoutError) Timeout() bool   { return true }
+func (e *timeoutError) Temporary() bool { return true }
+
+var (
+	errHeaderTimeout  error = &timeoutError{"h1transport: timeout awaiting response headers"}
+	errUnexpected101        = errors.New("h1transport: 101 Switching Protocols to a request that asked for no upgrade")
+	errTooMany1xx           = fmt.Errorf("h1transport: more than %d informational (1xx) responses", max1xx)
+	errHeaderTooLarge       = errors.New("h1transport: response headers too large")
+)
+
+// max1xx bounds the informational responses skipped for one request.
+const max1xx = 10
+
+func idempotent(method string) bool {
+	switch method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package h1transport
+
+// usable reports whether an idle connection may carry a request. Without
+// a way to peek at the socket, it is assumed so; a dead one is caught by
+// the retry of idempotent requests.
+func usable(*conn) bool { return true }
