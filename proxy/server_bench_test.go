@@ -12,18 +12,27 @@ import (
 // HTTP/2 over TLS. It is the figure to compare when the listeners change
 // (connection wrapping, TLS termination); BenchmarkGatewayRequest in
 // internal/app calls the handler directly and does not see them.
+//
+// The "parked" cases park every connection after each answer
+// (park_idle_after: 1), which a gateway does only once it holds
+// park_idle_after connections: their ratio to the others is what parking
+// costs a request in that state.
 func BenchmarkServerRequest(b *testing.B) {
 	f := newListenFixture(b, "")
+	fp := newListenFixture(b, "  park_idle_after: 1")
 	for _, c := range []struct {
 		name, base string
 		h2         bool
+		f          *listenFixture
 	}{
-		{"plain-h1", "http://" + f.http, false},
-		{"tls-h1", "https://" + f.https, false},
-		{"tls-h2", "https://" + f.https, true},
+		{"plain-h1", "http://" + f.http, false, f},
+		{"plain-h1-parked", "http://" + fp.http, false, fp},
+		{"tls-h1", "https://" + f.https, false, f},
+		{"tls-h1-parked", "https://" + fp.https, false, fp},
+		{"tls-h2", "https://" + f.https, true, f},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			tr := &http.Transport{TLSClientConfig: f.tlsConfig(), ForceAttemptHTTP2: c.h2,
+			tr := &http.Transport{TLSClientConfig: c.f.tlsConfig(), ForceAttemptHTTP2: c.h2,
 				MaxIdleConns: 256, MaxIdleConnsPerHost: 256}
 			defer tr.CloseIdleConnections()
 			cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
