@@ -26,6 +26,7 @@ type conn struct {
 	bw       *bufio.Writer
 	tlsState *tls.ConnectionState
 	onCancel func() // bound once: context.AfterFunc allocates no closure per request
+	peek     *peeker
 	idleAt   time.Time
 
 	nread int64 // bytes read from nc
@@ -108,6 +109,7 @@ func (t *Transport) dialConn(ctx context.Context, key connKey, hostname string) 
 	c.bw = bufio.NewWriterSize(c, 4<<10)
 	nc := c.nc
 	c.onCancel = func() { nc.SetDeadline(aLongTimeAgo) }
+	newPeeker(c)
 	return c, nil
 }
 

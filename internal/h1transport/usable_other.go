@@ -2,6 +2,10 @@
 
 package h1transport
 
+type peeker struct{}
+
+func newPeeker(*conn) {}
+
 // usable reports whether an idle connection may carry a request. Without
 // a way to peek at the socket, it is assumed so; a dead one is caught by
 // the retry of idempotent requests.
