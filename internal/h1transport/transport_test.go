@@ -798,3 +798,156 @@ func TestThroughReverseProxy(t *testing.T) {
 		t.Errorf("fallback took %d requests, want 0", n)
 	}
 }
+
+func TestResponseHeadersTooLarge(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := "X-Pad: " + strings.Repeat("p", 1000) + "\r\n"
+		for range 100 { // 100 KB of headers, never ending them
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+	}()
+	tr, _ := newTransport(t, Options{MaxResponseHeaderBytes: 16 << 10})
+	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String(), nil)
+	if resp, err := tr.RoundTrip(req); !errors.Is(err, errHeaderTooLarge) {
+		if err == nil {
+			resp.Body.Close()
+		}
+		t.Fatalf("error %v, want errHeaderTooLarge", err)
+	}
+	ln.Close()
+	<-done
+}
+
+func TestCloseDuringRead(t *testing.T) {
+	release := make(chan struct{})
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	t.Cleanup(func() { close(release) })
+	tr, _ := newTransport(t, Options{})
+	req, _ := http.NewRequest("GET", s.URL, nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := resp.Body.Read(buf) // blocks: the server sends nothing more
+		readErr <- err
+	}()
+	resp.Body.Close() // from another goroutine than the reader's
+	if err := <-readErr; err == nil {
+		t.Fatal("Read blocked on a closed body returned no error")
+	}
+	if n := pooled(tr); n != 0 {
+		t.Errorf("%d idle connections, want 0", n)
+	}
+}
+
+func TestReverseProxySeesCanceled(t *testing.T) {
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	backend := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	t.Cleanup(func() { close(release) })
+	target, _ := url.Parse(backend.URL)
+	tr, _ := newTransport(t, Options{})
+	proxyErr := make(chan error, 1)
+	front := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:      func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		Transport:    tr,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) { proxyErr <- err },
+	})
+	t.Cleanup(front.Close)
+	client := &http.Transport{}
+	t.Cleanup(client.CloseIdleConnections)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", front.URL, nil)
+	go func() { <-started; cancel() }() // the client goes away while the upstream thinks
+	if resp, err := client.RoundTrip(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("the client's canceled request succeeded")
+	}
+	if err := <-proxyErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the proxy's ErrorHandler saw %v, want context.Canceled", err)
+	}
+}
+
+// deadlineConn reports each SetDeadline call on its channel.
+type deadlineConn struct {
+	net.Conn
+	set chan time.Time
+}
+
+func (c *deadlineConn) SetDeadline(d time.Time) error {
+	err := c.Conn.SetDeadline(d)
+	c.set <- d
+	return err
+}
+
+func TestCanceledAfterHeadersNotPooled(t *testing.T) {
+	// The whole response arrives with the headers, so the body reads to
+	// EOF from the buffer although the cancellation already moved the
+	// connection's deadline into the past: that connection must not be
+	// pooled, or its next request would fail at once.
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "small") })
+	set := make(chan time.Time, 4)
+	var d net.Dialer
+	tr, _ := newTransport(t, Options{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &deadlineConn{Conn: c, set: set}, nil
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.URL, nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if d := <-set; !d.Before(time.Now()) {
+		t.Fatalf("cancellation set the deadline %v, want one in the past", d)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(b) != "small" {
+		t.Fatalf("body %q, %v", b, err)
+	}
+	if n := pooled(tr); n != 0 {
+		t.Errorf("%d idle connections, want 0: the canceled one was pooled", n)
+	}
+}
