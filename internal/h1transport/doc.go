@@ -43,6 +43,11 @@
 // those and a connection, and decides when a connection may be reused:
 // after the body was read to its end, when neither side asked to close,
 // no error happened and nothing beyond the response was received.
+// Before it reuses an idle connection it peeks at the socket without
+// waiting (on Unix): a connection the upstream closed, or wrote to while
+// it was idle, is closed instead of being read as the next answer. (Over
+// TLS, bytes that crypto/tls read ahead together with a response are not
+// visible to either check; only a misbehaving upstream sends them.)
 //
 // # Errors
 //
