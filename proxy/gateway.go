@@ -111,7 +111,16 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	g.state.Store(st)
+	old := g.state.Swap(st)
+	// The old routes' idle upstream connections are closed now rather
+	// than after their idle timeout; requests in flight keep theirs.
+	if old != nil {
+		for _, rt := range old.router.hosts {
+			if ci, ok := rt.proxy.Transport.(interface{ CloseIdleConnections() }); ok {
+				ci.CloseIdleConnections()
+			}
+		}
+	}
 	return nil
 }
 

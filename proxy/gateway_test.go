@@ -108,15 +108,24 @@ type fixture struct {
 	upstream *httptest.Server
 	seen     *seen
 	audit    *memRecorder
+	// upClosed counts the upstream's connections that have closed.
+	upClosed *atomic.Int32
 }
 
 func newFixture(t *testing.T, upstream http.Handler, extra string, opts ...Option) *fixture {
 	t.Helper()
 	sn := &seen{}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sn.add(r)
 		upstream.ServeHTTP(w, r)
 	}))
+	upClosed := &atomic.Int32{}
+	up.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			upClosed.Add(1)
+		}
+	}
+	up.Start()
 	t.Cleanup(up.Close)
 	dir := t.TempDir()
 	yaml := fmt.Sprintf(`
@@ -157,7 +166,7 @@ routes:
 	}
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
-	return &fixture{gw: gw, srv: srv, upstream: up, seen: sn, audit: rec}
+	return &fixture{gw: gw, srv: srv, upstream: up, seen: sn, audit: rec, upClosed: upClosed}
 }
 
 // do sends a raw HTTP/1.1 request line and headers, so tests control the
@@ -618,5 +627,64 @@ func TestLoginRequired(t *testing.T) {
 	e := f.audit.find(h.Get("X-Request-Id"))
 	if len(e) != 1 || e[0].Reasons[0] != "not_authenticated" {
 		t.Fatalf("audit = %+v", e)
+	}
+}
+
+// TestUpstreamConnections: body-less requests reuse one upstream
+// connection (h1transport), uploads go through the fallback transport, and
+// a reload closes the old routes' idle upstream connections at once
+// instead of after their idle timeout.
+func TestUpstreamConnections(t *testing.T) {
+	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %d %s", r.Method, len(b), r.RemoteAddr)
+	}), "")
+	cl := &http.Client{Timeout: 10 * time.Second}
+	// do returns the upstream connection's client address.
+	do := func(method, body string) string {
+		t.Helper()
+		req, _ := http.NewRequest(method, f.srv.URL+"/x", strings.NewReader(body))
+		if body == "" {
+			req.Body = nil
+		}
+		req.Host = "web.example.lg.jp"
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var m string
+		var n int
+		var addr string
+		if _, err := fmt.Sscanf(string(b), "%s %d %s", &m, &n, &addr); err != nil || resp.StatusCode != 200 || m != method || n != len(body) {
+			t.Fatalf("%s: %d %q", method, resp.StatusCode, b)
+		}
+		return addr
+	}
+	first := do("GET", "")
+	for i := 0; i < 4; i++ {
+		if a := do("GET", ""); a != first {
+			t.Fatalf("GET %d came on upstream connection %s, want the first one %s", i+2, a, first)
+		}
+	}
+	if a := do("POST", "hello"); a == first {
+		t.Fatal("the upload came on the body-less requests' connection, want its own transport's")
+	}
+	if n := f.upClosed.Load(); n != 0 {
+		t.Fatalf("%d upstream connections closed before the reload", n)
+	}
+	if err := f.gw.Reload(f.gw.state.Load().cfg); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for f.upClosed.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the 2 idle upstream connections closed after the reload", f.upClosed.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if a := do("GET", ""); a == first {
+		t.Fatal("after a reload the old route's idle connection was reused")
 	}
 }
