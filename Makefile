@@ -23,7 +23,7 @@ test-short:
 
 # Go micro-benchmarks (no pass/fail on speed; see docs/performance.md).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./policy/... ./audit/... ./authn/... ./proxy/... ./store/... ./internal/app/... ./monitor/... ./admin/...
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./policy/... ./audit/... ./authn/... ./proxy/... ./store/... ./internal/app/... ./monitor/... ./admin/... ./internal/h1transport/...
 
 lint:
 	$(GO) vet $(PKGS)
