@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -392,3 +393,45 @@ type headerOnly struct {
 }
 
 func (w *headerOnly) Header() http.Header { return w.h }
+
+// TestParkConcurrent: many keep-alive clients at once, every connection
+// parked after every answer, plain and over TLS: each answer is the one
+// its request asked for (no connection state crosses between requests).
+func TestParkConcurrent(t *testing.T) {
+	f := newListenFixture(t, "  park_idle_after: 1")
+	for _, base := range []string{"http://" + f.http, "https://" + f.https} {
+		tr := &http.Transport{TLSClientConfig: f.tlsConfig("http/1.1"), MaxIdleConnsPerHost: 16}
+		cl := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+		errs := make(chan error, 16)
+		for g := 0; g < 16; g++ {
+			go func(g int) {
+				for i := 0; i < 40; i++ {
+					path := fmt.Sprintf("/c/%d/%d", g, i)
+					req, _ := http.NewRequest("GET", base+path, nil)
+					req.Host = "web.example.lg.jp"
+					resp, err := cl.Do(req)
+					if err != nil {
+						errs <- err
+						return
+					}
+					b, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err != nil || resp.StatusCode != 200 || string(b) != "upstream path="+path {
+						errs <- fmt.Errorf("%s: %d %q %v", path, resp.StatusCode, b, err)
+						return
+					}
+				}
+				errs <- nil
+			}(g)
+		}
+		for g := 0; g < 16; g++ {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		tr.CloseIdleConnections()
+	}
+	if f.parks(false) < 100 || f.parks(true) < 100 {
+		t.Errorf("parkings plain %d, tls %d: want most of 640 each", f.parks(false), f.parks(true))
+	}
+}
