@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -196,4 +198,33 @@ func (m *memRecorder) all() []Entry {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]Entry(nil), m.entries...)
+}
+
+// rawConn is one raw client connection to a listener of the fixture.
+type rawConn struct {
+	t    *testing.T
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+// dialRaw connects to the plain listener (!overTLS) or the HTTPS listener
+// (HTTP/1.1 by ALPN, with a client certificate if given).
+func (f *listenFixture) dialRaw(t *testing.T, overTLS bool, cert *tls.Certificate) *rawConn {
+	t.Helper()
+	var conn net.Conn
+	var err error
+	if overTLS {
+		tc := f.tlsConfig("http/1.1")
+		if cert != nil {
+			tc.Certificates = []tls.Certificate{*cert}
+		}
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", f.https, tc)
+	} else {
+		conn, err = net.DialTimeout("tcp", f.http, 5*time.Second)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &rawConn{t: t, conn: conn, br: bufio.NewReader(conn)}
 }

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"bufio"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,35 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// parkConn is one raw client connection that sends requests one at a time.
-type parkConn struct {
-	t    *testing.T
-	conn net.Conn
-	br   *bufio.Reader
-}
-
-func (f *listenFixture) dialRaw(t *testing.T, overTLS bool, cert *tls.Certificate) *parkConn {
-	t.Helper()
-	var conn net.Conn
-	var err error
-	if overTLS {
-		tc := f.tlsConfig("http/1.1")
-		if cert != nil {
-			tc.Certificates = []tls.Certificate{*cert}
-		}
-		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", f.https, tc)
-	} else {
-		conn, err = net.DialTimeout("tcp", f.http, 5*time.Second)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &parkConn{t: t, conn: conn, br: bufio.NewReader(conn)}
-}
-
 // do sends raw and reads one response (to a HEAD request if head).
-func (c *parkConn) do(raw string, head bool) rawResponse {
+func (c *rawConn) do(raw string, head bool) rawResponse {
 	c.t.Helper()
 	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c.conn, raw); err != nil {
@@ -65,7 +36,7 @@ func (c *parkConn) do(raw string, head bool) rawResponse {
 }
 
 // closed reports whether the server closes the connection within d.
-func (c *parkConn) closed(d time.Duration) bool {
+func (c *rawConn) closed(d time.Duration) bool {
 	c.conn.SetReadDeadline(time.Now().Add(d))
 	_, err := c.br.ReadByte()
 	var ne net.Error
@@ -324,7 +295,7 @@ func TestParkIdleTimeout(t *testing.T) {
 // TestParkShutdown: shutdown closes parked connections and returns.
 func TestParkShutdown(t *testing.T) {
 	f := newListenFixture(t, "  park_idle_after: 1")
-	pcs := []*parkConn{f.dialRaw(t, false, nil), f.dialRaw(t, true, nil)}
+	pcs := []*rawConn{f.dialRaw(t, false, nil), f.dialRaw(t, true, nil)}
 	for _, pc := range pcs {
 		pc.do(getOK, false)
 	}

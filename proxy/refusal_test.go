@@ -20,29 +20,15 @@ import (
 // a client certificate if given) and reads n responses.
 func (f *listenFixture) exchange(t *testing.T, overTLS bool, cert *tls.Certificate, raw string, n int) []rawResponse {
 	t.Helper()
-	var conn net.Conn
-	var err error
-	if overTLS {
-		tc := f.tlsConfig("http/1.1")
-		if cert != nil {
-			tc.Certificates = []tls.Certificate{*cert}
-		}
-		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", f.https, tc)
-	} else {
-		conn, err = net.DialTimeout("tcp", f.http, 5*time.Second)
-	}
-	if err != nil {
+	c := f.dialRaw(t, overTLS, cert)
+	defer c.conn.Close()
+	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c.conn, raw); err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, raw); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(conn)
 	var out []rawResponse
 	for i := 0; i < n; i++ {
-		resp, err := http.ReadResponse(br, nil)
+		resp, err := http.ReadResponse(c.br, nil)
 		if err != nil {
 			t.Fatalf("response %d: %v", i+1, err)
 		}
