@@ -62,6 +62,16 @@ type DirectoryLDAP struct {
 	MemberAttribute     string `yaml:"member_attribute"`
 	// Groups maps a group DN to the roles its members get.
 	Groups map[string][]string `yaml:"groups"`
+	// NestedGroups also gives a mapped group's roles to the members of
+	// groups nested in it (transitively, cycles allowed). Only groups
+	// under BaseDN that match GroupFilter, and the mapped groups
+	// themselves, are followed. False (the default): only users listed
+	// directly in a mapped group's member attribute get its roles;
+	// following nesting grants more, so it must be asked for.
+	NestedGroups bool `yaml:"nested_groups"`
+	// GroupFilter selects the group entries searched for NestedGroups.
+	// Default (|(objectClass=group)(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)).
+	GroupFilter string `yaml:"group_filter"`
 	// Timeout bounds connecting and each operation. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -87,7 +97,7 @@ func (v *validator) directory() {
 	}
 	l := &d.LDAP
 	if l.URL == "" {
-		if v.present("directory.ldap") && (l.BaseDN != "" || len(l.Groups) > 0) {
+		if v.present("directory.ldap") && (l.BaseDN != "" || len(l.Groups) > 0 || l.NestedGroups || l.GroupFilter != "") {
 			v.errorf("directory.ldap.url", "required (LDAP サーバーの URL を指定してください)")
 		}
 		return
@@ -107,14 +117,17 @@ func (v *validator) directory() {
 	if l.BindDN != "" && l.BindPasswordFile == "" && l.BindPasswordEnv == "" {
 		v.errorf("directory.ldap.bind_dn", "needs bind_password_file or bind_password_env (パスワードの読み先を指定してください)")
 	}
-	for _, k := range []string{"user_filter", "disabled_filter"} {
-		f := l.UserFilter
-		if k == "disabled_filter" {
-			f = l.DisabledFilter
+	for _, kf := range []struct{ key, filter string }{
+		{"user_filter", l.UserFilter},
+		{"disabled_filter", l.DisabledFilter},
+		{"group_filter", l.GroupFilter},
+	} {
+		if f := kf.filter; f != "" && (!strings.HasPrefix(f, "(") || !strings.HasSuffix(f, ")") || strings.Count(f, "(") != strings.Count(f, ")")) {
+			v.errorf("directory.ldap."+kf.key, "%q is not an LDAP filter in parentheses (括弧で囲んだ LDAP フィルタを書いてください)", f)
 		}
-		if f != "" && (!strings.HasPrefix(f, "(") || !strings.HasSuffix(f, ")") || strings.Count(f, "(") != strings.Count(f, ")")) {
-			v.errorf("directory.ldap."+k, "%q is not an LDAP filter in parentheses (括弧で囲んだ LDAP フィルタを書いてください)", f)
-		}
+	}
+	if l.GroupFilter != "" && !l.NestedGroups {
+		v.errorf("directory.ldap.group_filter", "has no effect without nested_groups: true (group_filter は nested_groups: true のときだけ使います)")
 	}
 	for dn, roles := range l.Groups {
 		if !strings.Contains(dn, "=") {

@@ -20,6 +20,10 @@ func TestDirectoryValidation(t *testing.T) {
 		{"bind without password", srv + "directory:\n  ldap: {url: \"ldaps://ad\", base_dn: dc=x, bind_dn: cn=r}\n", `t.yaml:3: directory.ldap.bind_dn: needs bind_password_file or bind_password_env`},
 		{"filter", srv + "directory:\n  ldap: {url: \"ldaps://ad\", base_dn: dc=x, user_filter: \"uid=*\"}\n", `t.yaml:3: directory.ldap.user_filter: "uid=*" is not an LDAP filter`},
 		{"group without roles", srv + "directory:\n  ldap:\n    url: ldaps://ad\n    base_dn: dc=x\n    groups:\n      cn=g,dc=x: []\n", `directory.ldap.groups.cn=g,dc=x: no roles given`},
+		{"group filter", srv + "directory:\n  ldap:\n    url: ldaps://ad\n    base_dn: dc=x\n    nested_groups: true\n    group_filter: objectClass=group\n", `t.yaml:7: directory.ldap.group_filter: "objectClass=group" is not an LDAP filter`},
+		{"group filter without nesting", srv + "directory:\n  ldap:\n    url: ldaps://ad\n    base_dn: dc=x\n    group_filter: (objectClass=group)\n", `t.yaml:6: directory.ldap.group_filter: has no effect without nested_groups: true`},
+		{"nested groups not a bool", srv + "directory:\n  ldap:\n    url: ldaps://ad\n    base_dn: dc=x\n    nested_groups: yes please\n", `t.yaml:6: directory.ldap.nested_groups: want true or false`},
+		{"nested groups without url", srv + "directory:\n  ldap:\n    nested_groups: true\n", `t.yaml:3: directory.ldap.url: required`},
 		{"groups without url", srv + "directory:\n  ldap:\n    groups: {\"cn=g,dc=x\": [a]}\n", `t.yaml:3: directory.ldap.url: required`},
 	}
 	for _, tt := range bad {
@@ -41,6 +45,8 @@ func TestDirectoryValidation(t *testing.T) {
     bind_dn: cn=reader,dc=example,dc=lg,dc=jp
     bind_password_env: SEKISHO_LDAP_PASSWORD
     disabled_filter: (employeeType=退職)
+    nested_groups: true
+    group_filter: (objectClass=groupOfNames)
     groups:
       cn=zaimu,ou=groups,dc=example,dc=lg,dc=jp: [財務]
 `))
@@ -48,7 +54,16 @@ func TestDirectoryValidation(t *testing.T) {
 		t.Fatalf("valid directory section: %v", err)
 	}
 	d := cfg.Directory
-	if d.CheckInterval != 30*time.Second || len(d.Roles) != 2 || d.LDAP.Groups["cn=zaimu,ou=groups,dc=example,dc=lg,dc=jp"][0] != "財務" || !d.LDAP.StartTLS {
+	if d.CheckInterval != 30*time.Second || len(d.Roles) != 2 || d.LDAP.Groups["cn=zaimu,ou=groups,dc=example,dc=lg,dc=jp"][0] != "財務" || !d.LDAP.StartTLS ||
+		!d.LDAP.NestedGroups || d.LDAP.GroupFilter != "(objectClass=groupOfNames)" {
 		t.Errorf("decoded %+v", d)
+	}
+	// Nesting is opt-in: a section without the keys leaves it off.
+	cfg, err = Parse("t.yaml", []byte(srv+"directory:\n  ldap: {url: \"ldaps://ad\", base_dn: dc=x}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := cfg.Directory.LDAP; l.NestedGroups || l.GroupFilter != "" {
+		t.Errorf("nested_groups defaults to %v, group_filter to %q; want false and empty (the reader's default)", l.NestedGroups, l.GroupFilter)
 	}
 }
