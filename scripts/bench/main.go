@@ -71,6 +71,7 @@ var (
 	gwEnvFlag = flag.String("gwenv", "", "extra environment for the bare proxies and both sekisho processes alike, e.g. GOGC=200 (comma-separated)")
 	procs     = flag.Int("gomaxprocs", 0, "GOMAXPROCS for the bare proxy and both sekisho processes alike (0: the Go default, one per core)")
 	idleTLS   = flag.Bool("idle-tls", false, "also measure sekisho's memory with the idle connections over TLS")
+	idleH2    = flag.Bool("idle-h2", false, "also measure sekisho's memory with idle HTTP/2 connections (one per client, as browsers)")
 	hold      = flag.Bool("hold", false, "start every target, print how to reach them, and wait for ^C instead of measuring (for strace, ss, pprof by hand)")
 	metrics   = flag.String("metrics", "", "internal: pprof listen address for -role bare")
 )
@@ -335,18 +336,19 @@ func run() error {
 			name          string
 			pid           int
 			port, metrics int
-			tls           bool
+			mode          string
 			headers       string
 		}{
-			{"sekisho", sek.Process.Pid, ports[3], ports[5], false, "Cookie: __Host-sekisho=" + cookie + "\r\n"},
-			{"httputil.ReverseProxy (bare)", bare.Process.Pid, ports[1], ports[8], false, ""},
-			{"sekisho over TLS", sek.Process.Pid, ports[9], ports[5], true, "Cookie: __Host-sekisho=" + cookie + "\r\n"},
+			{"sekisho", sek.Process.Pid, ports[3], ports[5], "plain", "Cookie: __Host-sekisho=" + cookie + "\r\n"},
+			{"httputil.ReverseProxy (bare)", bare.Process.Pid, ports[1], ports[8], "plain", ""},
+			{"sekisho over TLS", sek.Process.Pid, ports[9], ports[5], "tls", "Cookie: __Host-sekisho=" + cookie + "\r\n"},
+			{"sekisho over HTTP/2", sek.Process.Pid, ports[9], ports[5], "h2", "Cookie: __Host-sekisho=" + cookie + "\r\n"},
 		} {
-			if m.tls && !*idleTLS {
+			if m.mode == "tls" && !*idleTLS || m.mode == "h2" && !*idleH2 {
 				continue
 			}
 			res := idleMem{name: m.name, base: readRSS(m.pid)}
-			if err := idleRSS(m.port, m.metrics, m.tls, m.headers, *idle, m.pid, &res); err != nil {
+			if err := idleRSS(m.port, m.metrics, m.mode, m.headers, *idle, m.pid, &res); err != nil {
 				log.Printf("idle connections to %s: %v", m.name, err)
 				continue
 			}
@@ -653,41 +655,100 @@ type idleMem struct {
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-// idleRSS opens n keep-alive connections (TLS if tlsOn), sends one request
-// on each, leaves them idle and reads the process's RSS, and the heap and
-// stack in use from the MemStats of its heap profile.
-func idleRSS(port, metricsPort int, tlsOn bool, headers string, n, pid int, res *idleMem) error {
+// idleClient is one idle keep-alive connection of the memory measurement.
+type idleClient interface {
+	// do sends one request on the connection and checks the answer.
+	do() error
+	close()
+}
+
+// rawClient is an HTTP/1.1 connection, plain or TLS, written by hand.
+type rawClient struct {
+	c   net.Conn
+	req string
+}
+
+func (r *rawClient) do() error {
+	r.c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(r.c, r.req); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(r.c), nil)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func (r *rawClient) close() { r.c.Close() }
+
+// h2Client is an HTTP/2 connection over TLS: its own http.Transport, as a
+// browser's one connection to the gateway.
+type h2Client struct {
+	tr     *http.Transport
+	url    string
+	cookie string
+}
+
+func (h *h2Client) do() error {
+	req, _ := http.NewRequest("GET", h.url, nil)
+	req.Host = "bench.gw.localhost"
+	req.Header.Set("Cookie", h.cookie)
+	resp, err := h.tr.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+		return fmt.Errorf("%s %s", resp.Proto, resp.Status)
+	}
+	return nil
+}
+
+func (h *h2Client) close() { h.tr.CloseIdleConnections() }
+
+// idleRSS opens n keep-alive connections (mode "plain", "tls" for HTTP/1.1
+// over TLS, or "h2" for HTTP/2 over TLS), sends one request on each,
+// leaves them idle and reads the process's RSS, and the heap and stack in
+// use from the MemStats of its heap profile.
+func idleRSS(port, metricsPort int, mode, headers string, n, pid int, res *idleMem) error {
 	req := fmt.Sprintf("GET / HTTP/1.1\r\nHost: bench.gw.localhost\r\n%s\r\n", headers)
-	connsList := make([]net.Conn, 0, n)
+	clients := make([]idleClient, 0, n)
 	defer func() {
-		for _, c := range connsList {
-			c.Close()
+		for _, c := range clients {
+			c.close()
 		}
 	}()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	for i := 0; i < n; i++ {
-		var c net.Conn
-		var err error
-		if tlsOn {
-			c, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, ServerName: "bench.gw.localhost", NextProtos: []string{"http/1.1"}})
-		} else {
-			c, err = net.Dial("tcp", addr)
+		var c idleClient
+		switch mode {
+		case "h2":
+			cookie, _ := strings.CutPrefix(strings.TrimSpace(headers), "Cookie: ")
+			c = &h2Client{tr: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "bench.gw.localhost"}, ForceAttemptHTTP2: true},
+				url: "https://" + addr + "/", cookie: cookie}
+		default:
+			var conn net.Conn
+			var err error
+			if mode == "tls" {
+				conn, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, ServerName: "bench.gw.localhost", NextProtos: []string{"http/1.1"}})
+			} else {
+				conn, err = net.Dial("tcp", addr)
+			}
+			if err != nil {
+				return fmt.Errorf("after %d connections: %w", i, err)
+			}
+			c = &rawClient{c: conn, req: req}
 		}
-		if err != nil {
-			return fmt.Errorf("after %d connections: %w", i, err)
-		}
-		connsList = append(connsList, c)
-		if _, err := io.WriteString(c, req); err != nil {
-			return err
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
+		clients = append(clients, c)
+		if err := c.do(); err != nil {
 			return fmt.Errorf("connection %d: %w", i, err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("connection %d: status %d", i, resp.StatusCode)
 		}
 	}
 	// Let the process settle as an idle server would: garbage collections
@@ -704,7 +765,7 @@ func idleRSS(port, metricsPort int, tlsOn bool, headers string, n, pid int, res 
 		time.Sleep(time.Second)
 	}
 	time.Sleep(6 * time.Second)
-	if *heapProf != "" && strings.HasPrefix(res.name, "sekisho") && !tlsOn {
+	if *heapProf != "" && strings.HasPrefix(res.name, "sekisho") && mode == "plain" {
 		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", metricsPort)); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -727,20 +788,9 @@ func idleRSS(port, metricsPort int, tlsOn bool, headers string, n, pid int, res 
 	}
 	res.rss = readRSS(pid)
 	// The idle connections still work: every 100th sends its next request.
-	for i := 0; i < len(connsList); i += 100 {
-		c := connsList[i]
+	for i := 0; i < len(clients); i += 100 {
 		res.asked++
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(c, req); err != nil {
-			continue
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			continue
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == 200 {
+		if clients[i].do() == nil {
 			res.answered++
 		}
 	}
@@ -882,6 +932,9 @@ func buildReport(targets []*target, mem []idleMem) string {
 	}
 	if *idleTLS {
 		extra += " -idle-tls"
+	}
+	if *idleH2 {
+		extra += " -idle-h2"
 	}
 	fmt.Fprintf(&b, "\n再現方法 (reproduce): `go run ./scripts/bench -duration %s -rounds %d -conns %d%s`\n", *duration, *rounds, *conns, extra)
 	return b.String()
