@@ -35,11 +35,14 @@ const (
 // ReadLDAP reads every user under directory.ldap.base_dn that matches
 // user_filter: id, display name (cn when the name attribute is empty),
 // department, disabled (matching disabled_filter), and roles from the
-// configured groups they are members of. The result is a full source:
-// applying it disables users the directory no longer has. roles are the
-// known roles; a group mapped to an unknown role is an error. The
-// connection is LDAPS or StartTLS; plain ldap:// is allowed only to a
-// loopback address.
+// configured groups they are members of. With nested_groups a member
+// of a group nested in a mapped group (under base_dn, matching
+// group_filter, or itself mapped) gets the mapped group's roles too,
+// within [MaxGroupNesting] and [MaxGroupMembers]. The result is a full
+// source: applying it disables users the directory no longer has. roles
+// are the known roles; a group mapped to an unknown role is an error.
+// The connection is LDAPS or StartTLS; plain ldap:// is allowed only to
+// a loopback address.
 func ReadLDAP(ctx context.Context, cfg *config.Config, roles Roles) (*Source, error) {
 	l := cfg.Directory.LDAP
 	if l.URL == "" {
@@ -50,6 +53,7 @@ func ReadLDAP(ctx context.Context, cfg *config.Config, roles Roles) (*Source, er
 	setDefault(&l.NameAttribute, DefaultNameAttribute)
 	setDefault(&l.DepartmentAttribute, DefaultDepartmentAttribute)
 	setDefault(&l.MemberAttribute, DefaultMemberAttribute)
+	setDefault(&l.GroupFilter, DefaultGroupFilter)
 	if l.Timeout <= 0 {
 		l.Timeout = DefaultLDAPTimeout
 	}
@@ -74,8 +78,16 @@ func ReadLDAP(ctx context.Context, cfg *config.Config, roles Roles) (*Source, er
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	// Roles by member DN.
+	// Roles by member DN. Mapped groups are always read directly, so a
+	// missing one is reported as such with or without nesting.
 	memberRoles := map[string][]string{}
+	var nested map[string][]string // group DN → member DNs, with nested_groups
+	if l.NestedGroups && len(groupDNs) > 0 {
+		if nested, err = readGroups(ctx, conn, &l); err != nil {
+			return nil, err
+		}
+	}
+	direct := make(map[string][]string, len(groupDNs))
 	for _, gdn := range groupDNs {
 		res, err := conn.Search(ldap.NewSearchRequest(gdn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, int(l.Timeout.Seconds()), false,
 			"(objectClass=*)", []string{l.MemberAttribute}, nil))
@@ -88,6 +100,28 @@ func ReadLDAP(ctx context.Context, cfg *config.Config, roles Roles) (*Source, er
 		for _, e := range res.Entries {
 			for _, m := range e.GetEqualFoldAttributeValues(l.MemberAttribute) {
 				key := normDN(m)
+				direct[gdn] = append(direct[gdn], key)
+				if nested != nil {
+					continue
+				}
+				for _, r := range l.Groups[gdn] {
+					memberRoles[key] = append(memberRoles[key], strings.TrimPrefix(r, "role:"))
+				}
+			}
+		}
+	}
+	if nested != nil {
+		// A mapped group nested in another is followed even outside
+		// base_dn: its members were just read.
+		for _, gdn := range groupDNs {
+			nested[normDN(gdn)] = direct[gdn]
+		}
+		for _, gdn := range groupDNs {
+			members, err := expandMembers(nested, normDN(gdn), direct[gdn], MaxGroupNesting, MaxGroupMembers)
+			if err != nil {
+				return nil, err
+			}
+			for _, key := range members {
 				for _, r := range l.Groups[gdn] {
 					memberRoles[key] = append(memberRoles[key], strings.TrimPrefix(r, "role:"))
 				}

@@ -3,6 +3,7 @@ package directory_test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +141,76 @@ func TestLDAPConnections(t *testing.T) {
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			err := read(tt.mod)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ReadLDAP error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// cn=keiri (sato) is nested in cn=zaimu (財務) and lists cn=zaimu as a
+// member: a cycle. Nesting counts only with nested_groups, only for
+// groups under base_dn that match group_filter, and for mapped groups.
+func TestLDAPNestedGroups(t *testing.T) {
+	s := ldaptest.Start(t)
+	ctx := t.Context()
+	roles := directory.NewRoles("財務", "福祉", "管理者")
+	keiri := "cn=keiri,ou=groups," + s.Suffix
+	direct := "sato=福祉 suzuki=財務 tanaka= yamada=管理者;財務"
+	tests := []struct {
+		name string
+		mod  func(*config.DirectoryLDAP)
+		want string
+	}{
+		{"off", func(l *config.DirectoryLDAP) {}, direct},
+		{"off, groups under base_dn", func(l *config.DirectoryLDAP) { l.BaseDN = s.Suffix }, direct},
+		{"on", func(l *config.DirectoryLDAP) { l.BaseDN, l.NestedGroups = s.Suffix, true },
+			"sato=福祉;財務 suzuki=財務 tanaka= yamada=管理者;財務"},
+		{"on, nested group outside base_dn", func(l *config.DirectoryLDAP) { l.NestedGroups = true }, direct},
+		{"on, nested group not matching group_filter", func(l *config.DirectoryLDAP) {
+			l.BaseDN, l.NestedGroups, l.GroupFilter = s.Suffix, true, "(objectClass=groupOfUniqueNames)"
+		}, direct},
+		{"on, a mapped group is followed outside base_dn", func(l *config.DirectoryLDAP) {
+			l.NestedGroups = true
+			l.Groups[keiri] = []string{"管理者"}
+		}, "sato=福祉;管理者;財務 suzuki=管理者;財務 tanaka= yamada=管理者;財務"},
+		{"off, a mapped group counts only for its direct members", func(l *config.DirectoryLDAP) {
+			l.Groups[keiri] = []string{"管理者"}
+		}, "sato=福祉;管理者 suzuki=財務 tanaka= yamada=管理者;財務"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := s.Config()
+			tt.mod(&cfg.Directory.LDAP)
+			src, err := directory.ReadLDAP(ctx, cfg, roles)
+			if err != nil {
+				t.Fatalf("ReadLDAP: %v", err)
+			}
+			got := make([]string, 0, len(src.Entries))
+			for _, e := range src.Entries {
+				got = append(got, e.ID+"="+strings.Join(e.Roles, ";"))
+			}
+			slices.Sort(got)
+			if strings.Join(got, " ") != tt.want {
+				t.Errorf("roles %s\nwant  %s", strings.Join(got, " "), tt.want)
+			}
+		})
+	}
+
+	bad := []struct {
+		name string
+		mod  func(*config.DirectoryLDAP)
+		want string
+	}{
+		{"missing mapped group", func(l *config.DirectoryLDAP) { l.Groups["cn=nai,ou=groups,"+s.Suffix] = []string{"財務"} }, "no such group"},
+		{"group filter the server refuses", func(l *config.DirectoryLDAP) { l.GroupFilter = "(objectClass=" }, "searching LDAP groups under"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := s.Config()
+			cfg.Directory.LDAP.BaseDN, cfg.Directory.LDAP.NestedGroups = s.Suffix, true
+			tt.mod(&cfg.Directory.LDAP)
+			_, err := directory.ReadLDAP(ctx, cfg, roles)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("ReadLDAP error = %v, want it to contain %q", err, tt.want)
 			}

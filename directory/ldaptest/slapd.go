@@ -40,7 +40,8 @@ const ReaderPassword = "yomitori-2027"
 
 // LDIF is the city's directory: four staff under ou=people (one retired:
 // employeeType 退職), three role groups, a read-only account, and one
-// entry of another kind.
+// entry of another kind. The unmapped group keiri (sato) is nested in
+// zaimu, and lists zaimu as a member too: a cycle.
 const LDIF = `dn: dc=example,dc=lg,dc=jp
 objectClass: dcObject
 objectClass: organization
@@ -107,6 +108,13 @@ objectClass: groupOfNames
 cn: zaimu
 member: UID=Suzuki, OU=People,dc=example,dc=lg,dc=jp
 member: uid=yamada,ou=people,dc=example,dc=lg,dc=jp
+member: cn=keiri,ou=groups,dc=example,dc=lg,dc=jp
+
+dn: cn=keiri,ou=groups,dc=example,dc=lg,dc=jp
+objectClass: groupOfNames
+cn: keiri
+member: uid=sato,ou=people,dc=example,dc=lg,dc=jp
+member: CN=Zaimu,OU=Groups,dc=example,dc=lg,dc=jp
 
 dn: cn=kanri,ou=groups,dc=example,dc=lg,dc=jp
 objectClass: groupOfNames
