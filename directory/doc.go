@@ -13,7 +13,9 @@
 // configuration's directory.roles plus the roles the policy file names).
 // [ReadLDAP] reads the same facts from LDAP or Active Directory: users
 // under a base DN, their department attribute, and roles from the groups
-// they are members of.
+// they are members of: directly, or with directory.ldap.nested_groups
+// also through groups nested in them (cycles end; bounded by
+// [MaxGroupNesting] and [MaxGroupMembers]).
 //
 // # Plan and apply
 //
