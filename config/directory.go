@@ -64,7 +64,7 @@ type DirectoryLDAP struct {
 	Groups map[string][]string `yaml:"groups"`
 	// NestedGroups also gives a mapped group's roles to the members of
 	// groups nested in it (transitively, cycles allowed). Only groups
-	// under BaseDN that match GroupFilter, and the mapped groups
+	// under GroupBaseDN that match GroupFilter, and the mapped groups
 	// themselves, are followed. False (the default): only users listed
 	// directly in a mapped group's member attribute get its roles;
 	// following nesting grants more, so it must be asked for.
@@ -72,6 +72,10 @@ type DirectoryLDAP struct {
 	// GroupFilter selects the group entries searched for NestedGroups.
 	// Default (|(objectClass=group)(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)).
 	GroupFilter string `yaml:"group_filter"`
+	// GroupBaseDN is where groups are searched (subtree) for
+	// NestedGroups, typically ou=groups when BaseDN is ou=people.
+	// Empty: BaseDN.
+	GroupBaseDN string `yaml:"group_base_dn"`
 	// Timeout bounds connecting and each operation. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -97,7 +101,7 @@ func (v *validator) directory() {
 	}
 	l := &d.LDAP
 	if l.URL == "" {
-		if v.present("directory.ldap") && (l.BaseDN != "" || len(l.Groups) > 0 || l.NestedGroups || l.GroupFilter != "") {
+		if v.present("directory.ldap") && (l.BaseDN != "" || len(l.Groups) > 0 || l.NestedGroups || l.GroupFilter != "" || l.GroupBaseDN != "") {
 			v.errorf("directory.ldap.url", "required (LDAP サーバーの URL を指定してください)")
 		}
 		return
@@ -128,6 +132,14 @@ func (v *validator) directory() {
 	}
 	if l.GroupFilter != "" && !l.NestedGroups {
 		v.errorf("directory.ldap.group_filter", "has no effect without nested_groups: true (group_filter は nested_groups: true のときだけ使います)")
+	}
+	if l.GroupBaseDN != "" {
+		switch {
+		case !strings.Contains(l.GroupBaseDN, "="):
+			v.errorf("directory.ldap.group_base_dn", "%q is not a DN such as ou=groups,dc=example (グループを検索する起点の DN を書いてください)", l.GroupBaseDN)
+		case !l.NestedGroups:
+			v.errorf("directory.ldap.group_base_dn", "has no effect without nested_groups: true (group_base_dn は nested_groups: true のときだけ使います)")
+		}
 	}
 	for dn, roles := range l.Groups {
 		if !strings.Contains(dn, "=") {

@@ -22,6 +22,9 @@ func TestDirectoryValidation(t *testing.T) {
 		{"group without roles", srv + "directory:\n  ldap:\n    url: ldaps://ad\n    base_dn: dc=x\n    groups:\n      cn=g,dc=x: []\n", `directory.ldap.groups.cn=g,dc=x: no roles given`},
 		{"group filter", srv + "directory:\n  ldap:\n    url: ldaps://ad\n    base_dn: dc=x\n    nested_groups: true\n    group_filter: objectClass=group\n", `t.yaml:7: directory.ldap.group_filter: "objectClass=group" is not an LDAP filter`},
 		{"group filter without nesting", srv + "directory:\n  ldap:\n    url: ldaps://ad\n    base_dn: dc=x\n    group_filter: (objectClass=group)\n", `t.yaml:6: directory.ldap.group_filter: has no effect without nested_groups: true`},
+		{"group base dn without nesting", srv + "directory:\n  ldap:\n    url: ldaps://ad\n    base_dn: ou=people,dc=x\n    group_base_dn: ou=groups,dc=x\n", `t.yaml:6: directory.ldap.group_base_dn: has no effect without nested_groups: true`},
+		{"group base dn not a dn", srv + "directory:\n  ldap:\n    url: ldaps://ad\n    base_dn: dc=x\n    nested_groups: true\n    group_base_dn: groups\n", `t.yaml:7: directory.ldap.group_base_dn: "groups" is not a DN`},
+		{"group base dn without url", srv + "directory:\n  ldap:\n    group_base_dn: ou=groups,dc=x\n", `t.yaml:3: directory.ldap.url: required`},
 		{"nested groups not a bool", srv + "directory:\n  ldap:\n    url: ldaps://ad\n    base_dn: dc=x\n    nested_groups: yes please\n", `t.yaml:6: directory.ldap.nested_groups: want true or false`},
 		{"nested groups without url", srv + "directory:\n  ldap:\n    nested_groups: true\n", `t.yaml:3: directory.ldap.url: required`},
 		{"groups without url", srv + "directory:\n  ldap:\n    groups: {\"cn=g,dc=x\": [a]}\n", `t.yaml:3: directory.ldap.url: required`},
@@ -47,6 +50,7 @@ func TestDirectoryValidation(t *testing.T) {
     disabled_filter: (employeeType=退職)
     nested_groups: true
     group_filter: (objectClass=groupOfNames)
+    group_base_dn: ou=groups,dc=example,dc=lg,dc=jp
     groups:
       cn=zaimu,ou=groups,dc=example,dc=lg,dc=jp: [財務]
 `))
@@ -55,7 +59,7 @@ func TestDirectoryValidation(t *testing.T) {
 	}
 	d := cfg.Directory
 	if d.CheckInterval != 30*time.Second || len(d.Roles) != 2 || d.LDAP.Groups["cn=zaimu,ou=groups,dc=example,dc=lg,dc=jp"][0] != "財務" || !d.LDAP.StartTLS ||
-		!d.LDAP.NestedGroups || d.LDAP.GroupFilter != "(objectClass=groupOfNames)" {
+		!d.LDAP.NestedGroups || d.LDAP.GroupFilter != "(objectClass=groupOfNames)" || d.LDAP.GroupBaseDN != "ou=groups,dc=example,dc=lg,dc=jp" {
 		t.Errorf("decoded %+v", d)
 	}
 	// Nesting is opt-in: a section without the keys leaves it off.
@@ -63,7 +67,7 @@ func TestDirectoryValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l := cfg.Directory.LDAP; l.NestedGroups || l.GroupFilter != "" {
-		t.Errorf("nested_groups defaults to %v, group_filter to %q; want false and empty (the reader's default)", l.NestedGroups, l.GroupFilter)
+	if l := cfg.Directory.LDAP; l.NestedGroups || l.GroupFilter != "" || l.GroupBaseDN != "" {
+		t.Errorf("nested_groups defaults to %v, group_filter to %q, group_base_dn to %q; want false and empty (the reader's defaults)", l.NestedGroups, l.GroupFilter, l.GroupBaseDN)
 	}
 }
