@@ -36,9 +36,11 @@ const (
 // user_filter: id, display name (cn when the name attribute is empty),
 // department, disabled (matching disabled_filter), and roles from the
 // configured groups they are members of. With nested_groups a member
-// of a group nested in a mapped group (under base_dn, matching
-// group_filter, or itself mapped) gets the mapped group's roles too,
-// within [MaxGroupNesting] and [MaxGroupMembers]. The result is a full
+// of a group nested in a mapped group (under group_base_dn, default
+// base_dn, matching group_filter, or itself mapped) gets the mapped group's roles too,
+// within [MaxGroupNesting] and [MaxGroupMembers]. Members that Active
+// Directory returns ranged (member;range=0-1499) are read to the end,
+// within [MaxRangeRounds] follow-up searches per group. The result is a full
 // source: applying it disables users the directory no longer has. roles
 // are the known roles; a group mapped to an unknown role is an error.
 // The connection is LDAPS or StartTLS; plain ldap:// is allowed only to
@@ -89,24 +91,18 @@ func ReadLDAP(ctx context.Context, cfg *config.Config, roles Roles) (*Source, er
 	}
 	direct := make(map[string][]string, len(groupDNs))
 	for _, gdn := range groupDNs {
-		res, err := conn.Search(ldap.NewSearchRequest(gdn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, int(l.Timeout.Seconds()), false,
-			"(objectClass=*)", []string{l.MemberAttribute}, nil))
+		members, err := readGroupMembers(ctx, conn, gdn, &l)
 		if err != nil {
-			if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-				return nil, fmt.Errorf("reading LDAP group %s: no such group (グループがありません; check directory.ldap.groups): %w", gdn, err)
-			}
-			return nil, fmt.Errorf("reading LDAP group %s: %w", gdn, ctxErr(ctx, err))
+			return nil, err
 		}
-		for _, e := range res.Entries {
-			for _, m := range e.GetEqualFoldAttributeValues(l.MemberAttribute) {
-				key := normDN(m)
-				direct[gdn] = append(direct[gdn], key)
-				if nested != nil {
-					continue
-				}
-				for _, r := range l.Groups[gdn] {
-					memberRoles[key] = append(memberRoles[key], strings.TrimPrefix(r, "role:"))
-				}
+		for _, m := range members {
+			key := normDN(m)
+			direct[gdn] = append(direct[gdn], key)
+			if nested != nil {
+				continue
+			}
+			for _, r := range l.Groups[gdn] {
+				memberRoles[key] = append(memberRoles[key], strings.TrimPrefix(r, "role:"))
 			}
 		}
 	}

@@ -150,7 +150,9 @@ func TestLDAPConnections(t *testing.T) {
 
 // cn=keiri (sato) is nested in cn=zaimu (財務) and lists cn=zaimu as a
 // member: a cycle. Nesting counts only with nested_groups, only for
-// groups under base_dn that match group_filter, and for mapped groups.
+// groups under group_base_dn (default base_dn) that match group_filter,
+// and for mapped groups. slapd never ranges values: these cover the
+// unranged path of the member reads.
 func TestLDAPNestedGroups(t *testing.T) {
 	s := ldaptest.Start(t)
 	ctx := t.Context()
@@ -167,6 +169,12 @@ func TestLDAPNestedGroups(t *testing.T) {
 		{"on", func(l *config.DirectoryLDAP) { l.BaseDN, l.NestedGroups = s.Suffix, true },
 			"sato=福祉;財務 suzuki=財務 tanaka= yamada=管理者;財務"},
 		{"on, nested group outside base_dn", func(l *config.DirectoryLDAP) { l.NestedGroups = true }, direct},
+		{"on, groups under group_base_dn", func(l *config.DirectoryLDAP) {
+			l.NestedGroups, l.GroupBaseDN = true, "ou=groups,"+s.Suffix
+		}, "sato=福祉;財務 suzuki=財務 tanaka= yamada=管理者;財務"},
+		{"on, group_base_dn without the nested group", func(l *config.DirectoryLDAP) {
+			l.BaseDN, l.NestedGroups, l.GroupBaseDN = s.Suffix, true, "ou=people,"+s.Suffix
+		}, direct},
 		{"on, nested group not matching group_filter", func(l *config.DirectoryLDAP) {
 			l.BaseDN, l.NestedGroups, l.GroupFilter = s.Suffix, true, "(objectClass=groupOfUniqueNames)"
 		}, direct},
@@ -204,6 +212,7 @@ func TestLDAPNestedGroups(t *testing.T) {
 	}{
 		{"missing mapped group", func(l *config.DirectoryLDAP) { l.Groups["cn=nai,ou=groups,"+s.Suffix] = []string{"財務"} }, "no such group"},
 		{"group filter the server refuses", func(l *config.DirectoryLDAP) { l.GroupFilter = "(objectClass=" }, "searching LDAP groups under"},
+		{"missing group_base_dn", func(l *config.DirectoryLDAP) { l.GroupBaseDN = "ou=nai," + s.Suffix }, "searching LDAP groups under ou=nai,"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

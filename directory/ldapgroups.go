@@ -28,18 +28,25 @@ const (
 	MaxGroupMembers = 100_000
 )
 
-// readGroups searches base_dn (subtree, paged) for group_filter and
-// returns each group's members, DNs normalised by normDN.
-func readGroups(ctx context.Context, conn *ldap.Conn, l *config.DirectoryLDAP) (map[string][]string, error) {
-	res, err := conn.SearchWithPaging(ldap.NewSearchRequest(l.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, int(l.Timeout.Seconds()), false,
+// readGroups searches group_base_dn (default base_dn; subtree, paged)
+// for group_filter and returns each group's members, DNs normalised by
+// normDN. A group whose members come back ranged (Active Directory,
+// more than MaxValRange members) has the rest read by entryMembers.
+func readGroups(ctx context.Context, conn pagedSearcher, l *config.DirectoryLDAP) (map[string][]string, error) {
+	base := groupBase(l)
+	res, err := conn.SearchWithPaging(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, int(l.Timeout.Seconds()), false,
 		l.GroupFilter, []string{l.MemberAttribute}, nil), ldapPageSize)
 	if err != nil {
-		return nil, fmt.Errorf("searching LDAP groups under %s with %s (入れ子グループの検索に失敗しました): %w", l.BaseDN, l.GroupFilter, ctxErr(ctx, err))
+		return nil, fmt.Errorf("searching LDAP groups under %s with %s (入れ子グループの検索に失敗しました): %w", base, l.GroupFilter, ctxErr(ctx, err))
 	}
 	groups := make(map[string][]string, len(res.Entries))
 	for _, e := range res.Entries {
 		key := normDN(e.DN)
-		for _, m := range e.GetEqualFoldAttributeValues(l.MemberAttribute) {
+		members, err := entryMembers(conn, e, l.MemberAttribute, int(l.Timeout.Seconds()))
+		if err != nil {
+			return nil, ctxErr(ctx, err)
+		}
+		for _, m := range members {
 			groups[key] = append(groups[key], normDN(m))
 		}
 		if _, ok := groups[key]; !ok {
@@ -47,6 +54,37 @@ func readGroups(ctx context.Context, conn *ldap.Conn, l *config.DirectoryLDAP) (
 		}
 	}
 	return groups, nil
+}
+
+// groupBase is where nested groups are searched: group_base_dn, or
+// base_dn when that is not set.
+func groupBase(l *config.DirectoryLDAP) string {
+	if l.GroupBaseDN != "" {
+		return l.GroupBaseDN
+	}
+	return l.BaseDN
+}
+
+// readGroupMembers reads one group's members (not normalised) with a
+// base-object search, ranged retrieval included.
+func readGroupMembers(ctx context.Context, s searcher, dn string, l *config.DirectoryLDAP) ([]string, error) {
+	res, err := s.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, int(l.Timeout.Seconds()), false,
+		"(objectClass=*)", []string{l.MemberAttribute}, nil))
+	if err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			return nil, fmt.Errorf("reading LDAP group %s: no such group (グループがありません; check directory.ldap.groups): %w", dn, err)
+		}
+		return nil, fmt.Errorf("reading LDAP group %s: %w", dn, ctxErr(ctx, err))
+	}
+	var members []string
+	for _, e := range res.Entries {
+		m, err := entryMembers(s, e, l.MemberAttribute, int(l.Timeout.Seconds()))
+		if err != nil {
+			return nil, ctxErr(ctx, err)
+		}
+		members = append(members, m...)
+	}
+	return members, nil
 }
 
 // expandMembers returns every DN reachable from root's direct members
