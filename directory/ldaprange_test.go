@@ -264,3 +264,30 @@ func TestReadGroupsRanged(t *testing.T) {
 		t.Errorf("gap in the subtree search: %v", err)
 	}
 }
+
+func TestRangedValuesOddAnswers(t *testing.T) {
+	entry := func(attrs ...*ldap.EntryAttribute) *ldap.Entry {
+		e := ldap.NewEntry("cn=g", nil)
+		e.Attributes = attrs
+		return e
+	}
+	bad := []struct {
+		name string
+		e    *ldap.Entry
+		want string
+	}{
+		{"two ranges", entry(ldap.NewEntryAttribute("member;range=0-1", []string{"a", "b"}), ldap.NewEntryAttribute("member;range=2-*", []string{"c"})), "two ranges of member"},
+		{"plain and ranged", entry(ldap.NewEntryAttribute("member", []string{"a"}), ldap.NewEntryAttribute("member;range=1-*", []string{"b"})), "both plain and ranged"},
+		{"bad range", entry(ldap.NewEntryAttribute("MEMBER;range=x-*", []string{"a"})), `"x" is not a number`},
+	}
+	for _, tt := range bad {
+		if _, err := entryMembers(&fakeAD{}, tt.e, "member", 10); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error containing %q", tt.name, err, tt.want)
+		}
+	}
+	// Other attributes, ranged or not, are not members.
+	got, err := entryMembers(&fakeAD{}, entry(ldap.NewEntryAttribute("memberOf;range=0-1", []string{"x"}), ldap.NewEntryAttribute("Member", []string{"a"})), "member", 10)
+	if err != nil || !slices.Equal(got, []string{"a"}) {
+		t.Errorf("members %v, %v; want [a]", got, err)
+	}
+}
