@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,10 +64,11 @@ func outDir(t *testing.T) string {
 }
 
 type product struct {
-	app   *app.App
-	setup *demo.Setup
-	token string
-	port  int
+	app     *app.App
+	setup   *demo.Setup
+	token   string
+	port    int
+	metrics int
 }
 
 // startProduct runs the demo in a temporary directory on free ports.
@@ -82,6 +84,10 @@ func startProduct(t *testing.T) *product {
 	if err != nil {
 		t.Fatalf("config.Load: %v", err)
 	}
+	// Every answered keep-alive connection is parked (proxy/park.go), as
+	// on a gateway holding server.park_idle_after connections: the real
+	// browser's flows run through the parking path.
+	cfg.Server.ParkIdleAfter = 1
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a, err := app.New(ctx, cfg, app.WithLogger(log))
 	if err != nil {
@@ -112,7 +118,7 @@ func startProduct(t *testing.T) *product {
 		}
 		a.Close()
 	})
-	return &product{app: a, setup: s, token: token, port: opts.HTTPPort}
+	return &product{app: a, setup: s, token: token, port: opts.HTTPPort, metrics: opts.MetricsPort}
 }
 
 func (p *product) url(host, path string) string {
@@ -257,6 +263,33 @@ func TestBrowserEnrollLoginAndAccess(t *testing.T) {
 		t.Fatalf("after revocation the session still worked: %v", err)
 	}
 	screenshot(t, ctx, "05-revoked")
+
+	// The browser's keep-alive connections went through parking.
+	if n := p.metric(t, "sekisho_connection_parks_total"); n < 1 {
+		t.Errorf("sekisho_connection_parks_total = %v: the browser's connections were never parked", n)
+	}
+}
+
+// metric reads one unlabelled metric from the metrics listener.
+func (p *product) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(p.metrics) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return 0
 }
 
 // navigate opens url and waits for sel, retrying once when a navigation

@@ -47,7 +47,7 @@ type parker struct {
 	// threshold: park only while open+parked reaches it (≥ 1).
 	threshold int64
 	idle      time.Duration
-	gauge     prometheus.Gauge
+	metrics   parkMetrics
 
 	// open counts the connections net/http serves on this server (StateNew
 	// up, StateHijacked and StateClosed down).
@@ -68,8 +68,8 @@ type parker struct {
 }
 
 // newParker makes the parker of one server; its addr is set by Listen.
-func newParker(threshold int, idle time.Duration, gauge prometheus.Gauge) *parker {
-	return &parker{threshold: int64(max(threshold, 1)), idle: idle, gauge: gauge,
+func newParker(threshold int, idle time.Duration, m parkMetrics) *parker {
+	return &parker{threshold: int64(max(threshold, 1)), idle: idle, metrics: m,
 		woken: make(chan *trackedConn), done: make(chan struct{}), parked: map[*trackedConn]struct{}{}}
 }
 
@@ -107,7 +107,7 @@ func (p *parker) park(t *trackedConn, pending []byte) {
 	p.parked[t] = struct{}{}
 	p.nparked.Add(1)
 	p.mu.Unlock()
-	p.gauge.Inc()
+	p.metrics.parked.Inc()
 	go p.wait(t)
 }
 
@@ -127,7 +127,7 @@ func (p *parker) wait(t *trackedConn) {
 	}
 	p.mu.Unlock()
 	if mine {
-		p.gauge.Dec()
+		p.metrics.parked.Dec()
 	}
 	if n != 1 || err != nil || !mine {
 		_ = t.Conn.Close()
@@ -187,24 +187,28 @@ func (p *parker) Close() error {
 
 func (p *parker) Addr() net.Addr { return p.addr }
 
-var parkedOpts = prometheus.GaugeOpts{
-	Name: "sekisho_parked_connections",
-	Help: "Idle keep-alive connections parked outside net/http until their next request (server.park_idle_after).",
+var (
+	parkedOpts = prometheus.GaugeOpts{
+		Name: "sekisho_parked_connections",
+		Help: "Idle keep-alive connections parked outside net/http until their next request (server.park_idle_after).",
+	}
+	parksOpts = prometheus.CounterOpts{
+		Name: "sekisho_connection_parks_total",
+		Help: "Answered keep-alive connections taken from net/http to wait for their next request (server.park_idle_after).",
+	}
+)
+
+// parkMetrics are the gauge and counter every parker of a gateway shares.
+type parkMetrics struct {
+	parked prometheus.Gauge
+	parks  prometheus.Counter
 }
 
-// registerGauge registers a gauge, or returns the one registered already
-// (a second Server on the same gateway's registry).
-func registerGauge(reg *prometheus.Registry, opts prometheus.GaugeOpts) prometheus.Gauge {
-	g := prometheus.NewGauge(opts)
-	if err := reg.Register(g); err != nil {
-		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
-			if old, ok := are.ExistingCollector.(prometheus.Gauge); ok {
-				return old
-			}
-		}
-		panic(err)
+func newParkMetrics(reg *prometheus.Registry) parkMetrics {
+	return parkMetrics{
+		parked: register(reg, prometheus.NewGauge(parkedOpts)),
+		parks:  register(reg, prometheus.NewCounter(parksOpts)),
 	}
-	return g
 }
 
 // exchange follows one HTTP/1 request on a tracked connection: what the
@@ -292,6 +296,7 @@ func tryPark(p *parker, t *trackedConn, w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	p.parks.Add(1)
+	p.metrics.parks.Inc()
 	// The response's buffered tail goes out first; a failed write leaves
 	// the connection to net/http, which closes it.
 	if f, ok := w.(interface{ FlushError() error }); !ok || f.FlushError() != nil {

@@ -48,7 +48,7 @@ const getOK = "GET /ok HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n"
 // waitParked waits until the gauge of parked connections reads n.
 func waitParked(t *testing.T, f *listenFixture, n float64) {
 	t.Helper()
-	g := registerGauge(f.gw.metrics.Registry(), parkedOpts)
+	g := newParkMetrics(f.gw.metrics.Registry()).parked
 	deadline := time.Now().Add(10 * time.Second)
 	for testutil.ToFloat64(g) != n {
 		if time.Now().After(deadline) {
@@ -404,5 +404,8 @@ func TestParkConcurrent(t *testing.T) {
 	}
 	if f.parks(false) < 100 || f.parks(true) < 100 {
 		t.Errorf("parkings plain %d, tls %d: want most of 640 each", f.parks(false), f.parks(true))
+	}
+	if got, want := testutil.ToFloat64(newParkMetrics(f.gw.metrics.Registry()).parks), float64(f.parks(false)+f.parks(true)); got != want {
+		t.Errorf("sekisho_connection_parks_total %v, want %v", got, want)
 	}
 }

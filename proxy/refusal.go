@@ -347,8 +347,8 @@ type refusalRecorder struct {
 func newRefusalRecorder(gw *Gateway) *refusalRecorder {
 	r := &refusalRecorder{gw: gw}
 	reg := gw.metrics.Registry()
-	r.refused = registerCounterVec(reg, refusedOpts, "code")
-	r.handshakes = registerCounterVec(reg, handshakeOpts, "reason")
+	r.refused = register(reg, prometheus.NewCounterVec(refusedOpts, []string{"code"}))
+	r.handshakes = register(reg, prometheus.NewCounterVec(handshakeOpts, []string{"reason"}))
 	return r
 }
 
@@ -363,19 +363,18 @@ var (
 	}
 )
 
-// registerCounterVec registers a counter, or returns the one registered
-// already (a second Server on the same gateway's registry).
-func registerCounterVec(reg *prometheus.Registry, opts prometheus.CounterOpts, label string) *prometheus.CounterVec {
-	cv := prometheus.NewCounterVec(opts, []string{label})
-	if err := reg.Register(cv); err != nil {
+// register registers c, or returns the collector registered already
+// under the same name (a second Server on the same gateway's registry).
+func register[T prometheus.Collector](reg *prometheus.Registry, c T) T {
+	if err := reg.Register(c); err != nil {
 		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
-			if old, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+			if old, ok := are.ExistingCollector.(T); ok {
 				return old
 			}
 		}
 		panic(err)
 	}
-	return cv
+	return c
 }
 
 // record writes the audit record of one refusal: the same shape as the

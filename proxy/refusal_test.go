@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -394,7 +395,7 @@ var errShortWrite = errors.New("short write")
 func TestTrackedConnWrite(t *testing.T) {
 	f := newFixture(t, http.HandlerFunc(okHandler), "")
 	rec := &refusalRecorder{gw: f.gw}
-	rec.refused = registerCounterVec(f.gw.metrics.Registry(), refusedOpts, "code")
+	rec.refused = register(f.gw.metrics.Registry(), prometheus.NewCounterVec(refusedOpts, []string{"code"}))
 	const refusal400 = "HTTP/1.1 400 Bad Request: invalid header\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request: invalid header"
 	cases := []struct {
 		name      string

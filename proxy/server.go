@@ -59,7 +59,7 @@ func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 	// connection when a handler owns it.
 	handler := trackHandler(closeAfterChunked(gw))
 
-	parked := registerGauge(gw.metrics.Registry(), parkedOpts)
+	parkMetrics := newParkMetrics(gw.metrics.Registry())
 	base := func() *http.Server {
 		hs := &http.Server{
 			Handler:           handler,
@@ -76,7 +76,7 @@ func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 			if idle <= 0 {
 				idle = config.DefaultIdleTimeout // a parked connection never waits for ever
 			}
-			p = newParker(cfg.ParkIdleAfter, idle, parked)
+			p = newParker(cfg.ParkIdleAfter, idle, parkMetrics)
 			hs.ConnState = func(c net.Conn, st http.ConnState) {
 				connState(c, st)
 				p.connState(st)
