@@ -44,6 +44,7 @@ import (
 	"path/filepath"
 	"runtime"
 	rtmetrics "runtime/metrics"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +53,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/authn/session"
+	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/config"
 	"github.com/sekisho/sekisho/store"
 )
@@ -67,11 +69,16 @@ var (
 	addr      = flag.String("addr", "", "internal: listen address for -role")
 	upFlag    = flag.String("target", "", "internal: upstream for -role bare")
 	profile   = flag.String("cpuprofile", "", "also take a CPU profile of sekisho under load into this file")
+	profTLS   = flag.String("cpuprofile-tls", "", "also take a CPU profile of sekisho under the TLS variant's load into this file")
 	heapProf  = flag.String("heapprofile", "", "also save sekisho's heap profile with the idle connections open")
 	gwEnvFlag = flag.String("gwenv", "", "extra environment for the bare proxies and both sekisho processes alike, e.g. GOGC=200 (comma-separated)")
 	procs     = flag.Int("gomaxprocs", 0, "GOMAXPROCS for the bare proxy and both sekisho processes alike (0: the Go default, one per core)")
 	idleTLS   = flag.Bool("idle-tls", false, "also measure sekisho's memory with the idle connections over TLS")
 	idleH2    = flag.Bool("idle-h2", false, "also measure sekisho's memory with idle HTTP/2 connections (one per client, as browsers)")
+	tlsLoad   = flag.Bool("tls", true, "also measure the TLS variant: nginx, the pooled bare proxy and sekisho over HTTPS with a device client certificate (Go load generator)")
+	tlsCert   = flag.String("tlscert", "", "internal: server certificate for -role bare-pooled over TLS")
+	tlsKey    = flag.String("tlskey", "", "internal: its key")
+	clientCA  = flag.String("clientca", "", "internal: CA of the client certificates -role bare-pooled verifies")
 	hold      = flag.Bool("hold", false, "start every target, print how to reach them, and wait for ^C instead of measuring (for strace, ss, pprof by hand)")
 	metrics   = flag.String("metrics", "", "internal: pprof listen address for -role bare")
 )
@@ -134,7 +141,19 @@ func runBare(addr, upstream, metricsAddr string, pooled bool) {
 	if pooled {
 		rp.BufferPool = &slicePool{}
 	}
-	log.Fatal((&http.Server{Addr: addr, Handler: rp}).ListenAndServe())
+	srv := &http.Server{Addr: addr, Handler: rp}
+	if *tlsCert != "" {
+		// The TLS variant: verify a client certificate as sekisho does.
+		pem, err := os.ReadFile(*clientCA)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		srv.TLSConfig = &tls.Config{ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool, NextProtos: []string{"http/1.1"}}
+		log.Fatal(srv.ListenAndServeTLS(*tlsCert, *tlsKey))
+	}
+	log.Fatal(srv.ListenAndServe())
 }
 
 // idleStacks measures what net/http alone keeps for n idle keep-alive
@@ -213,6 +232,10 @@ type target struct {
 	url     string
 	headers []string
 	pid     int // the process whose CPU time is measured (0: none)
+	// tls: an https target of the TLS variant, loaded by the Go load
+	// generator with this configuration (client certificate included);
+	// nil: wrk.
+	tls     *tls.Config
 	results []result
 }
 
@@ -230,7 +253,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ports := freePorts(12)
+	ports := freePorts(15)
 	upURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	var running []*exec.Cmd
 	defer func() {
@@ -273,19 +296,40 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if err := startNginx(work, ports[2], ports[0], start); err != nil {
+	// The TLS variant's device CA and one device certificate, trusted by
+	// nginx, the TLS bare proxy and sekisho alike.
+	dev, err := newDevice(work)
+	if err != nil {
 		return err
 	}
-	sek, cookie, err := startSekisho(work, "sekisho", ports[3], ports[5], ports[9], upURL, "", gw)
+	if err := startNginx(work, ports[2], ports[12], ports[0], dev.caPath, start); err != nil {
+		return err
+	}
+	var pooledBareTLS *exec.Cmd
+	if *tlsLoad {
+		crt, key := filepath.Join(work, "bare-tls.crt"), filepath.Join(work, "bare-tls.key")
+		if err := writeSelfSigned(crt, key); err != nil {
+			return err
+		}
+		if pooledBareTLS, err = gw(self, "-role", "bare-pooled", "-addr", fmt.Sprintf("127.0.0.1:%d", ports[13]), "-target", upURL,
+			"-tlscert", crt, "-tlskey", key, "-clientca", dev.caPath); err != nil {
+			return err
+		}
+	}
+	sek, cookie, err := startSekisho(work, "sekisho", ports[3], ports[5], ports[9], upURL, "", gw, dev.caPath)
 	if err != nil {
 		return err
 	}
 	// The same gateway with monitoring off, to price the monitor's rules.
-	nomon, cookieNoMon, err := startSekisho(work, "sekisho-nomon", ports[6], ports[7], 0, upURL, "monitor: {enabled: false}\n", gw)
+	nomon, cookieNoMon, err := startSekisho(work, "sekisho-nomon", ports[6], ports[7], 0, upURL, "monitor: {enabled: false}\n", gw, "")
 	if err != nil {
 		return err
 	}
-	for _, p := range []int{ports[0], ports[1], ports[2], ports[3], ports[6], ports[10]} {
+	wait := []int{ports[0], ports[1], ports[2], ports[3], ports[6], ports[10]}
+	if *tlsLoad {
+		wait = append(wait, ports[9], ports[12], ports[13])
+	}
+	for _, p := range wait {
 		if err := waitPort(p); err != nil {
 			return err
 		}
@@ -300,6 +344,20 @@ func run() error {
 		{name: "sekisho (durable audit before forwarding, class 3S)", url: fmt.Sprintf("http://127.0.0.1:%d/sync/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}, pid: sek.Process.Pid},
 		{name: "sekisho, monitoring off (class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[6]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoMon}, pid: nomon.Process.Pid},
 	}
+	if *tlsLoad {
+		// The TLS variant (HTTP/1.1 over TLS with the device certificate),
+		// loaded by the Go load generator: wrk cannot present a client
+		// certificate. Its figures compare with each other, not with the
+		// wrk rows above.
+		tc := func() *tls.Config {
+			return &tls.Config{InsecureSkipVerify: true, ServerName: "bench.gw.localhost", NextProtos: []string{"http/1.1"}, Certificates: []tls.Certificate{dev.cert}}
+		}
+		targets = append(targets,
+			&target{name: "TLS: nginx proxy_pass (client certificate verified)", url: fmt.Sprintf("https://127.0.0.1:%d/", ports[12]), tls: tc()},
+			&target{name: "TLS: httputil.ReverseProxy (bare, pooled, client certificate verified)", url: fmt.Sprintf("https://127.0.0.1:%d/", ports[13]), pid: pooledBareTLS.Process.Pid, tls: tc()},
+			&target{name: "TLS: sekisho (device certificate, passkey session, class 2)", url: fmt.Sprintf("https://127.0.0.1:%d/", ports[9]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}, pid: sek.Process.Pid, tls: tc()},
+		)
+	}
 	// Check every target answers 200 before measuring.
 	for _, t := range targets {
 		if err := probe(t); err != nil {
@@ -307,12 +365,12 @@ func run() error {
 		}
 	}
 	if *hold {
-		*rounds, *profile = 0, ""
+		*rounds, *profile, *profTLS = 0, "", ""
 	}
 	for r := 0; r < *rounds; r++ {
 		for _, t := range targets {
 			before := procCPU(t.pid)
-			res, err := runWrk(t)
+			res, err := runLoad(t)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
@@ -325,6 +383,11 @@ func run() error {
 	}
 	if *profile != "" {
 		if err := takeProfile(targets[4], ports[5], *profile); err != nil {
+			return err
+		}
+	}
+	if *profTLS != "" && len(targets) >= 10 {
+		if err := takeProfile(targets[9], ports[5], *profTLS); err != nil {
 			return err
 		}
 	}
@@ -404,9 +467,12 @@ func ensureTools() error {
 	return nil
 }
 
-func startNginx(work string, port, upstream int, start func(string, ...string) (*exec.Cmd, error)) error {
+func startNginx(work string, port, tlsPort, upstream int, caPath string, start func(string, ...string) (*exec.Cmd, error)) error {
 	dir := filepath.Join(work, "nginx")
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+		return err
+	}
+	if err := writeSelfSigned(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")); err != nil {
 		return err
 	}
 	conf := fmt.Sprintf(`worker_processes auto;
@@ -426,8 +492,21 @@ http {
       proxy_set_header Connection "";
     }
   }
+  server {
+    listen 127.0.0.1:%[4]d ssl;
+    ssl_certificate %[1]s/tls.crt;
+    ssl_certificate_key %[1]s/tls.key;
+    ssl_client_certificate %[5]s;
+    ssl_verify_client optional;
+    keepalive_requests 1000000;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
 }
-`, dir, port, upstream)
+`, dir, port, upstream, tlsPort, caPath)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return err
@@ -440,7 +519,7 @@ http {
 // the upstream, creates a user and mints a passkey session for it (the
 // ceremony itself is benchmarked in package authn), then runs `sekisho
 // serve` as its own process.
-func startSekisho(work, name string, port, metricsPort, tlsPort int, upstream, extra string, start func(string, ...string) (*exec.Cmd, error)) (*exec.Cmd, string, error) {
+func startSekisho(work, name string, port, metricsPort, tlsPort int, upstream, extra string, start func(string, ...string) (*exec.Cmd, error), clientCA string) (*exec.Cmd, string, error) {
 	dir := filepath.Join(work, name)
 	bin := filepath.Join(work, "sekisho-bin")
 	if _, err := os.Stat(bin); err != nil {
@@ -459,7 +538,7 @@ func startSekisho(work, name string, port, metricsPort, tlsPort int, upstream, e
   metrics_listen: "127.0.0.1:%d"
   pprof: true
   tls: {cert: tls.crt, key: tls.key}
-store: {driver: sqlite, dsn: data/sekisho.db}
+%sstore: {driver: sqlite, dsn: data/sekisho.db}
 webauthn: {rp_id: gw.localhost}
 zones:
   chonai: [127.0.0.0/8]
@@ -474,7 +553,7 @@ routes:
     paths: [{prefix: /sync/, class: "3S"}]
 policy: {file: policy.csv}
 audit: {dir: data/audit}
-%s`, port, tlsPort, metricsPort, upstream, extra)
+%s`, port, tlsPort, metricsPort, clientCAYAML(clientCA), upstream, extra)
 	if err := writeSelfSigned(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")); err != nil {
 		return nil, "", err
 	}
@@ -539,6 +618,127 @@ func writeSelfSigned(certPath, keyPath string) error {
 	return os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 }
 
+// clientCAYAML is the server.client_ca line for a device CA, if any.
+func clientCAYAML(path string) string {
+	if path == "" {
+		return ""
+	}
+	return fmt.Sprintf("  client_ca: [%q]\n", path)
+}
+
+// device is the TLS variant's device CA and one device certificate.
+type device struct {
+	caPath string
+	cert   tls.Certificate
+}
+
+// newDevice makes a device CA with sekisho's own CA code and issues one
+// device certificate from it.
+func newDevice(work string) (*device, error) {
+	ca, err := certs.Init(filepath.Join(work, "deviceca"))
+	if err != nil {
+		return nil, err
+	}
+	is, err := ca.IssueDevice(certs.DeviceRequest{Device: "BENCH-PC-0001", Days: 2})
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(is.CertPEM, is.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(work, "deviceca.pem")
+	if err := os.WriteFile(path, ca.CertPEM(), 0o644); err != nil {
+		return nil, err
+	}
+	return &device{caPath: path, cert: cert}, nil
+}
+
+// runLoad measures t with wrk, or with the Go load generator for the TLS
+// variant.
+func runLoad(t *target) (result, error) {
+	if t.tls != nil {
+		return goLoad(t, *conns, *duration)
+	}
+	return runWrk(t)
+}
+
+// goLoad is a small closed-loop load generator for the TLS variant, where
+// a client certificate is needed: conns keep-alive HTTP/1.1 connections
+// over TLS, each sending the next request when the answer is read, for d.
+// It reports requests/s and the 50th and 99th percentile latencies of all
+// requests, like wrk --latency.
+func goLoad(t *target, conns int, d time.Duration) (result, error) {
+	u, err := url.Parse(t.url)
+	if err != nil {
+		return result{}, err
+	}
+	host := u.Host
+	var hdr strings.Builder
+	for _, h := range t.headers {
+		if v, ok := strings.CutPrefix(h, "Host: "); ok {
+			host = v
+			continue
+		}
+		hdr.WriteString(h + "\r\n")
+	}
+	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", u.RequestURI(), host, hdr.String())
+	type out struct {
+		lat []time.Duration
+		err error
+	}
+	outs := make(chan out, conns)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for i := 0; i < conns; i++ {
+		go func() {
+			o := out{lat: make([]time.Duration, 0, 1<<14)}
+			defer func() { outs <- o }()
+			c, err := tls.Dial("tcp", u.Host, t.tls)
+			if err != nil {
+				o.err = err
+				return
+			}
+			defer c.Close()
+			br := bufio.NewReaderSize(c, 16<<10)
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				if _, err := io.WriteString(c, req); err != nil {
+					o.err = err
+					return
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					o.err = err
+					return
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					o.err = fmt.Errorf("status %d, %v", resp.StatusCode, err)
+					return
+				}
+				o.lat = append(o.lat, time.Since(t0))
+			}
+		}()
+	}
+	var all []time.Duration
+	for i := 0; i < conns; i++ {
+		o := <-outs
+		if o.err != nil {
+			return result{}, fmt.Errorf("load generator: %w", o.err)
+		}
+		all = append(all, o.lat...)
+	}
+	elapsed := time.Since(start)
+	if len(all) == 0 {
+		return result{}, errors.New("load generator: no request completed")
+	}
+	slices.Sort(all)
+	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(float64(len(all))*p))] }
+	return result{rps: float64(len(all)) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99), requests: int64(len(all))}, nil
+}
+
 // takeProfile runs wrk against t while fetching a 5 s CPU profile from
 // sekisho's metrics listener.
 func takeProfile(t *target, metricsPort int, path string) error {
@@ -558,7 +758,7 @@ func takeProfile(t *target, metricsPort int, path string) error {
 	}()
 	saved := *duration
 	*duration = 7 * time.Second
-	_, werr := runWrk(t)
+	_, werr := runLoad(t)
 	*duration = saved
 	if err := <-done; err != nil {
 		return fmt.Errorf("cpu profile: %w", err)
@@ -577,7 +777,11 @@ func probe(t *target) error {
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	cl := http.DefaultClient
+	if t.tls != nil {
+		cl = &http.Client{Transport: &http.Transport{TLSClientConfig: t.tls}}
+	}
+	resp, err := cl.Do(req)
 	if err != nil {
 		return err
 	}
@@ -916,6 +1120,11 @@ func buildReport(targets []*target, mem []idleMem) string {
 	fmt.Fprintf(&b, "\n")
 	fmt.Fprintf(&b, "\nCPU 時間の比 (CPU per request, class 2 / bare; class 2 / bare pooled): %.2f; %.2f\n",
 		float64(meds[targets[4].name].cpu)/float64(bare.cpu), float64(meds[targets[4].name].cpu)/float64(pooled.cpu))
+	if len(targets) >= 10 {
+		tn, tb, ts := meds[targets[7].name], meds[targets[8].name], meds[targets[9].name]
+		fmt.Fprintf(&b, "\nTLS の比 (TLS variant, HTTP/1.1 over TLS with the device certificate, Go load generator -c%d; the same targets as above over TLS, not comparable with the wrk rows): sekisho / nginx %.2f (p99 %.2f), sekisho / bare pooled %.2f, bare pooled / nginx %.2f; CPU per request sekisho / bare pooled %.2f\n",
+			*conns, ts.rps/tn.rps, float64(ts.p99)/float64(tn.p99), ts.rps/tb.rps, tb.rps/tn.rps, float64(ts.cpu)/float64(tb.cpu))
+	}
 	withMon, noMon := meds[targets[4].name], meds[targets[6].name]
 	fmt.Fprintf(&b, "\n監視ルールの費用 (monitoring cost, target ≤ 5%%): monitoring on %.0f req/s vs off %.0f req/s → %.1f%%\n",
 		withMon.rps, noMon.rps, 100*(1-withMon.rps/noMon.rps))
@@ -935,6 +1144,9 @@ func buildReport(targets []*target, mem []idleMem) string {
 	}
 	if *idleH2 {
 		extra += " -idle-h2"
+	}
+	if !*tlsLoad {
+		extra += " -tls=false"
 	}
 	fmt.Fprintf(&b, "\n再現方法 (reproduce): `go run ./scripts/bench -duration %s -rounds %d -conns %d%s`\n", *duration, *rounds, *conns, extra)
 	return b.String()
