@@ -1,6 +1,7 @@
 package attack
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -127,6 +128,88 @@ func TestUpstreamFaults(t *testing.T) {
 			}
 			if got == nil || got.Status != c.want {
 				t.Errorf("audit outcome %+v, want status %d", got, c.want)
+			}
+		})
+	}
+}
+
+// TestUpstreamExtraResponse: an upstream that answers one request with two
+// responses — the second in the same write, or arriving later while the
+// connection idles in the gateway's pool — must not have the extra one
+// served as the answer to the next request (another user's, on a reused
+// upstream connection). The gateway drops such a connection instead.
+//
+// An extra response that arrives only after the gateway has written the
+// next request on that connection cannot be told from its answer, by
+// sekisho or by http.Transport (HTTP/1.1 has no request ids); so each
+// next request here waits until the late response has arrived.
+func TestUpstreamExtraResponse(t *testing.T) {
+	resp := func(body string) string {
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	}
+	serve := func(late bool) net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		t.Cleanup(func() { ln.Close(); wg.Wait() })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer c.Close()
+					br := bufio.NewReader(c)
+					for n := 0; ; n++ {
+						c.SetDeadline(time.Now().Add(10 * time.Second))
+						req, err := http.ReadRequest(br)
+						if err != nil {
+							return
+						}
+						io.Copy(io.Discard, req.Body)
+						switch {
+						case n > 0:
+							io.WriteString(c, resp("fresh"))
+						case late:
+							io.WriteString(c, resp("first"))
+							time.Sleep(100 * time.Millisecond)
+							io.WriteString(c, resp("SMUGGLED"))
+						default:
+							io.WriteString(c, resp("first")+resp("SMUGGLED"))
+						}
+					}
+				}()
+			}
+		}()
+		return ln
+	}
+	extra, late := serve(false), serve(true)
+	routes := fmt.Sprintf("  - {name: extra, host: extra.gw.example.lg.jp, upstream: \"http://%s\", segment: lgwan, class: \"2\"}\n", extra.Addr()) +
+		fmt.Sprintf("  - {name: late, host: late.gw.example.lg.jp, upstream: \"http://%s\", segment: lgwan, class: \"2\"}\n", late.Addr())
+	w := apptest.Start(t, apptest.Options{Routes: routes, Policy: "condition, 庁内, zone=chonai\nallow, *, class:2, read|write, 庁内\n"})
+	suzuki := w.Login("suzuki", apptest.UV, time.Minute, "", "")
+	tanaka := w.Login("tanaka", apptest.UV, time.Minute, "", "")
+	for _, host := range []string{"extra", "late"} {
+		t.Run(host, func(t *testing.T) {
+			r := w.Raw(raw("GET", "/a", host+".gw.example.lg.jp", suzuki))
+			if r.Status != 200 || r.Body != "first" {
+				t.Fatalf("first request: %d %q", r.Status, r.Body)
+			}
+			for i := 0; i < 3; i++ {
+				time.Sleep(300 * time.Millisecond) // a late extra response has arrived
+				r := w.Raw(raw("GET", "/b", host+".gw.example.lg.jp", tanaka))
+				// "first" on a new upstream connection, "fresh" on a reused
+				// one that was clean; never the extra response.
+				if r.Status != 200 || (r.Body != "first" && r.Body != "fresh") {
+					t.Fatalf("next request %d got %d %q, want the upstream's own answer", i, r.Status, r.Body)
+				}
 			}
 		})
 	}
