@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,11 +143,13 @@ func TestUpstreamFaults(t *testing.T) {
 // An extra response that arrives only after the gateway has written the
 // next request on that connection cannot be told from its answer, by
 // sekisho or by http.Transport (HTTP/1.1 has no request ids); so each
-// next request here waits until the late response has arrived.
+// next request here waits until every extra response has been written.
 func TestUpstreamExtraResponse(t *testing.T) {
 	resp := func(body string) string {
 		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	}
+	// smuggled counts the extra responses the upstreams have written.
+	var smuggled atomic.Int32
 	serve := func(late bool) net.Listener {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -181,8 +184,10 @@ func TestUpstreamExtraResponse(t *testing.T) {
 							io.WriteString(c, resp("first"))
 							time.Sleep(100 * time.Millisecond)
 							io.WriteString(c, resp("SMUGGLED"))
+							smuggled.Add(1)
 						default:
 							io.WriteString(c, resp("first")+resp("SMUGGLED"))
+							smuggled.Add(1)
 						}
 					}
 				}()
@@ -196,19 +201,35 @@ func TestUpstreamExtraResponse(t *testing.T) {
 	w := apptest.Start(t, apptest.Options{Routes: routes, Policy: "condition, 庁内, zone=chonai\nallow, *, class:2, read|write, 庁内\n"})
 	suzuki := w.Login("suzuki", apptest.UV, time.Minute, "", "")
 	tanaka := w.Login("tanaka", apptest.UV, time.Minute, "", "")
+	firsts := int32(0) // "first" answers seen: each has an extra response
+	waitSmuggled := func(t *testing.T) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for smuggled.Load() < firsts {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d extra responses written", smuggled.Load(), firsts)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond) // and read into the gateway's socket
+	}
 	for _, host := range []string{"extra", "late"} {
 		t.Run(host, func(t *testing.T) {
 			r := w.Raw(raw("GET", "/a", host+".gw.example.lg.jp", suzuki))
 			if r.Status != 200 || r.Body != "first" {
 				t.Fatalf("first request: %d %q", r.Status, r.Body)
 			}
+			firsts++
 			for i := 0; i < 3; i++ {
-				time.Sleep(300 * time.Millisecond) // a late extra response has arrived
+				waitSmuggled(t)
 				r := w.Raw(raw("GET", "/b", host+".gw.example.lg.jp", tanaka))
 				// "first" on a new upstream connection, "fresh" on a reused
 				// one that was clean; never the extra response.
 				if r.Status != 200 || (r.Body != "first" && r.Body != "fresh") {
 					t.Fatalf("next request %d got %d %q, want the upstream's own answer", i, r.Status, r.Body)
+				}
+				if r.Body == "first" {
+					firsts++
 				}
 			}
 		})
