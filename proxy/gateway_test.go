@@ -112,6 +112,24 @@ type fixture struct {
 	upClosed *atomic.Int32
 }
 
+// loadConfig writes yaml as dir/sekisho.yaml next to an empty policy and
+// loads it through config.Load, as a deployment would.
+func loadConfig(tb testing.TB, dir, yaml string) *config.Config {
+	tb.Helper()
+	path := filepath.Join(dir, "sekisho.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policy.csv"), nil, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		tb.Fatalf("config.Load: %v", err)
+	}
+	return cfg
+}
+
 func newFixture(t *testing.T, upstream http.Handler, extra string, opts ...Option) *fixture {
 	t.Helper()
 	sn := &seen{}
@@ -148,17 +166,7 @@ routes:
     public: true
     timeout: 300ms
 %s`, up.URL, extra)
-	path := filepath.Join(dir, "sekisho.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "policy.csv"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("config.Load: %v", err)
-	}
+	cfg := loadConfig(t, dir, yaml)
 	rec := &memRecorder{}
 	gw, err := New(cfg, append([]Option{WithRecorder(rec), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)...)
 	if err != nil {

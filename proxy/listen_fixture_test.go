@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -22,7 +21,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/certs"
-	"github.com/sekisho/sekisho/config"
 )
 
 // listenFixture is a gateway on its real public listeners (HTTPS with
@@ -118,17 +116,7 @@ routes:
     class: "1"
     public: true
 `, serverYAML, up.URL)
-	cfgPath := filepath.Join(dir, "sekisho.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "policy.csv"), nil, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	cfg := loadConfig(tb, dir, yaml)
 	rec := &memRecorder{}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca.CertPEM())

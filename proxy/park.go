@@ -20,9 +20,10 @@ import (
 // read and a 4 KiB write buffer: about 17 KiB per idle connection, 170 MiB
 // for the 10,000 keep-alive connections a city's staff leave open.
 //
-// Once a public listener holds server.park_idle_after connections or more,
-// the handler wrapper of [NewServer] takes a connection whose exchange
-// has just completed cleanly away from net/http (Hijack) and parks it: a
+// When a request begins while its public listener holds
+// server.park_idle_after connections or more, the handler wrapper of
+// [NewServer] follows the exchange and, once it has completed cleanly,
+// takes the connection away from net/http (Hijack) and parks it: a
 // small goroutine of its own waits for the next byte with a one-byte read
 // under the idle timeout. The serving goroutine ends and its buffers are
 // dropped. When the next request's first byte arrives, the connection is
@@ -54,10 +55,6 @@ type parker struct {
 	open atomic.Int64
 	// nparked is len(parked), read without the lock.
 	nparked atomic.Int64
-	// parks counts the exchanges chosen for parking, counted before the
-	// response's tail is flushed, so that a client that has read the
-	// answer sees the count (tests).
-	parks atomic.Int64
 
 	woken chan *trackedConn
 	done  chan struct{}
@@ -286,16 +283,18 @@ func hasToken(vals []string, token string) bool {
 }
 
 // tryPark hands the connection of a finished exchange to p, if it may be
-// parked. w is net/http's own ResponseWriter. It clears t.ex either way:
+// parked; trackHandler calls it only when the server was crowded as the
+// request began. w is net/http's own ResponseWriter. It clears t.ex either way:
 // once parked, the connection may wake and serve its next request on
 // another goroutine, so nothing here touches t after p.park.
 func tryPark(p *parker, t *trackedConn, w http.ResponseWriter, r *http.Request, hadBody bool) {
-	ok := p.crowded() && !t.off.Load() && parkable(r, hadBody, &t.ex)
+	ok := !t.off.Load() && parkable(r, hadBody, &t.ex)
 	t.ex = exchange{} // an idle connection keeps no reference to the response
 	if !ok {
 		return
 	}
-	p.parks.Add(1)
+	// Counted before the response's tail is flushed, so that a client that
+	// has read the answer sees the count.
 	p.metrics.parks.Inc()
 	// The response's buffered tail goes out first; a failed write leaves
 	// the connection to net/http, which closes it.

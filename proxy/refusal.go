@@ -325,7 +325,9 @@ func trackHandler(h http.Handler) http.Handler {
 			return
 		}
 		t.busy.Store(true)
-		if t.parker == nil {
+		if t.parker == nil || !t.parker.crowded() {
+			// Below the threshold (the usual case) nothing is followed:
+			// the request pays for no wrapper.
 			h.ServeHTTP(w, r)
 			return
 		}
