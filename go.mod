@@ -25,7 +25,10 @@ require (
 	software.sslmate.com/src/go-pkcs12 v0.7.4
 )
 
-require github.com/fxamacker/cbor/v2 v2.9.4 // indirect
+require (
+	github.com/fxamacker/cbor/v2 v2.9.4 // indirect
+	golang.org/x/net v0.61.0 // indirect
+)
 
 require (
 	github.com/Azure/go-ntlmssp v0.1.1 // indirect

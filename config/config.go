@@ -85,9 +85,18 @@ type Server struct {
 	// back to net/http when the next request arrives. Default 1000; -1:
 	// never.
 	ParkIdleAfter int `yaml:"park_idle_after"`
+	// FastPath lets sekisho's own HTTP/1 connection loop serve the plain
+	// keep-alive GETs (no body, no upgrade) that net/http's parser
+	// (http.ReadRequest) has parsed and net/http's server would accept;
+	// every other request goes to net/http's server. Default true; false:
+	// net/http serves every request.
+	FastPath *bool `yaml:"fast_path"`
 	// Language is the default page language, "ja" or "en". Default "ja".
 	Language string `yaml:"language"`
 }
+
+// FastPathOn reports whether server.fast_path is on (the default).
+func (s Server) FastPathOn() bool { return s.FastPath == nil || *s.FastPath }
 
 // TLS names the gateway's own certificate.
 type TLS struct {

@@ -59,19 +59,35 @@ type parker struct {
 	woken chan *trackedConn
 	done  chan struct{}
 
+	// front serves plain requests of parked connections itself
+	// (front.go); nil: server.fast_path off, woken connections all go
+	// back to net/http.
+	front *front
+
 	mu     sync.Mutex
 	parked map[*trackedConn]struct{}
 	closed bool
 }
 
-// newParker makes the parker of one server; its addr is set by Listen.
+// newParker makes the parker of one server; its addr is set by Listen. A
+// negative threshold never parks connections net/http serves.
 func newParker(threshold int, idle time.Duration, m parkMetrics) *parker {
-	return &parker{threshold: int64(max(threshold, 1)), idle: idle, metrics: m,
+	if threshold < 0 {
+		threshold = 0
+	} else {
+		threshold = max(threshold, 1)
+	}
+	return &parker{threshold: int64(threshold), idle: idle, metrics: m,
 		woken: make(chan *trackedConn), done: make(chan struct{}), parked: map[*trackedConn]struct{}{}}
 }
 
 // crowded reports whether the server holds enough connections to park.
+// A threshold of 0 means never (server.park_idle_after -1 with the fast
+// path on).
 func (p *parker) crowded() bool {
+	if p.threshold == 0 {
+		return false
+	}
 	return p.open.Load()+p.nparked.Load() >= p.threshold
 }
 
@@ -87,35 +103,59 @@ func (p *parker) connState(st http.ConnState) {
 
 // park takes over a connection net/http has let go of (hijacked after a
 // complete exchange). pending holds what net/http had read past the
-// request (a pipelined next request): such a connection goes straight
-// back.
+// request (a pipelined next request): such a connection is served at
+// once, by the fast path or by net/http.
 func (p *parker) park(t *trackedConn, pending []byte) {
 	t.pending = pending
 	if len(pending) > 0 {
-		go p.wake(t)
+		if p.front == nil {
+			go p.wake(t)
+		} else {
+			go p.run(t, true)
+		}
 		return
 	}
+	if p.enlist(t) {
+		go p.run(t, false)
+	}
+}
+
+// adopt takes a new connection from the listener (fast path on): it
+// waits here for its first request like a parked one.
+func (p *parker) adopt(t *trackedConn) {
+	if p.enlist(t) {
+		go p.run(t, false)
+	}
+}
+
+// enlist records t as parked; false (and t closed) once the parker is
+// closed. A parked connection stays listed while it waits for its next
+// request and while that request's head arrives, so that Close closes it
+// then too; claim takes it off the list.
+func (p *parker) enlist(t *trackedConn) bool {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		_ = t.Conn.Close()
-		return
+		return false
 	}
 	p.parked[t] = struct{}{}
 	p.nparked.Add(1)
 	p.mu.Unlock()
+	t.listed = true
 	p.metrics.parked.Inc()
-	go p.wait(t)
+	return true
 }
 
-// wait reads the next request's first byte, or closes the connection when
-// the idle timeout passes, the client closes it, or the server shuts
-// down (Close closes the parked connections, which ends this read).
-func (p *parker) wait(t *trackedConn) {
-	if p.idle > 0 {
-		_ = t.Conn.SetReadDeadline(time.Now().Add(p.idle))
+// claim takes t off the list of parked connections before a request is
+// served (by the fast path or net/http). It reports false when Close has
+// taken it already (and closed it). Only the goroutine serving t calls
+// it.
+func (p *parker) claim(t *trackedConn) bool {
+	if !t.listed {
+		return true
 	}
-	n, err := t.Conn.Read(t.first[:])
+	t.listed = false
 	p.mu.Lock()
 	_, mine := p.parked[t]
 	if mine {
@@ -126,13 +166,57 @@ func (p *parker) wait(t *trackedConn) {
 	if mine {
 		p.metrics.parked.Dec()
 	}
-	if n != 1 || err != nil || !mine {
+	return mine
+}
+
+// isClosed reports whether the server is shutting down.
+func (p *parker) isClosed() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// run serves a parked connection: it waits for the next request's first
+// byte (unless ready: t.pending holds it already), then serves requests
+// on the fast path, or hands the connection back to net/http.
+func (p *parker) run(t *trackedConn, ready bool) {
+	for {
+		if !ready && !p.wait(t) {
+			return
+		}
+		ready = false
+		if p.front == nil {
+			if p.claim(t) {
+				p.wake(t)
+			}
+			return
+		}
+		if !p.front.serve(p, t) || !p.enlist(t) {
+			return
+		}
+	}
+}
+
+// wait reads the next request's first byte into t.pending, or closes the
+// connection when the idle timeout passes, the client closes it, or the
+// server shuts down (Close closes the parked connections, which ends this
+// read). It reports whether a byte came.
+func (p *parker) wait(t *trackedConn) bool {
+	if p.idle > 0 {
+		_ = t.Conn.SetReadDeadline(time.Now().Add(p.idle))
+	}
+	n, err := t.Conn.Read(t.first[:])
+	if n != 1 || err != nil {
+		p.claim(t)
 		_ = t.Conn.Close()
-		return
+		return false
 	}
 	_ = t.Conn.SetReadDeadline(time.Time{})
 	t.pending = t.first[:]
-	p.wake(t)
+	return true
 }
 
 // wake hands a connection back to net/http through Accept.
@@ -187,7 +271,7 @@ func (p *parker) Addr() net.Addr { return p.addr }
 var (
 	parkedOpts = prometheus.GaugeOpts{
 		Name: "sekisho_parked_connections",
-		Help: "Idle keep-alive connections parked outside net/http until their next request (server.park_idle_after).",
+		Help: "Idle keep-alive HTTP/1 connections waiting outside net/http for their next request (server.fast_path, server.park_idle_after).",
 	}
 	parksOpts = prometheus.CounterOpts{
 		Name: "sekisho_connection_parks_total",
@@ -195,16 +279,33 @@ var (
 	}
 )
 
-// parkMetrics are the gauge and counter every parker of a gateway shares.
+// parkMetrics are the gauge and counters every parker of a gateway
+// shares.
 type parkMetrics struct {
 	parked prometheus.Gauge
 	parks  prometheus.Counter
+	// fast counts requests served on the fast path (front.go), handovers
+	// the connections it gave to net/http's server.
+	fast, handovers prometheus.Counter
 }
+
+var (
+	fastOpts = prometheus.CounterOpts{
+		Name: "sekisho_fast_path_requests_total",
+		Help: "HTTP/1.1 GET requests served by sekisho's own connection loop (server.fast_path).",
+	}
+	handoverOpts = prometheus.CounterOpts{
+		Name: "sekisho_fast_path_handovers_total",
+		Help: "HTTP/1 connections the fast path gave to net/http's server because a request was not a plain GET (server.fast_path).",
+	}
+)
 
 func newParkMetrics(reg *prometheus.Registry) parkMetrics {
 	return parkMetrics{
-		parked: register(reg, prometheus.NewGauge(parkedOpts)),
-		parks:  register(reg, prometheus.NewCounter(parksOpts)),
+		parked:    register(reg, prometheus.NewGauge(parkedOpts)),
+		parks:     register(reg, prometheus.NewCounter(parksOpts)),
+		fast:      register(reg, prometheus.NewCounter(fastOpts)),
+		handovers: register(reg, prometheus.NewCounter(handoverOpts)),
 	}
 }
 

@@ -69,7 +69,7 @@ func (f *listenFixture) parks() int64 {
 // served as before: right answers, a new request id each time, and over
 // TLS the device certificate and Request.TLS survive every parking.
 func TestParkKeepAlive(t *testing.T) {
-	f := newListenFixture(t, "  park_idle_after: 1")
+	f := newListenFixture(t, "  fast_path: false\n  park_idle_after: 1")
 	dev := f.device(t, "PC-0042")
 	for _, overTLS := range []bool{false, true} {
 		name := "plain"
@@ -111,7 +111,7 @@ func TestParkKeepAlive(t *testing.T) {
 // TestParkPipelined: requests sent together are answered in order, the
 // bytes net/http had already read past the first request given back.
 func TestParkPipelined(t *testing.T) {
-	f := newListenFixture(t, "  park_idle_after: 1")
+	f := newListenFixture(t, "  fast_path: false\n  park_idle_after: 1")
 	for _, overTLS := range []bool{false, true} {
 		raw := "GET /p/1 HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n" +
 			"GET /p/2 HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n" +
@@ -134,7 +134,7 @@ func TestParkPipelined(t *testing.T) {
 // Whether the first exchange parked is read after the next answer on the
 // same connection (parking happens before net/http reads further).
 func TestParkOnlyCompleteExchanges(t *testing.T) {
-	f := newListenFixture(t, "  park_idle_after: 1")
+	f := newListenFixture(t, "  fast_path: false\n  park_idle_after: 1")
 	const host = "Host: web.example.lg.jp\r\n"
 	for _, c := range []struct {
 		name string
@@ -203,7 +203,7 @@ func TestParkOnlyCompleteExchanges(t *testing.T) {
 // TestParkRefusalAfterWake: a malformed request on a woken connection is
 // still net/http's refusal, audited with the request id it answers with.
 func TestParkRefusalAfterWake(t *testing.T) {
-	f := newListenFixture(t, "  park_idle_after: 1")
+	f := newListenFixture(t, "  fast_path: false\n  park_idle_after: 1")
 	for _, overTLS := range []bool{false, true} {
 		pc := f.dialRaw(t, overTLS, nil)
 		if r := pc.do(getOK, false); r.status != 200 {
@@ -228,7 +228,7 @@ func TestParkRefusalAfterWake(t *testing.T) {
 // TestParkThreshold: below server.park_idle_after connections nothing is
 // parked; from it on, finished exchanges are.
 func TestParkThreshold(t *testing.T) {
-	f := newListenFixture(t, "  park_idle_after: 3")
+	f := newListenFixture(t, "  fast_path: false\n  park_idle_after: 3")
 	a, b, c := f.dialRaw(t, false, nil), f.dialRaw(t, false, nil), f.dialRaw(t, false, nil)
 	// Let net/http count all three before the first answer.
 	deadline := time.Now().Add(10 * time.Second)
@@ -263,12 +263,12 @@ func TestParkThreshold(t *testing.T) {
 // TestParkDefaultOff: at the default threshold (1,000) a handful of
 // connections is never parked, and park_idle_after: -1 turns parking off.
 func TestParkDefaultOff(t *testing.T) {
-	for _, yaml := range []string{"", "  park_idle_after: -1"} {
+	for _, yaml := range []string{"  fast_path: false", "  fast_path: false\n  park_idle_after: -1"} {
 		f := newListenFixture(t, yaml)
 		pc := f.dialRaw(t, false, nil)
 		pc.do(getOK, false)
 		pc.do(getOK, false)
-		if yaml == "" {
+		if yaml == "  fast_path: false" {
 			if got := f.parks(); got != 0 {
 				t.Errorf("default: %d parkings", got)
 			}
@@ -281,7 +281,7 @@ func TestParkDefaultOff(t *testing.T) {
 // TestParkIdleTimeout: a parked connection is closed after
 // server.idle_timeout, as net/http closes its idle ones.
 func TestParkIdleTimeout(t *testing.T) {
-	f := newListenFixture(t, "  park_idle_after: 1\n  idle_timeout: 300ms")
+	f := newListenFixture(t, "  fast_path: false\n  park_idle_after: 1\n  idle_timeout: 300ms")
 	pc := f.dialRaw(t, false, nil)
 	pc.do(getOK, false)
 	if !pc.closed(10 * time.Second) {
@@ -292,7 +292,7 @@ func TestParkIdleTimeout(t *testing.T) {
 
 // TestParkShutdown: shutdown closes parked connections and returns.
 func TestParkShutdown(t *testing.T) {
-	f := newListenFixture(t, "  park_idle_after: 1")
+	f := newListenFixture(t, "  fast_path: false\n  park_idle_after: 1")
 	pcs := []*rawConn{f.dialRaw(t, false, nil), f.dialRaw(t, true, nil)}
 	for _, pc := range pcs {
 		pc.do(getOK, false)
@@ -367,7 +367,7 @@ func (w *headerOnly) Header() http.Header { return w.h }
 // parked after every answer, plain and over TLS: each answer is the one
 // its request asked for (no connection state crosses between requests).
 func TestParkConcurrent(t *testing.T) {
-	f := newListenFixture(t, "  park_idle_after: 1")
+	f := newListenFixture(t, "  fast_path: false\n  park_idle_after: 1")
 	for _, base := range []string{"http://" + f.http, "https://" + f.https} {
 		before := f.parks()
 		tr := &http.Transport{TLSClientConfig: f.tlsConfig("http/1.1"), MaxIdleConnsPerHost: 16}

@@ -203,7 +203,18 @@ type trackedConn struct {
 	// connection read while waiting, given back to net/http.
 	pending []byte
 	first   [1]byte
+
+	// The fast path (front.go): hold makes Read fail while
+	// http.ReadRequest parses a head that must be whole in the buffer, and
+	// readTried records that it tried; remote is RemoteAddr's string.
+	hold, readTried bool
+	remote          string
+	// listed: t is in its parker's list of parked connections (park.go).
+	listed bool
 }
+
+// errHold is what Read returns while the fast path parses a head.
+var errHold = errors.New("proxy: read past a request head")
 
 // Read notes when the client has gone away.
 func (c *trackedConn) Read(p []byte) (int, error) {
@@ -211,6 +222,10 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		n := copy(p, c.pending)
 		c.pending = c.pending[n:]
 		return n, nil
+	}
+	if c.hold {
+		c.readTried = true
+		return 0, errHold
 	}
 	n, err := c.Conn.Read(p)
 	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {

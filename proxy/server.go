@@ -71,12 +71,18 @@ func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 			ConnState:         connState,
 		}
 		var p *parker
-		if cfg.ParkIdleAfter > 0 {
+		if cfg.ParkIdleAfter > 0 || cfg.FastPathOn() {
 			idle := cfg.IdleTimeout
 			if idle <= 0 {
 				idle = config.DefaultIdleTimeout // a parked connection never waits for ever
 			}
 			p = newParker(cfg.ParkIdleAfter, idle, parkMetrics)
+			if cfg.FastPathOn() {
+				// Plain GETs take sekisho's own connection loop (front.go);
+				// the gateway itself is the handler (closeAfterChunked has
+				// nothing to do for a request without a body).
+				p.front = newFront(gw, hs)
+			}
 			hs.ConnState = func(c net.Conn, st http.ConnState) {
 				connState(c, st)
 				p.connState(st)
@@ -160,6 +166,9 @@ func (s *Server) Listen() ([]string, error) {
 		case s.public[i]:
 			ln = trackingListener{Listener: ln, rec: s.rec, parker: p}
 		}
+		if p != nil && p.front != nil {
+			ln = frontListener{Listener: ln, p: p}
+		}
 		s.lns = append(s.lns, ln)
 		addrs = append(addrs, ln.Addr().String())
 	}
@@ -215,6 +224,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		if p := s.parkers[i]; p != nil {
 			_ = p.Close() // Shutdown closed it unless its Serve had not started yet
+			if p.front != nil {
+				p.front.wait(sctx) // requests on the fast path finish too
+			}
 		}
 	}
 	wg.Wait()
@@ -224,6 +236,29 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	return serveErr
+}
+
+// frontListener gives the HTTP/1 connections of a public listener to the
+// parker, which serves them on the fast path (front.go) and hands them to
+// net/http when a request needs it; only HTTP/2 connections reach
+// net/http's server directly.
+type frontListener struct {
+	net.Listener
+	p *parker
+}
+
+func (l frontListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if t := trackerOf(c); t != nil {
+			l.p.adopt(t)
+			continue
+		}
+		return c, nil
+	}
 }
 
 // closeAfterChunked makes net/http close an HTTP/1 connection once it has

@@ -13,21 +13,27 @@ import (
 // (connection wrapping, TLS termination); BenchmarkGatewayRequest in
 // internal/app calls the handler directly and does not see them.
 //
-// The "parked" cases park every connection after each answer
-// (park_idle_after: 1), which a gateway does only once it holds
-// park_idle_after connections: their ratio to the others is what parking
-// costs a request in that state.
+// The plain cases take the fast path (front.go, the default); the
+// "net-http" cases are served by net/http's server (fast_path: false),
+// and their ratio is what the fast path saves. The "parked" cases, with
+// net/http, park every connection after each answer (park_idle_after: 1),
+// which a gateway does only once it holds park_idle_after connections:
+// their ratio to "net-http" is what parking costs a request in that
+// state.
 func BenchmarkServerRequest(b *testing.B) {
 	f := newListenFixture(b, "")
-	fp := newListenFixture(b, "  park_idle_after: 1")
+	fn := newListenFixture(b, "  fast_path: false")
+	fp := newListenFixture(b, "  fast_path: false\n  park_idle_after: 1")
 	for _, c := range []struct {
 		name, base string
 		h2         bool
 		f          *listenFixture
 	}{
 		{"plain-h1", "http://" + f.http, false, f},
+		{"plain-h1-net-http", "http://" + fn.http, false, fn},
 		{"plain-h1-parked", "http://" + fp.http, false, fp},
 		{"tls-h1", "https://" + f.https, false, f},
+		{"tls-h1-net-http", "https://" + fn.https, false, fn},
 		{"tls-h1-parked", "https://" + fp.https, false, fp},
 		{"tls-h2", "https://" + f.https, true, f},
 	} {

@@ -1,0 +1,451 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// The fast path (server.fast_path, on by default).
+//
+// net/http's HTTP/1 server spends, per request, more than sekisho's own
+// gateway work: a background read goroutine started for every request
+// without a body and aborted through a read deadline when the handler
+// returns, a second buffered writer that decides between Content-Length
+// and chunking, and per-request bookkeeping for features a plain GET does
+// not use. Measured side by side, a bare ReverseProxy served by a loop of
+// its own needs about 0.73× the CPU per request of the same proxy under
+// net/http's server (docs/performance.md).
+//
+// So the parker (park.go), which already holds every idle HTTP/1
+// connection outside net/http while it waits for its next request, serves
+// the plain requests itself when they arrive:
+//
+//   - Only a head that arrives whole (up to frontReadSize and
+//     server.max_header_bytes), with every line ending in CRLF, no CR or
+//     LF anywhere else, not starting with an empty line, and exactly one
+//     Host header line is considered at all (headOK).
+//   - It is parsed by net/http's own request parser, http.ReadRequest,
+//     reading only those bytes (trackedConn.hold refuses any further read).
+//   - The request is served here only if it is a GET over HTTP/1.1 in
+//     origin form, without a body or any body framing (no Content-Length,
+//     no Transfer-Encoding), without Connection: close, Upgrade, Expect or
+//     HTTP2-Settings, and passes the checks net/http's server adds to
+//     ReadRequest (valid Host, valid header names and values).
+//   - Anything else — a POST, a WebSocket upgrade, a malformed or
+//     oversized head, a request line net/http would refuse, a bare LF —
+//     goes to net/http's server exactly as received: the bytes read so far
+//     are given back first (trackedConn.pending) and the connection is
+//     handed over through the parker's listener. net/http then parses,
+//     refuses (audited by refusal.go) or serves it as it always did.
+//
+// The fast path therefore never refuses anything and never parses
+// anything net/http's parser has not parsed the same way; what it
+// replaces is the connection loop and the response writer (frontWriter),
+// which follows net/http's framing rules: Content-Length when the handler
+// gave one (a shorter body closes the connection, a longer write fails
+// with http.ErrContentLength), otherwise Content-Length for a body of at
+// most 2 KiB written before the handler returns, otherwise chunked with
+// trailers; no body for 1xx, 204 and 304 and their framing headers
+// dropped; Date and a sniffed Content-Type added as net/http adds them;
+// header values with CR or LF flattened by http.Header.Write.
+//
+// Differences from net/http's server, by design: a handler cannot hijack
+// a fast-path request (upgrades never take it), a handler's panic closes
+// the connection as net/http does, and a client that disconnects while a
+// request is served cancels the request's context only once the request
+// has run for watchAfter (net/http notices at once, at the cost of a
+// goroutine and a read per request).
+
+const (
+	// frontReadSize bounds a head the fast path considers; larger ones
+	// go to net/http.
+	frontReadSize = 8 << 10
+	// frontWriteSize is the response buffer.
+	frontWriteSize = 4 << 10
+	// bufferBeforeLength: a response without Content-Length whose whole
+	// body, at most this long, is written before the handler returns gets
+	// a Content-Length (net/http's bufferBeforeChunkingSize).
+	bufferBeforeLength = 2048
+	// watchAfter: a request still being served after this long gets a
+	// read that notices the client going away and cancels its context.
+	watchAfter = time.Second
+)
+
+// front is the fast path of one public server.
+type front struct {
+	handler           http.Handler
+	readHeaderTimeout time.Duration
+	maxHeaderBytes    int
+	errorLog          *log.Logger
+	// active counts connections serving a request here, for Shutdown.
+	active atomic.Int64
+}
+
+func newFront(h http.Handler, hs *http.Server) *front {
+	limit := hs.MaxHeaderBytes
+	if limit <= 0 {
+		limit = http.DefaultMaxHeaderBytes
+	}
+	return &front{handler: h, readHeaderTimeout: hs.ReadHeaderTimeout, maxHeaderBytes: limit, errorLog: hs.ErrorLog}
+}
+
+func (f *front) logf(format string, args ...any) {
+	if f.errorLog != nil {
+		f.errorLog.Printf(format, args...)
+	} else {
+		log.Printf(format, args...)
+	}
+}
+
+// frontState is what one connection's fast path keeps while it serves:
+// buffers, the response writer and the disconnect watch. States are
+// pooled: a connection takes one when a request arrives and gives it back
+// when it is idle again.
+type frontState struct {
+	br *bufio.Reader
+	bw *bufio.Writer
+	w  frontWriter
+
+	// The watch of a long request (watchAfter): timer starts a read of
+	// the connection that cancels the request when the client goes.
+	timer   *time.Timer
+	mu      sync.Mutex
+	phase   int // watchArmed, watchReading, watchOff
+	t       *trackedConn
+	cancel  context.CancelFunc
+	done    chan struct{}
+	b       [1]byte
+	n       int
+	readErr error
+}
+
+const (
+	watchOff = iota
+	watchArmed
+	watchReading
+)
+
+var frontStates = sync.Pool{New: func() any {
+	st := &frontState{br: bufio.NewReaderSize(nil, frontReadSize), bw: bufio.NewWriterSize(nil, frontWriteSize)}
+	st.timer = time.AfterFunc(time.Hour, st.startWatch)
+	st.timer.Stop()
+	return st
+}}
+
+// startWatch runs on the timer: the request has been served for
+// watchAfter, so a read now notices the client going away.
+func (st *frontState) startWatch() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.phase != watchArmed {
+		return
+	}
+	st.phase = watchReading
+	st.done = make(chan struct{})
+	t, cancel, done := st.t, st.cancel, st.done
+	go func() {
+		defer close(done)
+		n, err := t.Conn.Read(st.b[:])
+		st.n, st.readErr = n, err
+		if n == 0 {
+			cancel() // the client went away (or the read was stopped, below)
+		}
+	}()
+}
+
+// arm starts the watch of one request.
+func (st *frontState) arm(t *trackedConn, cancel context.CancelFunc) {
+	st.mu.Lock()
+	st.phase, st.t, st.cancel, st.n, st.readErr = watchArmed, t, cancel, 0, nil
+	st.mu.Unlock()
+	st.timer.Reset(watchAfter)
+}
+
+// disarm ends the watch when the request is done. It reports whether the
+// connection may carry another request: false when the watch found the
+// client gone. A byte the watch read belongs to the next request and is
+// given back through t.pending.
+func (st *frontState) disarm() bool {
+	st.timer.Stop()
+	st.mu.Lock()
+	phase := st.phase
+	st.phase = watchOff
+	t := st.t
+	st.t, st.cancel = nil, nil
+	st.mu.Unlock()
+	if phase != watchReading {
+		return true
+	}
+	_ = t.Conn.SetReadDeadline(aLongTimeAgo)
+	<-st.done
+	_ = t.Conn.SetReadDeadline(time.Time{})
+	if st.n == 1 {
+		t.pending = append(t.pending[:0:0], st.b[0])
+		return true
+	}
+	var ne net.Error
+	return errors.As(st.readErr, &ne) && ne.Timeout()
+}
+
+// aLongTimeAgo is a deadline that stops a read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// wait blocks until every connection serving a request here is done, or
+// ctx ends.
+func (f *front) wait(ctx context.Context) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for f.active.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// errNotFast: the head is not one the fast path considers.
+var errNotFast = errors.New("not for the fast path")
+
+// serve serves requests on t for as long as they take the fast path.
+// t.pending holds the first byte. It returns true when t is idle again
+// (no byte of a next request read) and still the parker's; false when t
+// was closed or handed to net/http.
+func (f *front) serve(p *parker, t *trackedConn) bool {
+	f.active.Add(1)
+	defer f.active.Add(-1)
+	st := frontStates.Get().(*frontState)
+	st.br.Reset(t)
+	st.bw.Reset(t.Conn)
+	defer func() {
+		st.br.Reset(nil)
+		st.bw.Reset(nil)
+		st.w = frontWriter{}
+		frontStates.Put(st)
+	}()
+	for {
+		if f.readHeaderTimeout > 0 {
+			_ = t.Conn.SetReadDeadline(time.Now().Add(f.readHeaderTimeout))
+		}
+		n, err := scanHead(st.br, min(frontReadSize, f.maxHeaderBytes))
+		if !p.claim(t) {
+			return false // the server shut down while the head arrived
+		}
+		if err != nil {
+			if errors.Is(err, errNotFast) {
+				return f.handover(p, t, st.br)
+			}
+			// A read error, the header timeout, or the client gone with
+			// a partial head: net/http closes such a connection without
+			// an answer too.
+			_ = t.Conn.Close()
+			return false
+		}
+		req, ok := f.parse(t, st.br, n)
+		if !ok {
+			if t.readTried {
+				// Cannot happen with a head that passed headOK; the bytes
+				// cannot be given back intact, so fail closed.
+				_ = t.Conn.Close()
+				return false
+			}
+			return f.handover(p, t, st.br)
+		}
+		_ = t.Conn.SetReadDeadline(time.Time{})
+		p.metrics.fast.Inc()
+		if !f.serveOne(p, t, st, req) {
+			_ = t.Conn.Close()
+			return false
+		}
+		if st.br.Buffered() == 0 && len(t.pending) == 0 {
+			return true
+		}
+	}
+}
+
+// handover gives t to net/http's server with every byte read so far.
+func (f *front) handover(p *parker, t *trackedConn, br *bufio.Reader) bool {
+	_ = t.Conn.SetReadDeadline(time.Time{})
+	p.metrics.handovers.Inc()
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		t.pending = append(append(make([]byte, 0, n+len(t.pending)), b...), t.pending...)
+	}
+	p.wake(t)
+	return false
+}
+
+// scanHead waits until br holds a whole request head and returns its
+// length (through the blank line), errNotFast if none fits in max bytes,
+// or the read error.
+func scanHead(br *bufio.Reader, limit int) (int, error) {
+	from := 0
+	for {
+		if n := br.Buffered(); n > 0 {
+			b, _ := br.Peek(n)
+			if i := bytes.Index(b[from:], crlfcrlf); i >= 0 {
+				if from+i+4 > limit {
+					return 0, errNotFast
+				}
+				return from + i + 4, nil
+			}
+			if n >= limit {
+				return 0, errNotFast
+			}
+			from = max(n-3, 0)
+		}
+		if _, err := br.Peek(br.Buffered() + 1); err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return 0, errNotFast
+			}
+			return 0, err
+		}
+	}
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// headOK reports whether head (through its blank line) is one the fast
+// path lets http.ReadRequest parse: no leading empty line, every CR
+// followed by LF and every LF preceded by CR (so that the head ends where
+// net/http's parser will end it, and lines split where it splits them),
+// and exactly one line whose field name is Host (net/http's server
+// refuses none or several; http.ReadRequest alone would keep the first).
+func headOK(head []byte) bool {
+	if len(head) < 4 || head[0] == '\r' || head[0] == '\n' {
+		return false
+	}
+	hosts := 0
+	line := 0 // start of the current line
+	for i := 0; i < len(head); i++ {
+		switch head[i] {
+		case '\r':
+			if i+1 >= len(head) || head[i+1] != '\n' {
+				return false
+			}
+		case '\n':
+			if i == 0 || head[i-1] != '\r' {
+				return false
+			}
+			if line > 0 && isHostLine(head[line:i-1]) {
+				hosts++
+			}
+			line = i + 1
+		}
+	}
+	return hosts == 1
+}
+
+// isHostLine reports whether a header line's field name is Host, in any
+// case.
+func isHostLine(l []byte) bool {
+	return len(l) >= 5 && l[4] == ':' && (l[0]|0x20) == 'h' && (l[1]|0x20) == 'o' && (l[2]|0x20) == 's' && (l[3]|0x20) == 't'
+}
+
+// parse parses the head of n bytes at the start of br with
+// http.ReadRequest and reports whether the request takes the fast path.
+// When it does not, br is left as it was (nothing consumed) unless
+// t.readTried says the parser tried to read past the head.
+func (f *front) parse(t *trackedConn, br *bufio.Reader, n int) (*http.Request, bool) {
+	all, _ := br.Peek(br.Buffered())
+	if !headOK(all[:n]) {
+		return nil, false
+	}
+	before := len(all)
+	t.hold, t.readTried = true, false
+	req, err := http.ReadRequest(br)
+	t.hold = false
+	if err == nil && before-br.Buffered() == n && fastRequest(req) {
+		return req, true
+	}
+	if !t.readTried {
+		// Nothing was read from the connection, so the buffer still holds
+		// the bytes as they were: put them back for net/http.
+		br.Reset(t)
+		t.pending = append(append(make([]byte, 0, before+len(t.pending)), all...), t.pending...)
+	}
+	return nil, false
+}
+
+// fastRequest reports whether a parsed request is one the fast path
+// serves: see the comment at the top of this file.
+func fastRequest(r *http.Request) bool {
+	if r.Method != http.MethodGet || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close {
+		return false
+	}
+	if r.URL == nil || r.URL.Host != "" || !strings.HasPrefix(r.RequestURI, "/") {
+		return false
+	}
+	if r.Body != http.NoBody || r.ContentLength != 0 || len(r.TransferEncoding) != 0 {
+		return false
+	}
+	h := r.Header
+	if h["Content-Length"] != nil || h["Transfer-Encoding"] != nil || h["Upgrade"] != nil ||
+		h["Expect"] != nil || h["Http2-Settings"] != nil {
+		return false
+	}
+	if r.Host == "" || !httpguts.ValidHostHeader(r.Host) {
+		return false
+	}
+	for k, vv := range h {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return false
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// serveOne runs the handler for req and finishes its response. It
+// reports whether the connection may serve another request.
+func (f *front) serveOne(p *parker, t *trackedConn, st *frontState, req *http.Request) (keep bool) {
+	if t.remote == "" {
+		t.remote = t.RemoteAddr().String()
+	}
+	req.RemoteAddr = t.remote
+	req.TLS = t.tls
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req = req.WithContext(ctx)
+
+	w := &st.w
+	w.reset(st.bw, req, p.isClosed, f.logf)
+	watched := st.br.Buffered() == 0 && len(t.pending) == 0
+	if watched {
+		// With a pipelined request already read, the client cannot be
+		// watched without reading that request: it is not.
+		st.arm(t, cancel)
+	}
+	defer func() {
+		if watched && !st.disarm() {
+			keep = false
+		}
+		if err := recover(); err != nil {
+			if err != http.ErrAbortHandler {
+				const size = 64 << 10
+				buf := make([]byte, size)
+				buf = buf[:runtime.Stack(buf, false)]
+				f.logf("http: panic serving %v: %v\n%s", req.RemoteAddr, err, buf)
+			}
+			keep = false
+		}
+	}()
+	f.handler.ServeHTTP(w, req)
+	return w.finish()
+}
