@@ -36,6 +36,8 @@ type listenFixture struct {
 	audit    *memRecorder
 	upstream *httptest.Server
 	seen     *seen
+	// gate lets tests hold the upstream's answers to /hold and /slow.
+	gate *upstreamGate
 	// stop shuts the server down as SIGTERM does and returns Serve's
 	// result; safe to call twice.
 	stop func() error
@@ -74,6 +76,7 @@ func newListenFixture(tb testing.TB, serverYAML string) *listenFixture {
 		tb.Fatal(err)
 	}
 	sn := &seen{}
+	gate := newUpstreamGate()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sn.add(r)
 		switch r.URL.Path {
@@ -93,6 +96,28 @@ func newListenFixture(tb testing.TB, serverYAML string) *listenFixture {
 		case "/status/403":
 			w.WriteHeader(http.StatusForbidden)
 			io.WriteString(w, "upstream says no")
+		case "/hold":
+			// Answers once the test opens gate.release (or the request
+			// ends, or 10 s pass).
+			gate.arrived <- r.URL.Path
+			select {
+			case <-gate.release:
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+			io.WriteString(w, "held")
+		case "/slow":
+			// Waits up to 10 s for the request's context to end and
+			// reports how long it took (-1: it never ended).
+			gate.arrived <- r.URL.Path
+			start := time.Now()
+			select {
+			case <-r.Context().Done():
+				gate.cancelled <- time.Since(start)
+			case <-time.After(10 * time.Second):
+				gate.cancelled <- -1
+				io.WriteString(w, "slow")
+			}
 		default:
 			fmt.Fprintf(w, "upstream path=%s", r.URL.Path)
 		}
@@ -159,7 +184,18 @@ routes:
 		}
 	})
 	return &listenFixture{gw: gw, srv: srv, https: addrs[0], http: addrs[1], ca: ca, caPool: pool,
-		audit: rec, upstream: up, seen: sn, stop: stop}
+		audit: rec, upstream: up, seen: sn, gate: gate, stop: stop}
+}
+
+// upstreamGate holds the fixture upstream's /hold and /slow answers.
+type upstreamGate struct {
+	arrived   chan string        // a /hold or /slow request reached the upstream
+	release   chan struct{}      // closed: /hold answers
+	cancelled chan time.Duration // /slow's wait for its context
+}
+
+func newUpstreamGate() *upstreamGate {
+	return &upstreamGate{arrived: make(chan string, 64), release: make(chan struct{}), cancelled: make(chan time.Duration, 64)}
 }
 
 // tlsConfig is a client configuration that trusts the fixture's CA.
