@@ -78,6 +78,9 @@ const (
 	// body, at most this long, is written before the handler returns gets
 	// a Content-Length (net/http's bufferBeforeChunkingSize).
 	bufferBeforeLength = 2048
+	// frontLinger: how long a connection keeps its buffers after an
+	// answer, waiting for its next request, before it goes idle.
+	frontLinger = 250 * time.Millisecond
 	// watchAfter: a request still being served after this long gets a
 	// read that notices the client going away and cancels its context.
 	watchAfter = time.Second
@@ -270,7 +273,23 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 			return false
 		}
 		if st.br.Buffered() == 0 && len(t.pending) == 0 {
-			return true
+			// A busy connection's next request usually follows within
+			// milliseconds: wait for it a moment with the buffers at hand
+			// (one read instead of the parker's one-byte read and a
+			// second read for the rest), then go idle without them.
+			_ = t.Conn.SetReadDeadline(time.Now().Add(frontLinger))
+			if _, err := st.br.Peek(1); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() && !p.isClosed() {
+					return true
+				}
+				_ = t.Conn.Close()
+				return false
+			}
+			if p.isClosed() {
+				_ = t.Conn.Close()
+				return false
+			}
 		}
 	}
 }
@@ -288,23 +307,24 @@ func (f *front) handover(p *parker, t *trackedConn, br *bufio.Reader) bool {
 }
 
 // scanHead waits until br holds a whole request head and returns its
-// length (through the blank line), errNotFast if none fits in max bytes,
-// or the read error.
+// length (through the first empty line, which net/http's parser accepts
+// as LF or CRLF), errNotFast if none fits in limit bytes, or the read
+// error.
 func scanHead(br *bufio.Reader, limit int) (int, error) {
 	from := 0
 	for {
 		if n := br.Buffered(); n > 0 {
 			b, _ := br.Peek(n)
-			if i := bytes.Index(b[from:], crlfcrlf); i >= 0 {
-				if from+i+4 > limit {
+			if end := headEnd(b, from); end > 0 {
+				if end > limit {
 					return 0, errNotFast
 				}
-				return from + i + 4, nil
+				return end, nil
 			}
 			if n >= limit {
 				return 0, errNotFast
 			}
-			from = max(n-3, 0)
+			from = max(n-2, 0)
 		}
 		if _, err := br.Peek(br.Buffered() + 1); err != nil {
 			if errors.Is(err, bufio.ErrBufferFull) {
@@ -315,7 +335,24 @@ func scanHead(br *bufio.Reader, limit int) (int, error) {
 	}
 }
 
-var crlfcrlf = []byte("\r\n\r\n")
+// headEnd returns the offset just past the first empty line of b (a LF
+// followed by LF or CRLF), looking from from on; 0 if there is none yet.
+func headEnd(b []byte, from int) int {
+	for i := from; i < len(b); {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return 0
+		}
+		i += j + 1
+		switch {
+		case i < len(b) && b[i] == '\n':
+			return i + 1
+		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
+			return i + 2
+		}
+	}
+	return 0
+}
 
 // headOK reports whether head (through its blank line) is one the fast
 // path lets http.ReadRequest parse: no leading empty line, every CR

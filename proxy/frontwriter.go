@@ -12,12 +12,17 @@ import (
 // It frames the response as net/http's server does for a GET over
 // HTTP/1.1; see the comment at the top of front.go. The status line and
 // header go out at the first Write, Flush or when the handler returns
-// (after WriteHeader alone nothing is sent yet, as in net/http, so that a
-// Content-Type can be sniffed from the first bytes of the body).
+// when their framing or a sniffed Content-Type depends on the body;
+// otherwise at WriteHeader.
 type frontWriter struct {
-	bw      *bufio.Writer
-	req     *http.Request
-	header  http.Header
+	bw     *bufio.Writer
+	req    *http.Request
+	header http.Header
+	// sent is the header as it was at WriteHeader, when the status line
+	// goes out later (net/http sends the header as it was then; what the
+	// handler sets afterwards can only be a trailer); nil when it went out
+	// at once.
+	sent    http.Header
 	closing func() bool
 	logf    func(string, ...any)
 
@@ -66,15 +71,25 @@ func (w *frontWriter) WriteHeader(code int) {
 		// connection.
 		w.closeAfter = true
 	}
-	if v := w.header.Get("Content-Length"); v != "" {
+	h := w.header
+	if v := h.Get("Content-Length"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err == nil && n >= 0 && strings.TrimLeft(v, "0123456789") == "" {
 			w.cl = n
 		} else {
 			w.logf("http: invalid Content-Length of %q", v)
-			w.header.Del("Content-Length")
+			h.Del("Content-Length")
 		}
 	}
+	_, haveType := h["Content-Type"]
+	if !bodyAllowedForStatus(code) ||
+		(w.cl >= 0 && (w.cl == 0 || haveType || h.Get("Content-Encoding") != "" || h.Get("Transfer-Encoding") != "")) {
+		// Nothing to learn from the body (the usual proxied answer: its
+		// length and type given): out now, as the header is.
+		w.emit(nil)
+		return
+	}
+	w.sent = h.Clone()
 }
 
 // Write writes body bytes, as net/http's response does.
@@ -170,9 +185,9 @@ func (w *frontWriter) finish() bool {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.emitted {
-		if w.cl < 0 && bodyAllowedForStatus(w.status) && !w.hasTrailers() && w.header.Get("Transfer-Encoding") == "" {
+		if h := w.sent; w.cl < 0 && bodyAllowedForStatus(w.status) && !hasTrailers(h) && h.Get("Transfer-Encoding") == "" {
 			w.cl = int64(len(w.hold))
-			w.header["Content-Length"] = []string{strconv.Itoa(len(w.hold))}
+			h["Content-Length"] = []string{strconv.Itoa(len(w.hold))}
 		}
 		w.emit(w.hold)
 		w.body(w.hold)
@@ -195,11 +210,12 @@ func (w *frontWriter) finish() bool {
 	return !w.closeAfter && w.err == nil
 }
 
-func (w *frontWriter) hasTrailers() bool {
-	if len(w.header["Trailer"]) > 0 {
+// hasTrailers reports whether h announces trailers.
+func hasTrailers(h http.Header) bool {
+	if len(h["Trailer"]) > 0 {
 		return true
 	}
-	for k := range w.header {
+	for k := range h {
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			return true
 		}
@@ -216,7 +232,10 @@ var (
 // if any is known (for sniffing a Content-Type).
 func (w *frontWriter) emit(first []byte) {
 	w.emitted = true
-	h := w.header
+	h := w.sent
+	if h == nil {
+		h = w.header
+	}
 	code := w.status
 	var exclude map[string]bool
 	del := func(k string) {
