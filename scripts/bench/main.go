@@ -10,8 +10,10 @@
 // alike: the upstream directly; nginx proxy_pass; a bare
 // httputil.ReverseProxy; and sekisho with an authenticated passkey session,
 // policy and the audit trail (class 2: asynchronous group commit; class
-// 3B-like: the decision record durable before forwarding). It then opens
-// 10,000 idle keep-alive connections to sekisho and reads its RSS.
+// 3B-like: the decision record durable before forwarding). It then
+// measures nginx, the pooled bare proxy and sekisho class 2 at the same
+// offered rates, open loop (rate.go), and opens 10,000 idle keep-alive
+// connections to sekisho and reads its RSS.
 //
 // Speed is never asserted here or in tests: the machine is shared, so the
 // figures that matter are the ratios measured side by side.
@@ -241,6 +243,10 @@ type target struct {
 
 func run() error {
 	raiseFileLimit()
+	fracs, err := parseRates(*ratesFlag)
+	if err != nil {
+		return err
+	}
 	if err := ensureTools(); err != nil {
 		return err
 	}
@@ -381,6 +387,16 @@ func run() error {
 			log.Printf("round %d %-58s %9.0f req/s  p50 %-9v p99 %-9v CPU/req %v", r+1, t.name, res.rps, res.p50, res.p99, res.cpu)
 		}
 	}
+	// Latency at the same offered rate (open loop) for nginx, the pooled
+	// bare proxy and sekisho class 2, at fractions of sekisho's median
+	// saturation throughput.
+	var open []openRate
+	if len(fracs) > 0 && len(targets[4].results) > 0 {
+		sat := median(targets[4].results).rps
+		if open, err = measureOpen([]*target{targets[1], targets[3], targets[4]}, sat, fracs); err != nil {
+			return err
+		}
+	}
 	if *profile != "" {
 		if err := takeProfile(targets[4], ports[5], *profile); err != nil {
 			return err
@@ -430,7 +446,7 @@ func run() error {
 		<-sig
 		return nil
 	}
-	report := buildReport(targets, mem)
+	report := buildReport(targets, mem, open)
 	fmt.Println(report)
 	if *out != "" && *out != "-" {
 		if err := writeSection(*out, report); err != nil {
@@ -486,6 +502,10 @@ http {
   upstream app { server 127.0.0.1:%[3]d; keepalive 256; }
   server {
     listen 127.0.0.1:%[2]d;
+    # As the TLS server below, and as the Go servers: no limit on the
+    # requests of a keep-alive connection (the default, 1000, closes the
+    # open-loop generator's connections, which must stay open).
+    keepalive_requests 1000000;
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -669,20 +689,10 @@ func runLoad(t *target) (result, error) {
 // It reports requests/s and the 50th and 99th percentile latencies of all
 // requests, like wrk --latency.
 func goLoad(t *target, conns int, d time.Duration) (result, error) {
-	u, err := url.Parse(t.url)
+	req, addr, err := rawRequest(t.url, t.headers)
 	if err != nil {
 		return result{}, err
 	}
-	host := u.Host
-	var hdr strings.Builder
-	for _, h := range t.headers {
-		if v, ok := strings.CutPrefix(h, "Host: "); ok {
-			host = v
-			continue
-		}
-		hdr.WriteString(h + "\r\n")
-	}
-	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", u.RequestURI(), host, hdr.String())
 	type out struct {
 		lat []time.Duration
 		err error
@@ -694,7 +704,7 @@ func goLoad(t *target, conns int, d time.Duration) (result, error) {
 		go func() {
 			o := out{lat: make([]time.Duration, 0, 1<<14)}
 			defer func() { outs <- o }()
-			c, err := tls.Dial("tcp", u.Host, t.tls)
+			c, err := tls.Dial("tcp", addr, t.tls)
 			if err != nil {
 				o.err = err
 				return
@@ -1072,7 +1082,7 @@ func machine() string {
 	return fmt.Sprintf("%d cores (%s), %s memory, %s, %s/%s", runtime.NumCPU(), model, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
-func buildReport(targets []*target, mem []idleMem) string {
+func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## エンドツーエンド計測 / End-to-end load\n\n")
 	fmt.Fprintf(&b, "このページは `go run ./scripts/bench` (`make bench-e2e`) が書きました。数値は一度の実行で、\n")
@@ -1132,6 +1142,9 @@ func buildReport(targets []*target, mem []idleMem) string {
 		fmt.Fprintf(&b, "\nメモリ (memory), %s: %d 本のアイドル keep-alive 接続で RSS %.1f MiB (計測前 %.1f MiB; ヒープ %.1f MiB, スタック %.1f MiB; target ≤ 150 MiB)。計測後、100 本に 1 本の接続で次の要求: %d/%d が 200 (afterwards every 100th connection sent its next request: %d of %d answered 200)\n",
 			m.name, *idle, mib(m.rss), mib(m.base), mib(m.heapInuse), mib(m.stack), m.answered, m.asked, m.answered, m.asked)
 	}
+	if len(open) > 0 {
+		openReport(&b, open, median(targets[4].results).rps)
+	}
 	extra := ""
 	if *procs > 0 {
 		extra = fmt.Sprintf(" -gomaxprocs %d", *procs)
@@ -1147,6 +1160,14 @@ func buildReport(targets []*target, mem []idleMem) string {
 	}
 	if !*tlsLoad {
 		extra += " -tls=false"
+	}
+	if *idle != 10000 {
+		extra += " -idle " + strconv.Itoa(*idle)
+	}
+	if r := strings.TrimSpace(*ratesFlag); r == "" || r == "none" {
+		extra += " -rates none"
+	} else {
+		extra += " -rates " + r
 	}
 	fmt.Fprintf(&b, "\n再現方法 (reproduce): `go run ./scripts/bench -duration %s -rounds %d -conns %d%s`\n", *duration, *rounds, *conns, extra)
 	return b.String()
