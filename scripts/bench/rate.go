@@ -382,11 +382,11 @@ func readAnswer(br *bufio.Reader) error {
 	if err != nil {
 		return fmt.Errorf("reading the status line: %w", err)
 	}
-	status := strings.TrimRight(string(line), "\r\n")
-	if !strings.HasPrefix(status, "HTTP/1.1 ") || len(status) < 12 || len(status) > 12 && status[12] != ' ' {
+	status := bytes.TrimRight(line, "\r\n")
+	if !bytes.HasPrefix(status, []byte("HTTP/1.1 ")) || len(status) < 12 || len(status) > 12 && status[12] != ' ' {
 		return fmt.Errorf("malformed status line %q", status)
 	}
-	if status[9:12] != "200" {
+	if string(status[9:12]) != "200" {
 		return fmt.Errorf("answer %q, want 200", status)
 	}
 	n := int64(-1)
