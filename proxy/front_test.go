@@ -94,13 +94,13 @@ type diffOutcome struct {
 // rawExchange sends raw on a new plain connection, reads n responses (the
 // first to a HEAD if head), then tries one plain GET more. fast and
 // handovers count the fast path's work before that GET.
-func rawExchange(t *testing.T, f *listenFixture, raw string, n int, head bool) (out diffOutcome, fast, handovers int64) {
+func rawExchange(t *testing.T, f *listenFixture, overTLS bool, raw string, n int, head bool) (out diffOutcome, fast, handovers int64) {
 	t.Helper()
 	fast0, hand0 := f.fastCounts()
 	f.seen.mu.Lock()
 	seen0 := len(f.seen.reqs)
 	f.seen.mu.Unlock()
-	c := f.dialRaw(t, false, nil)
+	c := f.dialRaw(t, overTLS, nil)
 	defer c.conn.Close()
 	c.conn.SetDeadline(time.Now().Add(15 * time.Second))
 	if _, err := io.WriteString(c.conn, raw); err != nil {
@@ -239,13 +239,13 @@ func bigHeader(n int) string { return "X-Big: " + strings.Repeat("a", n) + "\r\n
 // one configured with yaml, and compares: the same answers, the same
 // audit records, the same requests upstream, the connection equally
 // usable afterwards, and the fast path's counters as the case says.
-func runDiff(t *testing.T, yaml string, cases []diffCase) {
+func runDiff(t *testing.T, yaml string, overTLS bool, cases []diffCase) {
 	fastGW := newListenFixture(t, yaml)
 	netGW := newListenFixture(t, yaml+"\n  fast_path: false")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, fast, handovers := rawExchange(t, fastGW, c.raw, c.n, c.head)
-			want, _, _ := rawExchange(t, netGW, c.raw, c.n, c.head)
+			got, fast, handovers := rawExchange(t, fastGW, overTLS, c.raw, c.n, c.head)
+			want, _, _ := rawExchange(t, netGW, overTLS, c.raw, c.n, c.head)
 			if d := cmp.Diff(want, got); d != "" {
 				t.Errorf("fast path differs from net/http (-net/http +fast path):\n%s", d)
 			}
@@ -263,9 +263,12 @@ func runDiff(t *testing.T, yaml string, cases []diffCase) {
 // every other request to net/http, and nothing a client or the audit
 // trail sees differs from net/http alone.
 func TestFrontDifferential(t *testing.T) {
-	runDiff(t, "  read_header_timeout: 3s", frontDiffCases())
+	runDiff(t, "  read_header_timeout: 3s", false, frontDiffCases())
 	t.Run("max_header_bytes 1024", func(t *testing.T) {
-		runDiff(t, "  read_header_timeout: 3s\n  max_header_bytes: 1024", frontSmallHeadCases())
+		runDiff(t, "  read_header_timeout: 3s\n  max_header_bytes: 1024", false, frontSmallHeadCases())
+	})
+	t.Run("tls", func(t *testing.T) {
+		runDiff(t, "  read_header_timeout: 3s", true, frontDiffCases())
 	})
 }
 
@@ -274,7 +277,7 @@ func TestFrontDifferential(t *testing.T) {
 // waited for a CRLF CRLF that never comes dropped such a connection at
 // read_header_timeout without an answer.)
 func TestFrontBareLFHeadHandedOver(t *testing.T) {
-	runDiff(t, "  read_header_timeout: 3s", frontBareLFCases())
+	runDiff(t, "  read_header_timeout: 3s", false, frontBareLFCases())
 }
 
 // TestFrontSlowloris: a head that never completes is dropped after
@@ -426,6 +429,45 @@ func TestFrontClientGone(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("upstream handler never returned")
+	}
+}
+
+// TestFrontPipelinedDuringLongRequest: a request served for longer than
+// watchAfter is watched for the client going away; a next request the
+// client sends meanwhile is not lost to that watch but answered after
+// the first, in order, plain and over TLS.
+func TestFrontPipelinedDuringLongRequest(t *testing.T) {
+	f := newListenFixture(t, "")
+	for _, overTLS := range []bool{false, true} {
+		pc := f.dialRaw(t, overTLS, nil)
+		pc.conn.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.WriteString(pc.conn, "GET /hold HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-f.gate.arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the request never reached the upstream")
+		}
+		// Past watchAfter, the watch is reading the connection.
+		time.Sleep(watchAfter + 500*time.Millisecond)
+		if _, err := io.WriteString(pc.conn, "GET /after HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		f.gate.release <- struct{}{}
+		for i, want := range []string{"held", "upstream path=/after"} {
+			resp, err := http.ReadResponse(pc.br, nil)
+			if err != nil {
+				t.Fatalf("tls=%t response %d: %v", overTLS, i+1, err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			if err != nil || resp.StatusCode != 200 || string(b) != want {
+				t.Errorf("tls=%t response %d: %d %q %v, want %q", overTLS, i+1, resp.StatusCode, b, err, want)
+			}
+		}
+		if r := pc.do(getOK, false); r.status != 200 {
+			t.Errorf("tls=%t: next request: status %d", overTLS, r.status)
+		}
 	}
 }
 
