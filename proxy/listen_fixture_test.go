@@ -96,6 +96,22 @@ func newListenFixture(tb testing.TB, serverYAML string) *listenFixture {
 		case "/status/403":
 			w.WriteHeader(http.StatusForbidden)
 			io.WriteString(w, "upstream says no")
+		case "/cut":
+			// Announces 10 bytes, sends 5 and drops the connection: the
+			// gateway's ReverseProxy aborts the answer (ErrAbortHandler).
+			w.Header().Set("Content-Length", "10")
+			io.WriteString(w, "hello")
+			w.(http.Flusher).Flush()
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				c.Close()
+			}
+		case "/cutchunked":
+			// No Content-Length: chunked, and dropped after 5 bytes.
+			io.WriteString(w, "hello")
+			w.(http.Flusher).Flush()
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				c.Close()
+			}
 		case "/hold":
 			// Answers once the test opens gate.release (or the request
 			// ends, or 10 s pass).
