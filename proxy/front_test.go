@@ -217,7 +217,21 @@ func frontDiffCases() []diffCase {
 		{"HTTP/1.2", "GET /a HTTP/1.2\r\n" + host + "\r\n", 1, false, 0, 1},
 		{"pipelined GET and POST", get("/p/1") + "POST /p/2 HTTP/1.1\r\n" + host + "Content-Length: 5\r\n\r\nhello", 2, false, 1, 1},
 		{"two pipelined GETs", get("/p/1") + get("/p/2"), 2, false, 2, 0},
+		{"60 pipelined GETs over the read buffer", pipelined(60, ""), 60, false, 60, 0},
+		{"24 pipelined GETs, a POST across the read buffer's end, a GET", pipelined(24,
+			"POST /post HTTP/1.1\r\n"+host+bigHeader(300)+"Content-Length: 5\r\n\r\nhello"+get("/last")), 26, false, 24, 1},
 	}
+}
+
+// pipelined is n GETs of 337 or 338 bytes each, then tail (24 of them
+// end at 8,097 bytes, so that a tail of 400 crosses the 8 KiB buffer).
+func pipelined(n int, tail string) string {
+	var b strings.Builder
+
+	for i := range n {
+		fmt.Fprintf(&b, "GET /p/%d HTTP/1.1\r\n%s%s\r\n", i, diffHost, bigHeader(280))
+	}
+	return b.String() + tail
 }
 
 // frontSmallHeadCases are sent with max_header_bytes: 1024; net/http
