@@ -223,8 +223,9 @@ func frontDiffCases() []diffCase {
 	}
 }
 
-// pipelined is n GETs of 337 or 338 bytes each, then tail (24 of them
-// end at 8,097 bytes, so that a tail of 400 crosses the 8 KiB buffer).
+// pipelined is n GETs of 335 or 336 bytes each, then tail (24 of them
+// end at 8,054 bytes, so that a 376-byte POST head crosses the 8 KiB
+// buffer).
 func pipelined(n int, tail string) string {
 	var b strings.Builder
 
