@@ -92,6 +92,10 @@ type front struct {
 	readHeaderTimeout time.Duration
 	maxHeaderBytes    int
 	errorLog          *log.Logger
+	// base is every request's parent context: it carries
+	// http.ServerContextKey as net/http's does (httputil.ReverseProxy
+	// aborts a response cut off midway only under a server).
+	base context.Context
 	// active counts connections serving a request here, for Shutdown.
 	active atomic.Int64
 }
@@ -101,7 +105,8 @@ func newFront(h http.Handler, hs *http.Server) *front {
 	if limit <= 0 {
 		limit = http.DefaultMaxHeaderBytes
 	}
-	return &front{handler: h, readHeaderTimeout: hs.ReadHeaderTimeout, maxHeaderBytes: limit, errorLog: hs.ErrorLog}
+	return &front{handler: h, readHeaderTimeout: hs.ReadHeaderTimeout, maxHeaderBytes: limit, errorLog: hs.ErrorLog,
+		base: context.WithValue(context.Background(), http.ServerContextKey, hs)}
 }
 
 func (f *front) logf(format string, args ...any) {
@@ -120,6 +125,9 @@ type frontState struct {
 	br *bufio.Reader
 	bw *bufio.Writer
 	w  frontWriter
+	// head is a copy of the buffered bytes as received while a head is
+	// parsed.
+	head []byte
 
 	// The watch of a long request (watchAfter): timer starts a read of
 	// the connection that cancels the request when the client goes.
@@ -256,7 +264,7 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 			_ = t.Conn.Close()
 			return false
 		}
-		req, ok := f.parse(t, st.br, n)
+		req, ok := f.parse(t, st, n)
 		if !ok {
 			if t.readTried {
 				// Cannot happen with a head that passed headOK; the bytes
@@ -395,12 +403,16 @@ func isHostLine(l []byte) bool {
 // http.ReadRequest and reports whether the request takes the fast path.
 // When it does not, br is left as it was (nothing consumed) unless
 // t.readTried says the parser tried to read past the head.
-func (f *front) parse(t *trackedConn, br *bufio.Reader, n int) (*http.Request, bool) {
+func (f *front) parse(t *trackedConn, st *frontState, n int) (*http.Request, bool) {
+	br := st.br
 	all, _ := br.Peek(br.Buffered())
 	if !headOK(all[:n]) {
 		return nil, false
 	}
 	before := len(all)
+	// http.ReadRequest canonicalises header names in the buffer itself:
+	// keep the bytes as received, to give them back unchanged.
+	st.head = append(st.head[:0], all...)
 	t.hold, t.readTried = true, false
 	req, err := http.ReadRequest(br)
 	t.hold = false
@@ -411,7 +423,7 @@ func (f *front) parse(t *trackedConn, br *bufio.Reader, n int) (*http.Request, b
 		// Nothing was read from the connection, so the buffer still holds
 		// the bytes as they were: put them back for net/http.
 		br.Reset(t)
-		t.pending = append(append(make([]byte, 0, before+len(t.pending)), all...), t.pending...)
+		t.pending = append(append(make([]byte, 0, before+len(t.pending)), st.head...), t.pending...)
 	}
 	return nil, false
 }
@@ -457,7 +469,7 @@ func (f *front) serveOne(p *parker, t *trackedConn, st *frontState, req *http.Re
 	}
 	req.RemoteAddr = t.remote
 	req.TLS = t.tls
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(f.base)
 	defer cancel()
 	req = req.WithContext(ctx)
 

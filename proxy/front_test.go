@@ -517,6 +517,24 @@ func TestFrontUpstreamCutOff(t *testing.T) {
 			if out.Usable {
 				t.Errorf("fast path %t %s: the connection served another request after a cut-off answer", fastPath, path)
 			}
+			// The cut-off answer is audited, and says so.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				var found []Entry
+				for _, e := range f.audit.all() {
+					if e.Info.Path == path && slices.Contains(e.Reasons, ReasonResponseAborted) {
+						found = append(found, e)
+					}
+				}
+				if len(found) == 1 && found[0].Status == 200 && found[0].Bytes == 5 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("fast path %t %s: records %+v, want one with status 200, 5 bytes and reason %s",
+						fastPath, path, found, ReasonResponseAborted)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 		}
 	}
 }
@@ -559,7 +577,7 @@ func TestFrontPanic(t *testing.T) {
 	})
 	var logs syncBuffer
 	p := newParker(1, time.Minute, newParkMetrics(prometheus.NewRegistry()))
-	p.front = &front{handler: h, maxHeaderBytes: 1 << 20, readHeaderTimeout: 10 * time.Second, errorLog: log.New(&logs, "", 0)}
+	p.front = newFront(h, &http.Server{MaxHeaderBytes: 1 << 20, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(&logs, "", 0)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -681,7 +699,7 @@ func TestFrontHandoverBytesIntact(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: scanHead: %v", raw, err)
 		}
-		if _, ok := fr.parse(tc, br, n); ok {
+		if _, ok := fr.parse(tc, &frontState{br: br}, n); ok {
 			t.Fatalf("%q: taken by the fast path", raw)
 		}
 		if got := handOverBytes(fr, m, tc, br); string(got) != raw {

@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -303,11 +304,28 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	defer func() {
+		// A response cut off midway (the upstream dropped it) ends in
+		// httputil.ReverseProxy's http.ErrAbortHandler panic, which makes
+		// the server close the connection; it is recorded, with what was
+		// sent, before the panic goes on.
+		if p := recover(); p != nil {
+			g.record(ctx, &Entry{Info: info, Event: "access", Decision: v.Effect, Enforced: v.Enforced,
+				Rule: v.Rule, Reasons: append(slices.Clip(v.Reasons), ReasonResponseAborted), Status: rw.status(),
+				Bytes: rw.bytes, Duration: g.now().Sub(info.Received)}, false)
+			panic(p)
+		}
+	}()
 	g.forward(w, r, info, t)
 	g.record(ctx, &Entry{Info: info, Event: "access", Decision: v.Effect, Enforced: v.Enforced,
 		Rule: v.Rule, Reasons: v.Reasons, Status: rw.status(), Bytes: rw.bytes,
 		Duration: g.now().Sub(info.Received)}, false)
 }
+
+// ReasonResponseAborted marks the record of a response that was cut off
+// after it had begun (the upstream dropped it): the client got a partial
+// answer and its connection was closed.
+const ReasonResponseAborted = "response_aborted"
 
 // decide asks the policy; public routes are allowed without it, and with
 // no policy everything else is denied.
