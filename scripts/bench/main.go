@@ -259,7 +259,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ports := freePorts(15)
+	ports := freePorts(17)
 	upURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	var running []*exec.Cmd
 	defer func() {
@@ -322,16 +322,22 @@ func run() error {
 			return err
 		}
 	}
-	sek, cookie, err := startSekisho(work, "sekisho", ports[3], ports[5], ports[9], upURL, "", gw, dev.caPath)
+	sek, cookie, err := startSekisho(work, "sekisho", ports[3], ports[5], ports[9], upURL, "", gw, dev.caPath, "")
 	if err != nil {
 		return err
 	}
 	// The same gateway with monitoring off, to price the monitor's rules.
-	nomon, cookieNoMon, err := startSekisho(work, "sekisho-nomon", ports[6], ports[7], 0, upURL, "monitor: {enabled: false}\n", gw, "")
+	nomon, cookieNoMon, err := startSekisho(work, "sekisho-nomon", ports[6], ports[7], 0, upURL, "monitor: {enabled: false}\n", gw, "", "")
 	if err != nil {
 		return err
 	}
-	wait := []int{ports[0], ports[1], ports[2], ports[3], ports[6], ports[10]}
+	// The same gateway with every request served by net/http's server
+	// (server.fast_path: false), to price the fast path.
+	nofast, cookieNoFast, err := startSekisho(work, "sekisho-nofast", ports[15], ports[16], 0, upURL, "", gw, "", "fast_path: false")
+	if err != nil {
+		return err
+	}
+	wait := []int{ports[0], ports[1], ports[2], ports[3], ports[6], ports[10], ports[15]}
 	if *tlsLoad {
 		wait = append(wait, ports[9], ports[12], ports[13])
 	}
@@ -349,6 +355,7 @@ func run() error {
 		{name: "sekisho (passkey session, policy, audit async, class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}, pid: sek.Process.Pid},
 		{name: "sekisho (durable audit before forwarding, class 3S)", url: fmt.Sprintf("http://127.0.0.1:%d/sync/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}, pid: sek.Process.Pid},
 		{name: "sekisho, monitoring off (class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[6]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoMon}, pid: nomon.Process.Pid},
+		{name: "sekisho, fast path off: net/http serves every request (class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[15]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoFast}, pid: nofast.Process.Pid},
 	}
 	if *tlsLoad {
 		// The TLS variant (HTTP/1.1 over TLS with the device certificate),
@@ -403,7 +410,7 @@ func run() error {
 		}
 	}
 	if *profTLS != "" && len(targets) >= 10 {
-		if err := takeProfile(targets[9], ports[5], *profTLS); err != nil {
+		if err := takeProfile(targets[10], ports[5], *profTLS); err != nil {
 			return err
 		}
 	}
@@ -539,7 +546,17 @@ http {
 // the upstream, creates a user and mints a passkey session for it (the
 // ceremony itself is benchmarked in package authn), then runs `sekisho
 // serve` as its own process.
-func startSekisho(work, name string, port, metricsPort, tlsPort int, upstream, extra string, start func(string, ...string) (*exec.Cmd, error), clientCA string) (*exec.Cmd, string, error) {
+// serverLine indents one setting of the server section ("" for none).
+func serverLine(setting string) string {
+	if setting == "" {
+		return ""
+	}
+	return "  " + setting + "\n"
+}
+
+// serverSetting, if not empty, is one more line of the server section
+// (e.g. "fast_path: false").
+func startSekisho(work, name string, port, metricsPort, tlsPort int, upstream, extra string, start func(string, ...string) (*exec.Cmd, error), clientCA, serverSetting string) (*exec.Cmd, string, error) {
 	dir := filepath.Join(work, name)
 	bin := filepath.Join(work, "sekisho-bin")
 	if _, err := os.Stat(bin); err != nil {
@@ -558,7 +575,7 @@ func startSekisho(work, name string, port, metricsPort, tlsPort int, upstream, e
   metrics_listen: "127.0.0.1:%d"
   pprof: true
   tls: {cert: tls.crt, key: tls.key}
-%sstore: {driver: sqlite, dsn: data/sekisho.db}
+%s%sstore: {driver: sqlite, dsn: data/sekisho.db}
 webauthn: {rp_id: gw.localhost}
 zones:
   chonai: [127.0.0.0/8]
@@ -573,7 +590,7 @@ routes:
     paths: [{prefix: /sync/, class: "3S"}]
 policy: {file: policy.csv}
 audit: {dir: data/audit}
-%s`, port, tlsPort, metricsPort, clientCAYAML(clientCA), upstream, extra)
+%s`, port, tlsPort, metricsPort, serverLine(serverSetting), clientCAYAML(clientCA), upstream, extra)
 	if err := writeSelfSigned(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")); err != nil {
 		return nil, "", err
 	}
@@ -1131,13 +1148,16 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 	fmt.Fprintf(&b, "\nCPU 時間の比 (CPU per request, class 2 / bare; class 2 / bare pooled): %.2f; %.2f\n",
 		float64(meds[targets[4].name].cpu)/float64(bare.cpu), float64(meds[targets[4].name].cpu)/float64(pooled.cpu))
 	if len(targets) >= 10 {
-		tn, tb, ts := meds[targets[7].name], meds[targets[8].name], meds[targets[9].name]
+		tn, tb, ts := meds[targets[8].name], meds[targets[9].name], meds[targets[10].name]
 		fmt.Fprintf(&b, "\nTLS の比 (TLS variant, HTTP/1.1 over TLS with the device certificate, Go load generator -c%d; the same targets as above over TLS, not comparable with the wrk rows): sekisho / nginx %.2f (p99 %.2f), sekisho / bare pooled %.2f, bare pooled / nginx %.2f; CPU per request sekisho / bare pooled %.2f\n",
 			*conns, ts.rps/tn.rps, float64(ts.p99)/float64(tn.p99), ts.rps/tb.rps, tb.rps/tn.rps, float64(ts.cpu)/float64(tb.cpu))
 	}
 	withMon, noMon := meds[targets[4].name], meds[targets[6].name]
 	fmt.Fprintf(&b, "\n監視ルールの費用 (monitoring cost, target ≤ 5%%): monitoring on %.0f req/s vs off %.0f req/s → %.1f%%\n",
 		withMon.rps, noMon.rps, 100*(1-withMon.rps/noMon.rps))
+	noFast := meds[targets[7].name]
+	fmt.Fprintf(&b, "\n高速経路の効果 (what the fast path buys, class 2): server.fast_path on %.0f req/s, %.1f µs CPU per request; off (net/http serves every request) %.0f req/s, %.1f µs → %.2f× the throughput\n",
+		withMon.rps, float64(withMon.cpu)/float64(time.Microsecond), noFast.rps, float64(noFast.cpu)/float64(time.Microsecond), withMon.rps/noFast.rps)
 	for _, m := range mem {
 		fmt.Fprintf(&b, "\nメモリ (memory), %s: %d 本のアイドル keep-alive 接続で RSS %.1f MiB (計測前 %.1f MiB; ヒープ %.1f MiB, スタック %.1f MiB; target ≤ 150 MiB)。計測後、100 本に 1 本の接続で次の要求: %d/%d が 200 (afterwards every 100th connection sent its next request: %d of %d answered 200)\n",
 			m.name, *idle, mib(m.rss), mib(m.base), mib(m.heapInuse), mib(m.stack), m.answered, m.asked, m.answered, m.asked)
