@@ -197,6 +197,12 @@ func (p *parker) run(t *trackedConn, ready bool) {
 		if !p.front.serve(p, t) || !p.enlist(t) {
 			return
 		}
+		// Idle again: wait on a new goroutine, so that an idle connection
+		// holds a small stack, not the one that grew while its requests
+		// were served (stacks are not shrunk below what the wait itself
+		// uses, which over TLS is more than 4 KiB).
+		go p.run(t, false)
+		return
 	}
 }
 
