@@ -19,14 +19,14 @@ import (
 
 // The fast path (server.fast_path, on by default).
 //
-// net/http's HTTP/1 server spends, per request, more than sekisho's own
-// gateway work: a background read goroutine started for every request
+// net/http's HTTP/1 server does, per request, work a plain GET does not
+// need: a background read goroutine started for every request
 // without a body and aborted through a read deadline when the handler
 // returns, a second buffered writer that decides between Content-Length
 // and chunking, and per-request bookkeeping for features a plain GET does
-// not use. Measured side by side, a bare ReverseProxy served by a loop of
-// its own needs about 0.73× the CPU per request of the same proxy under
-// net/http's server (docs/performance.md).
+// not use. What leaving them out buys is measured in docs/performance.md
+// (BenchmarkServerRequest's fast-path and net-http cases, and the
+// fast-path-off gateway of scripts/bench).
 //
 // So the parker (park.go), which already holds every idle HTTP/1
 // connection outside net/http while it waits for its next request, serves
