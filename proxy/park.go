@@ -34,6 +34,12 @@ import (
 // still parsed by net/http alone; parking reads nothing but the one byte
 // it gives back.
 //
+// With the fast path on (server.fast_path, front.go), every new HTTP/1
+// connection starts out parked, and a parked connection's next request is
+// first offered to the fast path; only a request it does not take goes to
+// net/http as described above. Parking after a net/http exchange still
+// needs the threshold.
+//
 // A connection is parked only when net/http itself would have kept it
 // open and nothing of the exchange is left in flight (see parkable):
 // HTTP/1.1, no request body, no "Connection: close" either way, a
