@@ -366,8 +366,12 @@ func headEnd(b []byte, from int) int {
 // path lets http.ReadRequest parse: no leading empty line, every CR
 // followed by LF and every LF preceded by CR (so that the head ends where
 // net/http's parser will end it, and lines split where it splits them),
-// and exactly one line whose field name is Host (net/http's server
-// refuses none or several; http.ReadRequest alone would keep the first).
+// and exactly one line whose field name is Host. These agree with what
+// http.ReadRequest and fastRequest check afterwards (it ends a head at LF
+// LF too, refuses several Host lines, and fastRequest refuses none); they
+// are kept as a second, independent check on the raw bytes, so that the
+// fast path never depends on a single parser's reading of where lines and
+// the head end.
 func headOK(head []byte) bool {
 	if len(head) < 4 || head[0] == '\r' || head[0] == '\n' {
 		return false
