@@ -85,9 +85,12 @@ func startProduct(t *testing.T) *product {
 		t.Fatalf("config.Load: %v", err)
 	}
 	// Every answered keep-alive connection is parked (proxy/park.go), as
-	// on a gateway holding server.park_idle_after connections: the real
-	// browser's flows run through the parking path.
+	// on a gateway holding server.park_idle_after connections, and plain
+	// GETs take the fast path (proxy/front.go): the real browser's flows
+	// run through both.
 	cfg.Server.ParkIdleAfter = 1
+	fastPath := true
+	cfg.Server.FastPath = &fastPath
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a, err := app.New(ctx, cfg, app.WithLogger(log))
 	if err != nil {

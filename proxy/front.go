@@ -17,7 +17,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// The fast path (server.fast_path, on by default).
+// The fast path (server.fast_path: true; off by default).
 //
 // net/http's HTTP/1 server does, per request, work a plain GET does not
 // need: a background read goroutine started for every request

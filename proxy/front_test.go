@@ -30,7 +30,7 @@ func (f *listenFixture) fastCounts() (fast, handovers int64) {
 // certificate, are all served by the fast path: right answers, a new
 // request id each, and over TLS the record names the device and TLS.
 func TestFrontKeepAlive(t *testing.T) {
-	f := newListenFixture(t, "")
+	f := newListenFixture(t, "  fast_path: true")
 	dev := f.device(t, "PC-0042")
 	for _, overTLS := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "tls"}[overTLS], func(t *testing.T) {
@@ -262,7 +262,7 @@ func bigHeader(n int) string { return "X-Big: " + strings.Repeat("a", n) + "\r\n
 // audit records, the same requests upstream, the connection equally
 // usable afterwards, and the fast path's counters as the case says.
 func runDiff(t *testing.T, yaml string, overTLS bool, cases []diffCase) {
-	fastGW := newListenFixture(t, yaml)
+	fastGW := newListenFixture(t, yaml+"\n  fast_path: true")
 	netGW := newListenFixture(t, yaml+"\n  fast_path: false")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -305,7 +305,7 @@ func TestFrontBareLFHeadHandedOver(t *testing.T) {
 // TestFrontSlowloris: a head that never completes is dropped after
 // server.read_header_timeout, without an answer, as net/http drops it.
 func TestFrontSlowloris(t *testing.T) {
-	f := newListenFixture(t, "  read_header_timeout: 300ms")
+	f := newListenFixture(t, "  fast_path: true\n  read_header_timeout: 300ms")
 	for _, part := range []string{"G", "GET /a HTTP/1.1\r\nHost: web.example.lg.jp\r\n"} {
 		c := f.dialRaw(t, false, nil)
 		if _, err := io.WriteString(c.conn, part); err != nil {
@@ -333,7 +333,7 @@ func TestFrontSlowloris(t *testing.T) {
 // TestFrontIdleTimeout: a connection idle after a fast-path answer is
 // closed after server.idle_timeout.
 func TestFrontIdleTimeout(t *testing.T) {
-	f := newListenFixture(t, "  idle_timeout: 300ms")
+	f := newListenFixture(t, "  fast_path: true\n  idle_timeout: 300ms")
 	pc := f.dialRaw(t, false, nil)
 	fast0, _ := f.fastCounts()
 	if r := pc.do(getOK, false); r.status != 200 {
@@ -353,7 +353,7 @@ func TestFrontIdleTimeout(t *testing.T) {
 // Connection: close.
 func TestFrontShutdown(t *testing.T) {
 	t.Run("idle", func(t *testing.T) {
-		f := newListenFixture(t, "")
+		f := newListenFixture(t, "  fast_path: true")
 		pcs := []*rawConn{f.dialRaw(t, false, nil), f.dialRaw(t, true, nil)}
 		for _, pc := range pcs {
 			if r := pc.do(getOK, false); r.status != 200 {
@@ -376,7 +376,7 @@ func TestFrontShutdown(t *testing.T) {
 		waitParked(t, f, 0)
 	})
 	t.Run("in flight", func(t *testing.T) {
-		f := newListenFixture(t, "")
+		f := newListenFixture(t, "  fast_path: true")
 		fast0, _ := f.fastCounts()
 		pc := f.dialRaw(t, false, nil)
 		pc.conn.SetDeadline(time.Now().Add(20 * time.Second))
@@ -429,7 +429,7 @@ func TestFrontShutdown(t *testing.T) {
 // request waits for a slow upstream has the request's context cancelled
 // (after about watchAfter), so the upstream request ends too.
 func TestFrontClientGone(t *testing.T) {
-	f := newListenFixture(t, "")
+	f := newListenFixture(t, "  fast_path: true")
 	fast0, _ := f.fastCounts()
 	pc := f.dialRaw(t, false, nil)
 	if _, err := io.WriteString(pc.conn, "GET /slow HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n"); err != nil {
@@ -459,7 +459,7 @@ func TestFrontClientGone(t *testing.T) {
 // client sends meanwhile is not lost to that watch but answered after
 // the first, in order, plain and over TLS.
 func TestFrontPipelinedDuringLongRequest(t *testing.T) {
-	f := newListenFixture(t, "")
+	f := newListenFixture(t, "  fast_path: true")
 	for _, overTLS := range []bool{false, true} {
 		pc := f.dialRaw(t, overTLS, nil)
 		pc.conn.SetDeadline(time.Now().Add(20 * time.Second))
@@ -504,7 +504,7 @@ func TestFrontPipelinedDuringLongRequest(t *testing.T) {
 // the connection stays open.
 func TestFrontUpstreamCutOff(t *testing.T) {
 	for _, fastPath := range []bool{true, false} {
-		f := newListenFixture(t, map[bool]string{true: "", false: "  fast_path: false"}[fastPath])
+		f := newListenFixture(t, map[bool]string{true: "  fast_path: true", false: "  fast_path: false"}[fastPath])
 		for _, path := range []string{"/cut", "/cutchunked"} {
 			out, fast, _ := rawExchange(t, f, false, "GET "+path+" HTTP/1.1\r\n"+diffHost+"\r\n", 1, false)
 			if fastPath && fast != 1 {
@@ -638,7 +638,7 @@ func TestFrontPanic(t *testing.T) {
 // TestFrontConcurrent: 16 keep-alive clients × 40 GETs on each listener,
 // all on the fast path, each answer the one its request asked for.
 func TestFrontConcurrent(t *testing.T) {
-	f := newListenFixture(t, "")
+	f := newListenFixture(t, "  fast_path: true")
 	for _, base := range []string{"http://" + f.http, "https://" + f.https} {
 		fast0, hand0 := f.fastCounts()
 		tr := &http.Transport{TLSClientConfig: f.tlsConfig("http/1.1"), MaxIdleConnsPerHost: 16}

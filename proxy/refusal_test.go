@@ -559,12 +559,14 @@ func FuzzParseRefusal(f *testing.F) {
 	})
 }
 
-// eachParkMode runs fn on a fixture with server settings yaml, once as
-// configured and once with every idle connection parked (park.go).
+// eachParkMode runs fn on a fixture with server settings yaml: as
+// configured, with every idle connection parked (park.go), and with the
+// fast path on (front.go), which hands every refused request to net/http.
 func eachParkMode(t *testing.T, yaml string, fn func(t *testing.T, f *listenFixture)) {
 	for _, mode := range []struct{ name, yaml string }{
 		{"net/http", yaml},
 		{"parked", yaml + "\n  park_idle_after: 1"},
+		{"fast path", yaml + "\n  fast_path: true"},
 	} {
 		t.Run(mode.name, func(t *testing.T) { fn(t, newListenFixture(t, mode.yaml)) })
 	}

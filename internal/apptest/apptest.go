@@ -81,9 +81,10 @@ type Options struct {
 	Extra  string // more top-level YAML (must not repeat server/routes/…)
 	// Server holds more keys under server:. Unless it sets
 	// park_idle_after, a world parks every answered keep-alive connection
-	// (park_idle_after: 1; proxy/park.go), so that the tests built on
-	// worlds (the attack suite) run through the path a crowded gateway
-	// takes; proxy's own tests cover both paths.
+	// (park_idle_after: 1; proxy/park.go), and unless it sets fast_path,
+	// a world serves plain GETs on the fast path (fast_path: true;
+	// proxy/front.go), so that the tests built on worlds (the attack
+	// suite) run through both; proxy's own tests cover every path.
 	Server string
 }
 
@@ -151,6 +152,9 @@ func Start(t testing.TB, o Options) *World {
 	}
 	if !strings.Contains(o.Server, "park_idle_after") {
 		o.Server = strings.TrimRight(o.Server, "\n") + "\npark_idle_after: 1"
+	}
+	if !strings.Contains(o.Server, "fast_path") {
+		o.Server = strings.TrimRight(o.Server, "\n") + "\nfast_path: true"
 	}
 	w.Write("policy.csv", []byte(o.Policy))
 	w.Write("sekisho.yaml", []byte(fmt.Sprintf(`
