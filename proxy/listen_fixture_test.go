@@ -268,3 +268,40 @@ func (f *listenFixture) dialRaw(t *testing.T, overTLS bool, cert *tls.Certificat
 	t.Cleanup(func() { conn.Close() })
 	return &rawConn{t: t, conn: conn, br: bufio.NewReader(conn)}
 }
+
+// concurrentGETs runs clients keep-alive clients at once against base,
+// each making each GETs, and checks every answer is the one its request
+// asked for (no connection state crosses between requests).
+func (f *listenFixture) concurrentGETs(t *testing.T, base string, clients, each int) {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: f.tlsConfig("http/1.1"), MaxIdleConnsPerHost: clients}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	errs := make(chan error, clients)
+	for g := 0; g < clients; g++ {
+		go func(g int) {
+			for i := 0; i < each; i++ {
+				path := fmt.Sprintf("/c/%d/%d", g, i)
+				req, _ := http.NewRequest("GET", base+path, nil)
+				req.Host = "web.example.lg.jp"
+				resp, err := cl.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || string(b) != "upstream path="+path {
+					errs <- fmt.Errorf("%s: %d %q %v", path, resp.StatusCode, b, err)
+					return
+				}
+			}
+			errs <- nil
+		}(g)
+	}
+	for g := 0; g < clients; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

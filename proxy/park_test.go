@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -370,36 +369,7 @@ func TestParkConcurrent(t *testing.T) {
 	f := newListenFixture(t, "  fast_path: false\n  park_idle_after: 1")
 	for _, base := range []string{"http://" + f.http, "https://" + f.https} {
 		before := f.parks()
-		tr := &http.Transport{TLSClientConfig: f.tlsConfig("http/1.1"), MaxIdleConnsPerHost: 16}
-		cl := &http.Client{Transport: tr, Timeout: 20 * time.Second}
-		errs := make(chan error, 16)
-		for g := 0; g < 16; g++ {
-			go func(g int) {
-				for i := 0; i < 40; i++ {
-					path := fmt.Sprintf("/c/%d/%d", g, i)
-					req, _ := http.NewRequest("GET", base+path, nil)
-					req.Host = "web.example.lg.jp"
-					resp, err := cl.Do(req)
-					if err != nil {
-						errs <- err
-						return
-					}
-					b, err := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if err != nil || resp.StatusCode != 200 || string(b) != "upstream path="+path {
-						errs <- fmt.Errorf("%s: %d %q %v", path, resp.StatusCode, b, err)
-						return
-					}
-				}
-				errs <- nil
-			}(g)
-		}
-		for g := 0; g < 16; g++ {
-			if err := <-errs; err != nil {
-				t.Error(err)
-			}
-		}
-		tr.CloseIdleConnections()
+		f.concurrentGETs(t, base, 16, 40)
 		if got := f.parks() - before; got < 100 {
 			t.Errorf("%s: %d parkings, want most of 640", base, got)
 		}
