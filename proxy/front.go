@@ -478,7 +478,7 @@ func (f *front) serveOne(p *parker, t *trackedConn, st *frontState, req *http.Re
 	req = req.WithContext(ctx)
 
 	w := &st.w
-	w.reset(st.bw, req, p.isClosed, f.logf)
+	w.reset(st.bw, p.isClosed, f.logf)
 	watched := st.br.Buffered() == 0 && len(t.pending) == 0
 	if watched {
 		// With a pipelined request already read, the client cannot be

@@ -16,7 +16,6 @@ import (
 // otherwise at WriteHeader.
 type frontWriter struct {
 	bw     *bufio.Writer
-	req    *http.Request
 	header http.Header
 	// sent is the header as it was at WriteHeader, when the status line
 	// goes out later (net/http sends the header as it was then; what the
@@ -42,8 +41,8 @@ type frontWriter struct {
 	scratch  [64]byte
 }
 
-func (w *frontWriter) reset(bw *bufio.Writer, req *http.Request, closing func() bool, logf func(string, ...any)) {
-	*w = frontWriter{bw: bw, req: req, header: make(http.Header), closing: closing, logf: logf, cl: -1}
+func (w *frontWriter) reset(bw *bufio.Writer, closing func() bool, logf func(string, ...any)) {
+	*w = frontWriter{bw: bw, header: make(http.Header), closing: closing, logf: logf, cl: -1}
 	w.hold = w.holdBuf[:0]
 }
 

@@ -358,7 +358,7 @@ func runFWDiff(t *testing.T, cases []fwCase) {
 			}
 			var buf bytes.Buffer
 			var w frontWriter
-			w.reset(bufio.NewWriterSize(&buf, frontWriteSize), req, func() bool { return false }, t.Logf)
+			w.reset(bufio.NewWriterSize(&buf, frontWriteSize), func() bool { return false }, t.Logf)
 			var notes []string
 			c.h(&w, req, func(s string) { notes = append(notes, s) })
 			keep := w.finish()
@@ -400,10 +400,9 @@ func runFWDiff(t *testing.T, cases []fwCase) {
 // a frontWriter's response holds exactly the header lines it was given
 // names for, one line each.
 func TestFrontWriterNoSplitting(t *testing.T) {
-	req, _ := http.ReadRequest(bufio.NewReader(strings.NewReader("GET / HTTP/1.1\r\nHost: x\r\n\r\n")))
 	var buf bytes.Buffer
 	var w frontWriter
-	w.reset(bufio.NewWriterSize(&buf, frontWriteSize), req, func() bool { return false }, t.Logf)
+	w.reset(bufio.NewWriterSize(&buf, frontWriteSize), func() bool { return false }, t.Logf)
 	w.Header()["X-A"] = []string{"1\r\nSet-Cookie: a=1", "2\nSet-Cookie: b=1", "3\rSet-Cookie: c=1"}
 	w.Header().Set("Content-Length", "2")
 	io.WriteString(&w, "ok")
