@@ -380,14 +380,7 @@ func TestFrontShutdown(t *testing.T) {
 		fast0, _ := f.fastCounts()
 		pc := f.dialRaw(t, false, nil)
 		pc.conn.SetDeadline(time.Now().Add(20 * time.Second))
-		if _, err := io.WriteString(pc.conn, "GET /hold HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-f.gate.arrived:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the request never reached the upstream")
-		}
+		f.sendHeld(t, pc, "/hold")
 		if fast, _ := f.fastCounts(); fast-fast0 != 1 {
 			t.Fatalf("fast path served %d requests, want 1", fast-fast0)
 		}
@@ -432,14 +425,7 @@ func TestFrontClientGone(t *testing.T) {
 	f := newListenFixture(t, "  fast_path: true")
 	fast0, _ := f.fastCounts()
 	pc := f.dialRaw(t, false, nil)
-	if _, err := io.WriteString(pc.conn, "GET /slow HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-f.gate.arrived:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the request never reached the upstream")
-	}
+	f.sendHeld(t, pc, "/slow")
 	if fast, _ := f.fastCounts(); fast-fast0 != 1 {
 		t.Fatalf("fast path served %d requests, want 1", fast-fast0)
 	}
@@ -463,14 +449,7 @@ func TestFrontPipelinedDuringLongRequest(t *testing.T) {
 	for _, overTLS := range []bool{false, true} {
 		pc := f.dialRaw(t, overTLS, nil)
 		pc.conn.SetDeadline(time.Now().Add(20 * time.Second))
-		if _, err := io.WriteString(pc.conn, "GET /hold HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-f.gate.arrived:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the request never reached the upstream")
-		}
+		f.sendHeld(t, pc, "/hold")
 		// Past watchAfter, the watch is reading the connection.
 		time.Sleep(watchAfter + 500*time.Millisecond)
 		if _, err := io.WriteString(pc.conn, "GET /after HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n"); err != nil {
@@ -674,5 +653,19 @@ func TestFrontHandoverBytesIntact(t *testing.T) {
 			t.Errorf("net/http reads %q, the client sent %q", got, raw)
 		}
 		c1.Close()
+	}
+}
+
+// sendHeld sends a GET for path (an upstream case that holds its answer:
+// /hold, /slow) on pc and waits until the upstream has it.
+func (f *listenFixture) sendHeld(t *testing.T, pc *rawConn, path string) {
+	t.Helper()
+	if _, err := io.WriteString(pc.conn, "GET "+path+" HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-f.gate.arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the upstream")
 	}
 }
