@@ -31,9 +31,9 @@ import (
 // response parser; everything else (uploads, WebSocket, Expect) through
 // the http.Transport it falls back to. End to end this cut sekisho's CPU
 // per request by about a seventh (docs/performance.md).
-func (g *Gateway) newForwarder(rc *config.Route) (*httputil.ReverseProxy, error) {
+func (g *Gateway) newForwarder(rc *config.Route) (*httputil.ReverseProxy, *h1transport.Transport, error) {
 	if rc.Upstream == nil {
-		return nil, errors.New("no upstream URL")
+		return nil, nil, errors.New("no upstream URL")
 	}
 	tr := &http.Transport{
 		Proxy: nil, // never use HTTP_PROXY for internal systems
@@ -54,11 +54,11 @@ func (g *Gateway) newForwarder(rc *config.Route) (*httputil.ReverseProxy, error)
 		if rc.UpstreamCA != "" {
 			pem, err := os.ReadFile(rc.UpstreamCA)
 			if err != nil {
-				return nil, fmt.Errorf("reading upstream_ca: %w", err)
+				return nil, nil, fmt.Errorf("reading upstream_ca: %w", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("upstream_ca %s: no PEM certificates", rc.UpstreamCA)
+				return nil, nil, fmt.Errorf("upstream_ca %s: no PEM certificates", rc.UpstreamCA)
 			}
 			tc.RootCAs = pool
 		}
@@ -100,25 +100,30 @@ func (g *Gateway) newForwarder(rc *config.Route) (*httputil.ReverseProxy, error)
 			cleanResponseHeaders(res.Header)
 			return nil
 		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			info := reqctx.From(r.Context())
-			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-				// The client went away; nothing to answer, nothing wrong upstream.
-				if rw, ok := w.(*recordingWriter); ok && rw.code == 0 {
-					rw.code = 499
-				}
-				return
-			}
-			status := http.StatusBadGateway
-			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-				status = http.StatusGatewayTimeout
-			}
-			g.metrics.upstreamErrors.WithLabelValues(info.Route).Inc()
-			g.log.Warn("upstream error", "request_id", info.RequestID, "route", info.Route, "err", err)
-			g.errorPage(w, r, info, status, messageFor(status))
-		},
+		ErrorHandler: g.upstreamError,
 	}
-	return rp, nil
+	return rp, rt, nil
+}
+
+// upstreamError answers a request whose upstream round trip failed before
+// a response began: nothing when the client went away (recorded as 499),
+// 504 after a timeout, 502 otherwise.
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	info := reqctx.From(r.Context())
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; nothing to answer, nothing wrong upstream.
+		if rw, ok := w.(*recordingWriter); ok && rw.code == 0 {
+			rw.code = 499
+		}
+		return
+	}
+	status := http.StatusBadGateway
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		status = http.StatusGatewayTimeout
+	}
+	g.metrics.upstreamErrors.WithLabelValues(info.Route).Inc()
+	g.log.Warn("upstream error", "request_id", info.RequestID, "route", info.Route, "err", err)
+	g.errorPage(w, r, info, status, messageFor(status))
 }
 
 // copyBuffers recycles the 32 KiB body-copy buffers across requests
@@ -199,6 +204,14 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, info *reqctx.I
 			d = 60 * time.Second
 		}
 		r.Body = &deadlineBody{rc: r.Body, ctl: http.NewResponseController(w), d: d}
+	}
+	// A fast-path request (front.go: a GET without body, framing or
+	// upgrade) is forwarded by fastForward.
+	if rw, ok := w.(*recordingWriter); ok && t.route.h1 != nil {
+		if _, ok := rw.ResponseWriter.(*frontWriter); ok && r.Method == http.MethodGet && r.Body == http.NoBody && r.Header["Upgrade"] == nil {
+			g.fastForward(w, r, info, t)
+			return
+		}
 	}
 	t.route.proxy.ServeHTTP(w, r)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/config"
+	"github.com/sekisho/sekisho/internal/h1transport"
 	"github.com/sekisho/sekisho/reqctx"
 )
 
@@ -52,6 +53,7 @@ type routeState struct {
 	cfg   *config.Route
 	paths []pathEntry
 	proxy *httputil.ReverseProxy
+	h1    *h1transport.Transport
 }
 
 // Option configures a Gateway.
@@ -129,11 +131,11 @@ func (g *Gateway) build(cfg *config.Config) (*state, error) {
 	routes := make([]*routeState, 0, len(cfg.Routes))
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
-		rp, err := g.newForwarder(rc)
+		rp, rt, err := g.newForwarder(rc)
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", rc.Name, err)
 		}
-		routes = append(routes, &routeState{cfg: rc, paths: sortedPaths(rc), proxy: rp})
+		routes = append(routes, &routeState{cfg: rc, paths: sortedPaths(rc), proxy: rp, h1: rt})
 	}
 	return &state{cfg: cfg, router: newRouter(routes)}, nil
 }

@@ -105,7 +105,7 @@ func (t *Transport) dialConn(ctx context.Context, key connKey, hostname string) 
 		c.tlsState = &st
 		c.nc = tc
 	}
-	c.br = bufio.NewReaderSize(c, 4<<10)
+	c.br = bufio.NewReaderSize(c, headBuffer)
 	c.bw = bufio.NewWriterSize(c, 4<<10)
 	nc := c.nc
 	c.onCancel = func() { nc.SetDeadline(aLongTimeAgo) }
@@ -117,3 +117,9 @@ func (t *Transport) dialConn(ctx context.Context, key connKey, hostname string) 
 func hasPort(host string) bool {
 	return strings.LastIndexByte(host, ':') > strings.LastIndexByte(host, ']')
 }
+
+// headBuffer is a connection's read buffer, and so the largest response
+// head [Transport.Exchange] reads (fasthttp's parser needs the whole head
+// in the buffer); RoundTrip's http.ReadResponse reads longer heads line by
+// line, up to Options.MaxResponseHeaderBytes.
+const headBuffer = 16 << 10

@@ -1,0 +1,162 @@
+package h1transport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Exchange is the round trip of the gateway's fast path (proxy/front.go):
+// the request and response heads are fasthttp's, which it writes and parses
+// without allocating, instead of net/http's Request and Response, which cost
+// about a dozen allocations per header line on a gateway that forwards
+// every request. The connections, the pool, the liveness peek, the header
+// timeout, the cancellation and the retry are the same as RoundTrip's.
+//
+// req must be a GET (or another method without a body) whose head is
+// complete: request URI, Host and every header as the upstream should see
+// them; Exchange sends it as fasthttp's Request.Write serialises it. The
+// response head is read into resp by fasthttp's parser; interim 1xx
+// responses are skipped, and a 101 (no upgrade was asked for) is an error.
+// A response head larger than the connection's read buffer (headBuffer) is
+// an error, as nginx answers 502 to an upstream head above its
+// proxy_buffer_size (4 or 8 KiB by default).
+//
+// The body is read from the returned Stream, which decides what becomes of
+// the connection: pooled after the body was read to its end (when neither
+// side asked to close and the body was not delimited by the connection's
+// close), closed after an error or an early Close.
+func (t *Transport) Exchange(ctx context.Context, https bool, host string, req *fasthttp.RequestHeader, resp *fasthttp.Response) (*Stream, error) {
+	key := connKey{https: https, host: host}
+	for attempt := 0; ; attempt++ {
+		var c *conn
+		reused := false
+		if attempt == 0 {
+			c = t.takeIdle(key)
+			reused = c != nil
+		}
+		if c == nil {
+			var err error
+			if c, err = t.dialConn(ctx, key, hostname(host)); err != nil {
+				return nil, ctxError(ctx, err)
+			}
+		}
+		s, retryable, err := t.exchange(ctx, c, req, resp)
+		if err == nil {
+			return s, nil
+		}
+		if reused && retryable && idempotent(string(req.Method())) && ctx.Err() == nil {
+			continue
+		}
+		return nil, err
+	}
+}
+
+// hostname is host without its port and IPv6 brackets.
+func hostname(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		return host[1 : len(host)-1]
+	}
+	return host
+}
+
+func (t *Transport) exchange(ctx context.Context, c *conn, req *fasthttp.RequestHeader, resp *fasthttp.Response) (s *Stream, retryable bool, err error) {
+	if t.headerTimeout > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(t.headerTimeout))
+	}
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, c.onCancel)
+	}
+	c.werr = nil
+	if err := req.Write(c.bw); err != nil {
+		return nil, c.werr != nil, t.abort(ctx, c, stop, err, false)
+	}
+	if err := c.bw.Flush(); err != nil {
+		return nil, true, t.abort(ctx, c, stop, err, false)
+	}
+	start := c.nread
+	c.limit = t.maxHeader
+	resp.StreamBody = true
+	if err := resp.Read(c.br); err != nil {
+		retryable = c.nread == start && (errors.Is(err, io.ErrUnexpectedEOF) ||
+			errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
+		return nil, retryable, t.abort(ctx, c, stop, err, true)
+	}
+	if resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
+		resp.CloseBodyStream()
+		return nil, false, t.abort(ctx, c, stop, errUnexpected101, false)
+	}
+	c.limit = -1
+	if t.headerTimeout > 0 {
+		c.nc.SetReadDeadline(time.Time{})
+		if ctx.Err() != nil {
+			c.onCancel()
+		}
+	}
+	s = &Stream{t: t, c: c, ctx: ctx, stop: stop, resp: resp,
+		// -2: the body runs until the upstream closes the connection.
+		reuse: !req.ConnectionClose() && !resp.ConnectionClose() && resp.Header.ContentLength() != -2}
+	s.r = resp.BodyStream()
+	if s.r == nil {
+		s.end(io.EOF)
+	}
+	return s, false, nil
+}
+
+// Stream is the body of a response read by [Transport.Exchange]. It is
+// read by one goroutine; Close may follow any Read.
+type Stream struct {
+	t     *Transport
+	c     *conn
+	ctx   context.Context
+	stop  func() bool
+	resp  *fasthttp.Response
+	r     io.Reader // resp.BodyStream(); nil once ended
+	reuse bool
+	err   error // io.EOF or the error that ended the body; nil while open
+}
+
+// Read reads the body. At its end it returns io.EOF and the connection has
+// gone back to the pool; after an error (the context's, when it ended the
+// read) the connection is closed.
+func (s *Stream) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.r.Read(p)
+	if err != nil {
+		if err != io.EOF {
+			err = ctxError(s.ctx, err)
+		}
+		s.end(err)
+	}
+	return n, err
+}
+
+// Close ends the body: before its end, the connection is closed.
+func (s *Stream) Close() error {
+	if s.err == nil {
+		s.end(errStreamClosed)
+	}
+	return nil
+}
+
+var errStreamClosed = errors.New("h1transport: body closed")
+
+// end releases fasthttp's stream, which reads from the connection's
+// buffer, before the connection goes back to the pool or is closed.
+func (s *Stream) end(err error) {
+	s.err = err
+	s.r = nil
+	s.resp.CloseBodyStream()
+	s.t.finish(s.c, s.stop, s.reuse && err == io.EOF)
+}

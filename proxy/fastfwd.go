@@ -1,0 +1,200 @@
+package proxy
+
+import (
+	"io"
+	"mime"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/sekisho/sekisho/reqctx"
+)
+
+// fastForward forwards a fast-path request (front.go: a GET without a
+// body, framing or upgrade) through h1transport.Exchange instead of
+// httputil.ReverseProxy and net/http's request writer and response parser:
+// the request head is written and the response head parsed by fasthttp
+// without allocating per header line. It does what ReverseProxy does for
+// such a request, in the same order, so that the upstream and the client
+// see the same either way (TestFrontDifferential compares them):
+//
+//   - request: hop-by-hop headers and those named in Connection removed,
+//     "Te: trailers" kept, the gateway's own header rules applied
+//     (upstreamHeaders), no User-Agent added, the path joined to the
+//     upstream's and escaped as url.URL.RequestURI escapes it;
+//   - response: hop-by-hop headers removed, the upstream's
+//     cleanResponseHeaders rules, declared trailers passed on, streamed
+//     bodies (text/event-stream, or no length) flushed on every write; an
+//     error before the response began answered as upstreamError answers
+//     it, one after it began aborting the response (http.ErrAbortHandler)
+//     so that the client sees a cut-off answer, never a complete-looking
+//     one.
+func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqctx.Info, t target) {
+	rc := t.route.cfg
+	up := rc.Upstream
+	fx := fastExchanges.Get().(*fastExchange)
+	fx.prepare()
+	defer fx.release()
+	req, resp := &fx.req, &fx.resp
+
+	// The request head.
+	te := httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers")
+	removeHopByHop(r.Header)
+	if te {
+		r.Header["Te"] = teTrailers
+	}
+	out := fx.out
+	out.Header, out.Host = r.Header, ""
+	g.upstreamHeaders(out, info)
+	u := url.URL{Path: joinPath(up.Path, info.Path), RawQuery: r.URL.RawQuery}
+	req.SetMethod(http.MethodGet)
+	req.SetRequestURI(u.RequestURI())
+	if rc.PreserveHost {
+		req.Add("Host", r.Host)
+	} else {
+		req.Add("Host", up.Host)
+	}
+	for k, vv := range out.Header {
+		switch k {
+		case "Host":
+			continue
+		case "User-Agent":
+			// Request.Write sends the first value only, and none if empty.
+			if vv[0] != "" {
+				req.Add(k, vv[0])
+			}
+			continue
+		}
+		for _, v := range vv {
+			req.Add(k, v)
+		}
+	}
+
+	s, err := t.route.h1.Exchange(r.Context(), up.Scheme == "https", up.Host, req, resp)
+	if err != nil {
+		g.upstreamError(w, r, err)
+		return
+	}
+	defer s.Close()
+
+	// The response head.
+	h := w.Header()
+	var declared []string
+	for k, v := range resp.Header.All() {
+		key := string(k)
+		if key == "Content-Length" {
+			continue // set below from the parsed length
+		}
+		if key == "Trailer" {
+			for _, n := range strings.Split(string(v), ",") {
+				if n = textproto.TrimString(n); n != "" {
+					declared = append(declared, http.CanonicalHeaderKey(n))
+				}
+			}
+			continue
+		}
+		h[key] = append(h[key], string(v))
+	}
+	removeHopByHop(h)
+	cleanResponseHeaders(h)
+	h["X-Request-Id"] = []string{info.RequestID}
+	cl := resp.Header.ContentLength()
+	if cl >= 0 {
+		h["Content-Length"] = []string{string(resp.Header.Peek("Content-Length"))}
+	}
+	if len(declared) > 0 {
+		h["Trailer"] = []string{strings.Join(declared, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode())
+
+	// The body.
+	flush := cl < 0 || isEventStream(h.Get("Content-Type"))
+	buf := copyBuffers.Get()
+	defer copyBuffers.Put(buf)
+	for {
+		n, rerr := s.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				panic(http.ErrAbortHandler)
+			}
+			if flush {
+				w.(http.Flusher).Flush()
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if r.Context().Err() == nil {
+				g.log.Warn("upstream body cut off", "request_id", info.RequestID, "route", info.Route, "err", rerr)
+			}
+			panic(http.ErrAbortHandler)
+		}
+	}
+	if len(declared) > 0 {
+		w.(http.Flusher).Flush() // force chunking, as ReverseProxy does
+		for _, n := range declared {
+			if v := resp.Header.Peek(n); v != nil {
+				h[n] = []string{string(v)}
+			}
+		}
+	}
+}
+
+var teTrailers = []string{"trailers"}
+
+// hopHeaders are removed in both directions, as httputil.ReverseProxy
+// removes them (RFC 9110, section 7.6.1).
+var hopHeaders = [...]string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// removeHopByHop removes the headers named in Connection, then hopHeaders.
+func removeHopByHop(h http.Header) {
+	for _, f := range h["Connection"] {
+		for sf := range strings.SplitSeq(f, ",") {
+			if sf = textproto.TrimString(sf); sf != "" {
+				h.Del(sf)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+func isEventStream(ct string) bool {
+	mt, _, _ := mime.ParseMediaType(ct)
+	return mt == "text/event-stream"
+}
+
+// fastExchange is what one forwarded request needs, pooled.
+type fastExchange struct {
+	req  fasthttp.RequestHeader
+	resp fasthttp.Response
+	out  *http.Request
+}
+
+var fastExchanges = sync.Pool{New: func() any { return &fastExchange{out: &http.Request{}} }}
+
+func (fx *fastExchange) release() {
+	fx.req.Reset()
+	fx.resp.Reset()
+	*fx.out = http.Request{}
+	fastExchanges.Put(fx)
+}
+
+// prepare prepares the pooled heads: names as given (already canonical),
+// no special handling of Host or Cookie (sent byte for byte), and no
+// Content-Type invented for a response without one.
+func (fx *fastExchange) prepare() {
+	fx.req.DisableNormalizing()
+	fx.req.DisableSpecialHeader()
+	fx.resp.Header.SetNoDefaultContentType(true)
+}
