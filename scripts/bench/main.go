@@ -105,6 +105,12 @@ func main() {
 		}
 		return
 	}
+	if *instrN > 0 {
+		if err := runInstructions(*instrN); err != nil {
+			log.Fatal("bench: ", err)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		log.Fatal("bench: ", err)
 	}
