@@ -366,12 +366,16 @@ func headEnd(b []byte, from int) int {
 // path lets http.ReadRequest parse: no leading empty line, every CR
 // followed by LF and every LF preceded by CR (so that the head ends where
 // net/http's parser will end it, and lines split where it splits them),
-// and exactly one line whose field name is Host. These agree with what
-// http.ReadRequest and fastRequest check afterwards (it ends a head at LF
-// LF too, refuses several Host lines, and fastRequest refuses none); they
-// are kept as a second, independent check on the raw bytes, so that the
-// fast path never depends on a single parser's reading of where lines and
-// the head end.
+// no other control character than HTAB anywhere (net/http's server
+// refuses a header value with one, and a request line with one is not in
+// origin form), and exactly one line whose field name is Host. These agree
+// with what http.ReadRequest and fastRequest check afterwards (it ends a
+// head at LF LF too, refuses several Host lines, and fastRequest refuses
+// none); they are kept as a second, independent check on the raw bytes,
+// so that the fast path never depends on a single parser's reading of
+// where lines and the head end. It is one pass over the bytes with a
+// table: the session cookie alone is several hundred bytes, on every
+// request.
 func headOK(head []byte) bool {
 	if len(head) < 4 || head[0] == '\r' || head[0] == '\n' {
 		return false
@@ -379,12 +383,18 @@ func headOK(head []byte) bool {
 	hosts := 0
 	line := 0 // start of the current line
 	for i := 0; i < len(head); i++ {
-		switch head[i] {
-		case '\r':
+		for i < len(head) && headBytes[head[i]] == headPlain {
+			i++
+		}
+		if i == len(head) {
+			break
+		}
+		switch headBytes[head[i]] {
+		case headCR:
 			if i+1 >= len(head) || head[i+1] != '\n' {
 				return false
 			}
-		case '\n':
+		case headLF:
 			if i == 0 || head[i-1] != '\r' {
 				return false
 			}
@@ -392,10 +402,34 @@ func headOK(head []byte) bool {
 				hosts++
 			}
 			line = i + 1
+		default:
+			return false
 		}
 	}
 	return hosts == 1
 }
+
+// headBytes classifies the bytes of a head for headOK.
+var headBytes = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c == '\r':
+			t[c] = headCR
+		case c == '\n':
+			t[c] = headLF
+		case c < ' ' && c != '\t' || c == 0x7f:
+			t[c] = headCTL
+		}
+	}
+	return t
+}()
+
+const (
+	headPlain = iota // VCHAR, obs-text, SP, HTAB
+	headCR
+	headLF
+	headCTL
+)
 
 // isHostLine reports whether a header line's field name is Host, in any
 // case.
@@ -452,14 +486,12 @@ func fastRequest(r *http.Request) bool {
 	if r.Host == "" || !httpguts.ValidHostHeader(r.Host) {
 		return false
 	}
-	for k, vv := range h {
+	// Header values need no second look: headOK refused every control
+	// character but HTAB in the head, which is what
+	// httpguts.ValidHeaderFieldValue refuses.
+	for k := range h {
 		if !httpguts.ValidHeaderFieldName(k) {
 			return false
-		}
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return false
-			}
 		}
 	}
 	return true
