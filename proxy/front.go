@@ -447,6 +447,10 @@ func (f *front) parse(t *trackedConn, st *frontState, n int) (*http.Request, boo
 	if !headOK(all[:n]) {
 		return nil, false
 	}
+	if req, ok := parseFastHead(all[:n]); ok && fastRequest(req) {
+		_, _ = br.Discard(n)
+		return req, true
+	}
 	before := len(all)
 	// http.ReadRequest canonicalises header names in the buffer itself:
 	// keep the bytes as received, to give them back unchanged.

@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"reflect"
+	"testing"
+)
+
+// FuzzFastHead holds parseFastHead to http.ReadRequest: whatever head it
+// takes (one that passed headOK, as in the fast path), ReadRequest must
+// take too, give the same request, and leave head as it was.
+func FuzzFastHead(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /a%2Fb/c?x=1&y=%zz HTTP/1.1\r\nHost: web.example.lg.jp\r\nCookie: a=b; __Host-sekisho=x.y.z\r\n\r\n",
+		"GET /p HTTP/1.1\r\nhost: h\r\nx-custom-header:  v \t\r\naccept-ENCODING: gzip\r\n\r\n",
+		"GET /p HTTP/1.1\r\nHost: h\r\nPragma: no-cache\r\n\r\n",
+		"GET /p HTTP/1.1\r\nHost: h\r\nPragma: no-cache\r\nCache-Control: max-age=0\r\n\r\n",
+		"GET /p HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Close\r\n\r\n",
+		"GET /p HTTP/1.1\r\nHost: h\r\nX: 1\r\nX: 2\r\n\r\n",
+		"GET /p HTTP/1.1\r\nHost: h\r\nX: 1\r\n folded\r\n\r\n",
+		"GET /p HTTP/1.1\r\nHost: h\r\nBad Name: 1\r\n\r\n",
+		"GET /p HTTP/1.1\r\nHost: h\r\nEmpty:\r\nTrailer: X\r\n\r\n",
+		"GET http://h/p HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /p  HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /p HTTP/1.0\r\nHost: h\r\n\r\n",
+		"GET /\xff HTTP/1.1\r\nHost: h\xff\r\nX-\xe6\x97\xa5: \xe6\x97\xa5\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n := headEnd(data, 0)
+		if n == 0 || !headOK(data[:n]) {
+			return
+		}
+		head := data[:n]
+		before := bytes.Clone(head)
+		got, ok := parseFastHead(head)
+		if !bytes.Equal(head, before) {
+			t.Fatalf("parseFastHead changed the head: %q became %q", before, head)
+		}
+		if !ok {
+			return
+		}
+		want, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(before)))
+		if err != nil {
+			t.Fatalf("parseFastHead took %q, ReadRequest refused it: %v", before, err)
+		}
+		if !reflect.DeepEqual(got.URL, want.URL) {
+			t.Fatalf("%q: URL %#v, ReadRequest's %#v", before, got.URL, want.URL)
+		}
+		if got.Method != want.Method || got.RequestURI != want.RequestURI || got.Proto != want.Proto ||
+			got.ProtoMajor != want.ProtoMajor || got.ProtoMinor != want.ProtoMinor || got.Host != want.Host ||
+			got.Close != want.Close || got.ContentLength != want.ContentLength || got.Body != want.Body ||
+			!reflect.DeepEqual(got.TransferEncoding, want.TransferEncoding) || !reflect.DeepEqual(got.Trailer, want.Trailer) {
+			t.Fatalf("%q:\nparseFastHead %s\nReadRequest   %s", before, describeRequest(got), describeRequest(want))
+		}
+		if !reflect.DeepEqual(got.Header, want.Header) {
+			t.Fatalf("%q: header %q, ReadRequest's %q", before, got.Header, want.Header)
+		}
+	})
+}
+
+// TestParseFastHeadTakes checks that the heads browsers and wrk send take
+// the quick parse (it would be no faster if it declined them all).
+func TestParseFastHeadTakes(t *testing.T) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: bench.gw.localhost\r\nCookie: __Host-sekisho=eyJ.eyJ.sig\r\n\r\n",
+		"GET /zaimu/list?page=2 HTTP/1.1\r\nHost: zaimu.gw.localhost:8080\r\nConnection: keep-alive\r\n" +
+			"sec-ch-ua: \"Chromium\";v=\"156\"\r\nUser-Agent: Mozilla/5.0\r\nAccept: text/html\r\n" +
+			"Sec-Fetch-Site: same-origin\r\nAccept-Encoding: gzip, deflate\r\nAccept-Language: ja-JP,ja;q=0.9\r\n" +
+			"Cookie: __Host-sekisho=eyJ.eyJ.sig\r\n\r\n",
+	} {
+		r, ok := parseFastHead([]byte(s))
+		if !ok {
+			t.Fatalf("declined %q", s)
+		}
+		if r.Header.Get("Cookie") != "__Host-sekisho=eyJ.eyJ.sig" || r.Host == "" || r.Header["Host"] != nil {
+			t.Fatalf("%q: got %s", s, describeRequest(r))
+		}
+	}
+}
