@@ -1,17 +1,20 @@
 package proxy
 
 import (
+	"bytes"
 	"io"
-	"mime"
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/sekisho/sekisho/internal/h1transport"
 	"github.com/sekisho/sekisho/reqctx"
 )
 
@@ -82,7 +85,18 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 	}
 	defer s.Close()
 
-	// The response head.
+	// The response head: written straight from fasthttp's header when
+	// frontWriter would write it at once, through http.Header otherwise.
+	direct := false
+	if rw, ok := w.(*recordingWriter); ok {
+		if fw, ok := rw.ResponseWriter.(*frontWriter); ok && fw.status == 0 {
+			direct = directHead(rw, fw, resp)
+		}
+	}
+	if direct {
+		g.fastBody(w, r, info, s, resp.Header.ContentLength(), nil, resp)
+		return
+	}
 	h := w.Header()
 	var declared []string
 	for k, v := range resp.Header.All() {
@@ -111,9 +125,15 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 		h["Trailer"] = []string{strings.Join(declared, ", ")}
 	}
 	w.WriteHeader(resp.StatusCode())
+	g.fastBody(w, r, info, s, cl, declared, resp)
+}
 
-	// The body.
-	flush := cl < 0 || isEventStream(h.Get("Content-Type"))
+// fastBody copies the response body, flushing streamed ones (no length,
+// or text/event-stream) after every read, and passes declared trailers on.
+// A failed read or write aborts the response (http.ErrAbortHandler), as
+// httputil.ReverseProxy does under a server.
+func (g *Gateway) fastBody(w http.ResponseWriter, r *http.Request, info *reqctx.Info, s *h1transport.Stream, cl int, declared []string, resp *fasthttp.Response) {
+	flush := cl < 0 || isEventStream(string(resp.Header.ContentType()))
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
 	for {
@@ -137,6 +157,7 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 		}
 	}
 	if len(declared) > 0 {
+		h := w.Header()
 		w.(http.Flusher).Flush() // force chunking, as ReverseProxy does
 		for _, n := range declared {
 			if v := resp.Header.Peek(n); v != nil {
@@ -144,6 +165,108 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 			}
 		}
 	}
+}
+
+// directHead writes the response head to the client for the usual
+// proxied answer — a length and a type given, or no body allowed — which
+// frontWriter would write at once (WriteHeader, then emit), and writes it
+// as frontWriter would: the status line, the header the gateway set
+// (X-Request-Id, HSTS), the upstream's header less the hop-by-hop fields,
+// sekisho's cookies and request id (cleanResponseHeaders), the length,
+// Date when the upstream gave none, and Connection: close when the server
+// is shutting down. It reports false, having written nothing, for any
+// other answer (no length, a length without a type, trailers, a
+// Connection header naming fields, a CR or LF in a value), which takes
+// the http.Header path. Only the order of the header lines differs from
+// frontWriter's (it sorts them).
+func directHead(rw *recordingWriter, fw *frontWriter, resp *fasthttp.Response) bool {
+	type kv struct{ k, v []byte }
+	var pairs [48]kv
+	n := 0
+	haveType, haveEnc, haveDate := false, false, false
+	for k, v := range resp.Header.All() {
+		switch string(k) {
+		case "Connection":
+			if len(v) != 0 && !strings.EqualFold(string(v), "keep-alive") && !strings.EqualFold(string(v), "close") {
+				return false
+			}
+			continue
+		case "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te",
+			"Transfer-Encoding", "Upgrade", "Content-Length", "X-Request-Id":
+			continue
+		case "Trailer":
+			return false
+		case "Set-Cookie":
+			if sekishoCookie(string(v)) {
+				continue
+			}
+		case "Content-Type":
+			haveType = true
+		case "Content-Encoding":
+			haveEnc = true
+		case "Date":
+			haveDate = true
+		}
+		if n == len(pairs) || bytes.IndexByte(v, '\r') >= 0 || bytes.IndexByte(v, '\n') >= 0 {
+			return false
+		}
+		pairs[n] = kv{k, v}
+		n++
+	}
+	code := resp.StatusCode()
+	cl := resp.Header.ContentLength()
+	body := bodyAllowedForStatus(code)
+	if code < 200 || body && !(cl >= 0 && (cl == 0 || haveType || haveEnc)) {
+		return false
+	}
+	for k, vv := range fw.header {
+		for _, v := range vv {
+			if strings.ContainsAny(v, "\r\n") || strings.ContainsAny(k, "\r\n:") {
+				return false
+			}
+		}
+	}
+	bw := fw.bw
+	fw.writeStatusLine(code)
+	line := func(k, v string) {
+		_, _ = bw.WriteString(k)
+		_, _ = bw.WriteString(": ")
+		_, _ = bw.WriteString(v)
+		_, _ = bw.WriteString("\r\n")
+	}
+	for k, vv := range fw.header {
+		for _, v := range vv {
+			line(k, v)
+		}
+	}
+	for _, p := range pairs[:n] {
+		if !body && code == http.StatusNotModified && string(p.k) == "Content-Type" {
+			continue
+		}
+		_, _ = bw.Write(p.k)
+		_, _ = bw.WriteString(": ")
+		_, _ = bw.Write(p.v)
+		_, _ = bw.WriteString("\r\n")
+	}
+	if body {
+		b := append(fw.scratch[:0], "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(cl), 10)
+		_, _ = bw.Write(append(b, '\r', '\n'))
+	}
+	if !haveDate {
+		b := append(fw.scratch[:0], "Date: "...)
+		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+		_, _ = bw.Write(append(b, '\r', '\n'))
+	}
+	if fw.closing() {
+		fw.closeAfter = true
+		_, _ = bw.WriteString("Connection: close\r\n")
+	}
+	_, err := bw.WriteString("\r\n")
+	fw.noteErr(err)
+	fw.status, fw.emitted, fw.cl = code, true, int64(cl)
+	rw.code = code
+	return true
 }
 
 var teTrailers = []string{"trailers"}
@@ -170,8 +293,10 @@ func removeHopByHop(h http.Header) {
 }
 
 func isEventStream(ct string) bool {
-	mt, _, _ := mime.ParseMediaType(ct)
-	return mt == "text/event-stream"
+	// The media type before any parameter, as mime.ParseMediaType reads
+	// it, without its allocations (it only decides when to flush).
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
 }
 
 // fastExchange is what one forwarded request needs, pooled.

@@ -246,8 +246,7 @@ func cleanResponseHeaders(h http.Header) {
 	if vals := h.Values("Set-Cookie"); len(vals) > 0 {
 		kept := vals[:0:0]
 		for _, v := range vals {
-			name, _, _ := strings.Cut(strings.TrimSpace(v), "=")
-			if strings.HasPrefix(strings.ToLower(strings.TrimSpace(name)), "__host-sekisho") {
+			if sekishoCookie(v) {
 				continue
 			}
 			kept = append(kept, v)
@@ -258,6 +257,13 @@ func cleanResponseHeaders(h http.Header) {
 		}
 	}
 	h.Del("X-Request-Id")
+}
+
+// sekishoCookie reports whether a Set-Cookie value sets one of sekisho's
+// own cookies (a name starting with __Host-sekisho, in any case).
+func sekishoCookie(v string) bool {
+	name, _, _ := strings.Cut(strings.TrimSpace(v), "=")
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(name)), "__host-sekisho")
 }
 
 func joinPath(base, p string) string {
