@@ -82,15 +82,15 @@ func (s *Service) Identify(r *http.Request) (*Identity, error) {
 
 // verifyCookie returns the verified claims of r's session cookie.
 func (s *Service) verifyCookie(r *http.Request) (*session.Claims, error) {
-	c, err := r.Cookie(s.sm.CookieName(requestScheme(r) == "https"))
-	if err != nil || c.Value == "" {
+	value, ok := cookieValue(r.Header, s.sm.CookieName(requestScheme(r) == "https"))
+	if !ok || value == "" {
 		return nil, ErrNoSession
 	}
 	certFP := ""
 	if info := reqctx.From(r.Context()); info != nil && info.CertError == "" {
 		certFP = info.CertFP
 	}
-	claims, err := s.sm.Verify(r.Context(), c.Value, certFP)
+	claims, err := s.sm.Verify(r.Context(), value, certFP)
 	if err != nil {
 		return nil, fmt.Errorf("verifying session cookie: %w", err)
 	}

@@ -82,3 +82,21 @@ func TestParseFastHeadTakes(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainWord checks the word-at-a-time test of headOK against the
+// byte table for every byte value in every position.
+func TestPlainWord(t *testing.T) {
+	for pos := 0; pos < 8; pos++ {
+		for c := 0; c < 256; c++ {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			x := uint64(0)
+			for i := 7; i >= 0; i-- {
+				x = x<<8 | uint64(w[i])
+			}
+			if got, want := plainWord(x), headBytes[c] == headPlain && c != '\t'; got != want {
+				t.Fatalf("byte %#x at %d: plainWord = %t, want %t", c, pos, got, want)
+			}
+		}
+	}
+}
