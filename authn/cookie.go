@@ -60,27 +60,12 @@ const maxCookies = 3000
 // validCookieValue is net/http's check of a cookie value's bytes: 0x20 to
 // 0x7e, except '"', ';' and '\'.
 func validCookieValue(v string) bool {
-	i := 0
-	for ; i+8 <= len(v); i += 8 {
-		if !cookieWord(uint64(v[i]) | uint64(v[i+1])<<8 | uint64(v[i+2])<<16 | uint64(v[i+3])<<24 |
-			uint64(v[i+4])<<32 | uint64(v[i+5])<<40 | uint64(v[i+6])<<48 | uint64(v[i+7])<<56) {
-			break
-		}
-	}
-	for ; i < len(v); i++ {
+	for i := 0; i < len(v); i++ {
 		if !cookieValueBytes[v[i]] {
 			return false
 		}
 	}
 	return true
-}
-
-// cookieWord reports whether all 8 bytes in x are valid in a cookie value
-// (a word that is not is looked at byte by byte).
-func cookieWord(x uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	zero := func(y uint64) uint64 { return (y - ones) &^ y & highs }
-	return (x-0x20*ones)&^x&highs|x&highs|zero(x^0x7f*ones)|zero(x^'"'*ones)|zero(x^';'*ones)|zero(x^'\\'*ones) == 0
 }
 
 var cookieValueBytes = func() (t [256]bool) {

@@ -31,21 +31,3 @@ func FuzzCookieValue(f *testing.F) {
 		}
 	})
 }
-
-// TestCookieWord checks the word-at-a-time test against the byte table
-// for every byte value in every position.
-func TestCookieWord(t *testing.T) {
-	for pos := 0; pos < 8; pos++ {
-		for c := 0; c < 256; c++ {
-			w := []byte("abcdefgh")
-			w[pos] = byte(c)
-			x := uint64(0)
-			for i := 7; i >= 0; i-- {
-				x = x<<8 | uint64(w[i])
-			}
-			if got, want := cookieWord(x), cookieValueBytes[c]; got != want {
-				t.Fatalf("byte %#x at %d: cookieWord = %t, want %t", c, pos, got, want)
-			}
-		}
-	}
-}
