@@ -86,17 +86,17 @@ type Server struct {
 	// never.
 	ParkIdleAfter int `yaml:"park_idle_after"`
 	// FastPath lets sekisho's own HTTP/1 connection loop serve the plain
-	// keep-alive GETs (no body, no upgrade) that net/http's parser
-	// (http.ReadRequest) has parsed and net/http's server would accept;
-	// every other request goes to net/http's server. Default false:
-	// net/http serves every request (docs/performance.md says why).
+	// keep-alive GETs (no body, no upgrade) that net/http's server would
+	// accept, and forward them through h1transport.Exchange; every other
+	// request goes to net/http's server. Default true; false: net/http
+	// serves every request (docs/performance.md says what it buys).
 	FastPath *bool `yaml:"fast_path"`
 	// Language is the default page language, "ja" or "en". Default "ja".
 	Language string `yaml:"language"`
 }
 
-// FastPathOn reports whether server.fast_path is on (off by default).
-func (s Server) FastPathOn() bool { return s.FastPath != nil && *s.FastPath }
+// FastPathOn reports whether server.fast_path is on (the default).
+func (s Server) FastPathOn() bool { return s.FastPath == nil || *s.FastPath }
 
 // TLS names the gateway's own certificate.
 type TLS struct {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Exchange is the round trip of the gateway's fast path (proxy/front.go):
@@ -18,7 +19,7 @@ import (
 // every request. The connections, the pool, the liveness peek, the header
 // timeout, the cancellation and the retry are the same as RoundTrip's.
 //
-// req must be a GET (or another method without a body) whose head is
+// req must be a GET or HEAD (or another method without a body) whose head is
 // complete: request URI, Host and every header as the upstream should see
 // them; Exchange sends it as fasthttp's Request.Write serialises it. The
 // response head is read into resp by fasthttp's parser; interim 1xx
@@ -57,6 +58,13 @@ func (t *Transport) Exchange(ctx context.Context, https bool, host string, req *
 	}
 }
 
+// asksClose reports whether a Connection header value has the token
+// close (with special headers disabled, as the gateway sends them,
+// fasthttp's ConnectionClose does not see it).
+func asksClose(v []byte) bool {
+	return len(v) > 0 && httpguts.HeaderValuesContainsToken([]string{string(v)}, "close")
+}
+
 // hostname is host without its port and IPv6 brackets.
 func hostname(host string) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
@@ -86,6 +94,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *fasthttp.Request
 	start := c.nread
 	c.limit = t.maxHeader
 	resp.StreamBody = true
+	resp.SkipBody = req.IsHead()
 	if err := resp.Read(c.br); err != nil {
 		retryable = c.nread == start && (errors.Is(err, io.ErrUnexpectedEOF) ||
 			errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
@@ -102,10 +111,12 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *fasthttp.Request
 			c.onCancel()
 		}
 	}
-	s = &Stream{t: t, c: c, ctx: ctx, stop: stop, resp: resp,
-		// -2: the body runs until the upstream closes the connection.
-		reuse: !req.ConnectionClose() && !resp.ConnectionClose() && resp.Header.ContentLength() != -2}
-	s.r = resp.BodyStream()
+	s = &Stream{t: t, c: c, ctx: ctx, stop: stop, resp: resp, r: resp.BodyStream()}
+	// A body of length -2 runs until the upstream closes the connection;
+	// fasthttp gives -2 to a 204 or 304 without Content-Length too, which
+	// has no body (and so no stream).
+	s.reuse = !req.ConnectionClose() && !asksClose(req.Peek("Connection")) && !resp.ConnectionClose() &&
+		(resp.Header.ContentLength() != -2 || s.r == nil)
 	if s.r == nil {
 		s.end(io.EOF)
 	}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Options configures a [Transport]. Each field says what its zero value
@@ -246,7 +248,8 @@ func (t *Transport) abort(ctx context.Context, c *conn, stop func() bool, err er
 		return ctxError(ctx, err)
 	}
 	var ne net.Error
-	if reading && t.headerTimeout > 0 && errors.As(err, &ne) && ne.Timeout() {
+	// fasthttp's parser reports a read deadline as its own ErrTimeout.
+	if reading && t.headerTimeout > 0 && (errors.As(err, &ne) && ne.Timeout() || errors.Is(err, fasthttp.ErrTimeout)) {
 		return errHeaderTimeout
 	}
 	return err

@@ -337,9 +337,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	// The same gateway with the fast path on (server.fast_path: true;
-	// off by default), to price it.
-	fast, cookieFast, err := startSekisho(work, "sekisho-fast", ports[15], ports[16], ports[17], upURL, "", gw, dev.caPath, "fast_path: true")
+	// The same gateway with the fast path off (server.fast_path: false;
+	// on by default), to price it.
+	noFast, cookieNoFast, err := startSekisho(work, "sekisho-nofast", ports[15], ports[16], ports[17], upURL, "", gw, dev.caPath, "fast_path: false")
 	if err != nil {
 		return err
 	}
@@ -361,7 +361,7 @@ func run() error {
 		{name: "sekisho (passkey session, policy, audit async, class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}, pid: sek.Process.Pid},
 		{name: "sekisho (durable audit before forwarding, class 3S)", url: fmt.Sprintf("http://127.0.0.1:%d/sync/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}, pid: sek.Process.Pid},
 		{name: "sekisho, monitoring off (class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[6]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoMon}, pid: nomon.Process.Pid},
-		{name: "sekisho, fast path on (server.fast_path: true, class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[15]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieFast}, pid: fast.Process.Pid},
+		{name: "sekisho, fast path off (server.fast_path: false, class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[15]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoFast}, pid: noFast.Process.Pid},
 	}
 	if *tlsLoad {
 		// The TLS variant (HTTP/1.1 over TLS with the device certificate),
@@ -375,7 +375,7 @@ func run() error {
 			&target{name: "TLS: nginx proxy_pass (client certificate verified)", url: fmt.Sprintf("https://127.0.0.1:%d/", ports[12]), tls: tc()},
 			&target{name: "TLS: httputil.ReverseProxy (bare, pooled, client certificate verified)", url: fmt.Sprintf("https://127.0.0.1:%d/", ports[13]), pid: pooledBareTLS.Process.Pid, tls: tc()},
 			&target{name: "TLS: sekisho (device certificate, passkey session, class 2)", url: fmt.Sprintf("https://127.0.0.1:%d/", ports[9]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}, pid: sek.Process.Pid, tls: tc()},
-			&target{name: "TLS: sekisho, fast path on (device certificate, passkey session, class 2)", url: fmt.Sprintf("https://127.0.0.1:%d/", ports[17]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieFast}, pid: fast.Process.Pid, tls: tc()},
+			&target{name: "TLS: sekisho, fast path off (device certificate, passkey session, class 2)", url: fmt.Sprintf("https://127.0.0.1:%d/", ports[17]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoFast}, pid: noFast.Process.Pid, tls: tc()},
 		)
 	}
 	// Check every target answers 200 before measuring.
@@ -1159,15 +1159,15 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 		fmt.Fprintf(&b, "\nTLS の比 (TLS variant, HTTP/1.1 over TLS with the device certificate, Go load generator -c%d; the same targets as above over TLS, not comparable with the wrk rows): sekisho / nginx %.2f (p99 %.2f), sekisho / bare pooled %.2f, bare pooled / nginx %.2f; CPU per request sekisho / bare pooled %.2f\n",
 			*conns, ts.rps/tn.rps, float64(ts.p99)/float64(tn.p99), ts.rps/tb.rps, tb.rps/tn.rps, float64(ts.cpu)/float64(tb.cpu))
 		tf := meds[targets[11].name]
-		fmt.Fprintf(&b, "\nTLS での高速経路の効果 (what the fast path buys over TLS, class 2): on %.0f req/s, %.1f µs CPU per request; off (the default) %.0f req/s, %.1f µs → %.2f× the throughput\n",
-			tf.rps, float64(tf.cpu)/float64(time.Microsecond), ts.rps, float64(ts.cpu)/float64(time.Microsecond), tf.rps/ts.rps)
+		fmt.Fprintf(&b, "\nTLS での高速経路の効果 (what the fast path buys over TLS, class 2): on (the default) %.0f req/s, %.1f µs CPU per request; off %.0f req/s, %.1f µs → %.2f× the throughput\n",
+			ts.rps, float64(ts.cpu)/float64(time.Microsecond), tf.rps, float64(tf.cpu)/float64(time.Microsecond), ts.rps/tf.rps)
 	}
 	withMon, noMon := meds[targets[4].name], meds[targets[6].name]
 	fmt.Fprintf(&b, "\n監視ルールの費用 (monitoring cost, target ≤ 5%%): monitoring on %.0f req/s vs off %.0f req/s → %.1f%%\n",
 		withMon.rps, noMon.rps, 100*(1-withMon.rps/noMon.rps))
-	onFast := meds[targets[7].name]
-	fmt.Fprintf(&b, "\n高速経路の効果 (what the fast path buys, class 2): server.fast_path on %.0f req/s, %.1f µs CPU per request; off (the default: net/http serves every request) %.0f req/s, %.1f µs → %.2f× the throughput\n",
-		onFast.rps, float64(onFast.cpu)/float64(time.Microsecond), withMon.rps, float64(withMon.cpu)/float64(time.Microsecond), onFast.rps/withMon.rps)
+	offFast := meds[targets[7].name]
+	fmt.Fprintf(&b, "\n高速経路の効果 (what the fast path buys, class 2): server.fast_path on (the default) %.0f req/s, %.1f µs CPU per request; off (net/http serves every request) %.0f req/s, %.1f µs → %.2f× the throughput\n",
+		withMon.rps, float64(withMon.cpu)/float64(time.Microsecond), offFast.rps, float64(offFast.cpu)/float64(time.Microsecond), withMon.rps/offFast.rps)
 	for _, m := range mem {
 		fmt.Fprintf(&b, "\nメモリ (memory), %s: %d 本のアイドル keep-alive 接続で RSS %.1f MiB (計測前 %.1f MiB; ヒープ %.1f MiB, スタック %.1f MiB; target ≤ 150 MiB)。計測後、100 本に 1 本の接続で次の要求: %d/%d が 200 (afterwards every 100th connection sent its next request: %d of %d answered 200)\n",
 			m.name, *idle, mib(m.rss), mib(m.base), mib(m.heapInuse), mib(m.stack), m.answered, m.asked, m.answered, m.asked)
