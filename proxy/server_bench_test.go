@@ -13,17 +13,17 @@ import (
 // (connection wrapping, TLS termination); BenchmarkGatewayRequest in
 // internal/app calls the handler directly and does not see them.
 //
-// The plain cases take the fast path (front.go, fast_path: true); the
-// "net-http" cases are served by net/http's server (the default),
+// The plain cases take the fast path (front.go, the default); the
+// "net-http" cases are served by net/http's server (fast_path: false),
 // and their ratio is what the fast path saves. The "parked" cases, with
 // net/http, park every connection after each answer (park_idle_after: 1),
 // which a gateway does only once it holds park_idle_after connections:
 // their ratio to "net-http" is what parking costs a request in that
 // state.
 func BenchmarkServerRequest(b *testing.B) {
-	f := newListenFixture(b, "  fast_path: true")
-	fn := newListenFixture(b, "")
-	fp := newListenFixture(b, "  park_idle_after: 1")
+	f := newListenFixture(b, "")
+	fn := newListenFixture(b, "  fast_path: false")
+	fp := newListenFixture(b, "  fast_path: false\n  park_idle_after: 1")
 	for _, c := range []struct {
 		name, base string
 		h2         bool

@@ -6,14 +6,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // The instruction count: what one request costs the gateway in
@@ -66,7 +70,7 @@ func runInstructions(n int) error {
 	if err != nil {
 		return err
 	}
-	ports := freePorts(8)
+	ports := freePorts(8) // 0 upstream, 1 bare, 2-5 sekisho, 6 fasthttp
 	upURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	var running []*exec.Cmd
 	stopAll := func() {
@@ -98,6 +102,11 @@ func runInstructions(n int) error {
 			return start(wrap, self, "-role", "bare-pooled", "-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]), "-target", upURL)
 		}},
 	}
+	// What the fastest Go HTTP library costs as a proxy with nothing else
+	// to do: a floor for the instruction count, not a product.
+	targets = append(targets, &instrTarget{name: "fasthttp proxy (fasthttp.Server + HostClient, nothing else)", port: ports[6], start: func(wrap []string) (*exec.Cmd, error) {
+		return start(wrap, self, "-role", "fasthttp", "-addr", fmt.Sprintf("127.0.0.1:%d", ports[6]), "-target", upURL)
+	}})
 	for i, m := range []struct{ name, setting string }{
 		{"sekisho (class 2, defaults)", ""},
 		{"sekisho, fast path off (class 2)", "fast_path: false"},
@@ -270,4 +279,19 @@ func dumpTotal(path string) (int64, error) {
 		return 0, err
 	}
 	return 0, fmt.Errorf("%s: no summary line", path)
+}
+
+// runFasthttp is a proxy built on fasthttp alone (its server and its
+// HostClient), for the instruction count's floor.
+func runFasthttp(addr, upstream string) {
+	u, err := url.Parse(upstream)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c := &fasthttp.HostClient{Addr: u.Host, MaxConns: 1024}
+	log.Fatal(fasthttp.ListenAndServe(addr, func(ctx *fasthttp.RequestCtx) {
+		if err := c.Do(&ctx.Request, &ctx.Response); err != nil {
+			ctx.Error(err.Error(), fasthttp.StatusBadGateway)
+		}
+	}))
 }

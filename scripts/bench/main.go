@@ -98,6 +98,9 @@ func main() {
 	case "bare-pooled":
 		runBare(*addr, *upFlag, *metrics, true)
 		return
+	case "fasthttp":
+		runFasthttp(*addr, *upFlag)
+		return
 	case "stacks":
 		raiseFileLimit()
 		if err := idleStacks(*idle); err != nil {
