@@ -97,7 +97,11 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 		g.fastBody(w, r, info, s, resp.Header.ContentLength(), nil, resp)
 		return
 	}
-	h := w.Header()
+	// As ReverseProxy: the upstream's header is cleaned on its own (hop-by-hop
+	// fields, those its Connection names, sekisho's cookies and request id),
+	// then added to what the gateway has set (X-Request-Id, HSTS, a
+	// refreshed session cookie), which the upstream cannot remove.
+	uh := make(http.Header, 16)
 	var declared []string
 	for k, v := range resp.Header.All() {
 		key := string(k)
@@ -112,11 +116,14 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 			}
 			continue
 		}
-		h[key] = append(h[key], string(v))
+		uh[key] = append(uh[key], string(v))
 	}
-	removeHopByHop(h)
-	cleanResponseHeaders(h)
-	h["X-Request-Id"] = []string{info.RequestID}
+	removeHopByHop(uh)
+	cleanResponseHeaders(uh)
+	h := w.Header()
+	for k, vv := range uh {
+		h[k] = append(h[k], vv...)
+	}
 	cl := resp.Header.ContentLength()
 	if cl >= 0 {
 		h["Content-Length"] = []string{string(resp.Header.Peek("Content-Length"))}
