@@ -30,7 +30,9 @@ import (
 // trip on the handler's goroutine with net/http's own request writer and
 // response parser; everything else (uploads, WebSocket, Expect) through
 // the http.Transport it falls back to. End to end this cut sekisho's CPU
-// per request by about a seventh (docs/performance.md).
+// per request by about a seventh (docs/performance.md). Fast-path requests
+// do not come here: fastForward sends them through the same Transport's
+// Exchange.
 func (g *Gateway) newForwarder(rc *config.Route) (*httputil.ReverseProxy, *h1transport.Transport, error) {
 	if rc.Upstream == nil {
 		return nil, nil, errors.New("no upstream URL")

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// The fast path (server.fast_path: true; off by default).
+// The fast path (server.fast_path; on by default).
 //
 // net/http's HTTP/1 server does, per request, work a plain GET does not
 // need: a background read goroutine started for every request
@@ -35,9 +35,12 @@ import (
 //
 //   - Only a head that arrives whole (up to frontReadSize and
 //     server.max_header_bytes), with every line ending in CRLF, no CR or
-//     LF anywhere else, not starting with an empty line, and exactly one
-//     Host header line is considered at all (headOK).
-//   - It is parsed by net/http's own request parser, http.ReadRequest,
+//     LF anywhere else, no other control character than HTAB, not starting
+//     with an empty line, and exactly one Host header line is considered
+//     at all (headOK).
+//   - The plainest such heads are parsed by parseFastHead (fasthead.go),
+//     which FuzzFastHead holds to give exactly what http.ReadRequest gives;
+//     the others by net/http's own request parser, http.ReadRequest,
 //     reading only those bytes (trackedConn.hold refuses any further read).
 //   - The request is served here only if it is a GET over HTTP/1.1 in
 //     origin form, without a body or any body framing (no Content-Length,
@@ -51,9 +54,10 @@ import (
 //     handed over through the parker's listener. net/http then parses,
 //     refuses (audited by refusal.go) or serves it as it always did.
 //
-// The fast path therefore never refuses anything and never parses
-// anything net/http's parser has not parsed the same way; what it
-// replaces is the connection loop and the response writer (frontWriter),
+// The fast path therefore never refuses anything and never reads a request
+// otherwise than net/http's parser does; what it replaces is the
+// connection loop, the forwarding (fastfwd.go: h1transport.Exchange instead
+// of httputil.ReverseProxy) and the response writer (frontWriter),
 // which follows net/http's framing rules: Content-Length when the handler
 // gave one (a shorter body closes the connection, a longer write fails
 // with http.ErrContentLength), otherwise Content-Length for a body of at
@@ -67,7 +71,9 @@ import (
 // the connection as net/http does, and a client that disconnects while a
 // request is served cancels the request's context only once the request
 // has run for watchAfter (net/http notices at once, at the cost of a
-// goroutine and a read per request).
+// goroutine and a read per request), and an upstream's interim 1xx
+// answers (103 Early Hints) are not passed on (fasthttp's parser skips
+// them; ReverseProxy forwards them).
 
 const (
 	// frontReadSize bounds a head the fast path considers; larger ones
