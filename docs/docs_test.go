@@ -60,7 +60,8 @@
 // benchmark's "-benchtime X" is replaced by "-benchtime 1x": the test
 // checks that the documented benchmark commands run and find benchmarks
 // (a block with -bench must print "Benchmark"), not the figures, which the
-// pages report from their own runs.
+// pages report from their own runs; for the same reason scripts/bench's
+// "-instructions N" becomes "-instructions 50".
 //
 // TestMain builds ./cmd/sekisho and the sample app once and puts them in
 // PATH, after $HOME/bin; HOME is a directory of the page's own and
@@ -300,9 +301,14 @@ func (s *session) script(b block) string {
 		text = strings.ReplaceAll(text, from, to)
 	}
 	text = benchtimeRE.ReplaceAllString(text, "-benchtime 1x")
+	text = instructionsRE.ReplaceAllString(text, "-instructions 50")
 	// Line 1 is the trap; block line k is script line k+1.
 	return "trap 'echo \"docs-test-failed-at-line $LINENO\" >&2' ERR\n" + text
 }
+
+// instructionsRE finds the request count of scripts/bench's instruction
+// count under callgrind, which the test shortens likewise.
+var instructionsRE = regexp.MustCompile(`-instructions[ =]\d+`)
 
 // benchtimeRE finds a benchmark's run time, which the test shortens.
 var benchtimeRE = regexp.MustCompile(`-benchtime[ =]\S+`)
