@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"syscall"
-	"time"
 
 	"github.com/valyala/fasthttp"
 	"golang.org/x/net/http/httpguts"
@@ -35,17 +33,9 @@ import (
 func (t *Transport) Exchange(ctx context.Context, https bool, host string, req *fasthttp.RequestHeader, resp *fasthttp.Response) (*Stream, error) {
 	key := connKey{https: https, host: host}
 	for attempt := 0; ; attempt++ {
-		var c *conn
-		reused := false
-		if attempt == 0 {
-			c = t.takeIdle(key)
-			reused = c != nil
-		}
-		if c == nil {
-			var err error
-			if c, err = t.dialConn(ctx, key, hostname(host)); err != nil {
-				return nil, ctxError(ctx, err)
-			}
+		c, reused, err := t.acquire(ctx, key, hostname(host), attempt)
+		if err != nil {
+			return nil, err
 		}
 		s, retryable, err := t.exchange(ctx, c, req, resp)
 		if err == nil {
@@ -77,14 +67,7 @@ func hostname(host string) string {
 }
 
 func (t *Transport) exchange(ctx context.Context, c *conn, req *fasthttp.RequestHeader, resp *fasthttp.Response) (s *Stream, retryable bool, err error) {
-	if t.headerTimeout > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(t.headerTimeout))
-	}
-	var stop func() bool
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, c.onCancel)
-	}
-	c.werr = nil
+	stop := t.begin(ctx, c)
 	if err := req.Write(c.bw); err != nil {
 		return nil, c.werr != nil, t.abort(ctx, c, stop, err, false)
 	}
@@ -96,21 +79,13 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *fasthttp.Request
 	resp.StreamBody = true
 	resp.SkipBody = req.IsHead()
 	if err := resp.Read(c.br); err != nil {
-		retryable = c.nread == start && (errors.Is(err, io.ErrUnexpectedEOF) ||
-			errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
-		return nil, retryable, t.abort(ctx, c, stop, err, true)
+		return nil, retryableRead(c, start, err), t.abort(ctx, c, stop, err, true)
 	}
 	if resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
 		resp.CloseBodyStream()
 		return nil, false, t.abort(ctx, c, stop, errUnexpected101, false)
 	}
-	c.limit = -1
-	if t.headerTimeout > 0 {
-		c.nc.SetReadDeadline(time.Time{})
-		if ctx.Err() != nil {
-			c.onCancel()
-		}
-	}
+	t.headRead(ctx, c)
 	s = &Stream{t: t, c: c, ctx: ctx, stop: stop, resp: resp, r: resp.BodyStream()}
 	// A body of length -2 runs until the upstream closes the connection;
 	// fasthttp gives -2 to a 204 or 304 without Content-Length too, which

@@ -148,17 +148,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := connKey{https: req.URL.Scheme == "https", host: req.URL.Host}
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		var c *conn
-		reused := false
-		if attempt == 0 {
-			c = t.takeIdle(key)
-			reused = c != nil
-		}
-		if c == nil {
-			var err error
-			if c, err = t.dialConn(ctx, key, req.URL.Hostname()); err != nil {
-				return nil, ctxError(ctx, err)
-			}
+		c, reused, err := t.acquire(ctx, key, req.URL.Hostname(), attempt)
+		if err != nil {
+			return nil, err
 		}
 		resp, retryable, err := t.roundTrip(ctx, c, req)
 		if err == nil {
@@ -171,20 +163,62 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// roundTrip sends req on c and reads the response headers. On error c is
-// closed; retryable reports that nothing of a response was received and
-// the connection failed (write error, EOF or reset on the first read).
-func (t *Transport) roundTrip(ctx context.Context, c *conn, req *http.Request) (resp *http.Response, retryable bool, err error) {
+// acquire returns a connection for key: on the first attempt the pool's
+// most recent live one if any (reused), otherwise a new one.
+func (t *Transport) acquire(ctx context.Context, key connKey, hostname string, attempt int) (c *conn, reused bool, err error) {
+	if attempt == 0 {
+		if c = t.takeIdle(key); c != nil {
+			return c, true, nil
+		}
+	}
+	if c, err = t.dialConn(ctx, key, hostname); err != nil {
+		return nil, false, ctxError(ctx, err)
+	}
+	return c, false, nil
+}
+
+// begin starts a round trip on c: the header deadline, then the
+// context's cancel callback, registered after the deadline so that it
+// cannot be overwritten by it, and before the write so that a stuck write
+// is interrupted too.
+func (t *Transport) begin(ctx context.Context, c *conn) (stop func() bool) {
 	if t.headerTimeout > 0 {
 		c.nc.SetReadDeadline(time.Now().Add(t.headerTimeout))
 	}
-	// Registered after the header deadline so that it cannot be overwritten
-	// by it; before the write so that a stuck write is interrupted too.
-	var stop func() bool
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, c.onCancel)
 	}
 	c.werr = nil
+	return stop
+}
+
+// headRead ends the wait for a response head: no size limit and no
+// deadline from here on. The cancel callback may have run before the
+// deadline was undone; its context error is set before it runs, so it
+// is applied again.
+func (t *Transport) headRead(ctx context.Context, c *conn) {
+	c.limit = -1
+	if t.headerTimeout > 0 {
+		c.nc.SetReadDeadline(time.Time{})
+		if ctx.Err() != nil {
+			c.onCancel()
+		}
+	}
+}
+
+// retryableRead reports whether a failed head read may be retried on a
+// new connection: nothing of a response arrived (since start) and the
+// connection failed.
+func retryableRead(c *conn, start int64, err error) bool {
+	return c.nread == start && (errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
+}
+
+// roundTrip sends req on c and reads the response headers. On error c is
+// closed; retryable reports that nothing of a response was received and
+// the connection failed (write error, EOF or reset on the first read).
+func (t *Transport) roundTrip(ctx context.Context, c *conn, req *http.Request) (resp *http.Response, retryable bool, err error) {
+	stop := t.begin(ctx, c)
 	if err := req.Write(c.bw); err != nil {
 		return nil, c.werr != nil, t.abort(ctx, c, stop, err, false)
 	}
@@ -197,9 +231,7 @@ func (t *Transport) roundTrip(ctx context.Context, c *conn, req *http.Request) (
 	for n := 0; ; n++ {
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
-			retryable = c.nread == start && (errors.Is(err, io.ErrUnexpectedEOF) ||
-				errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
-			return nil, retryable, t.abort(ctx, c, stop, err, true)
+			return nil, retryableRead(c, start, err), t.abort(ctx, c, stop, err, true)
 		}
 		code := resp.StatusCode
 		if code < 100 || code > 199 {
@@ -217,15 +249,7 @@ func (t *Transport) roundTrip(ctx context.Context, c *conn, req *http.Request) (
 			}
 		}
 	}
-	c.limit = -1
-	if t.headerTimeout > 0 {
-		c.nc.SetReadDeadline(time.Time{})
-		// The cancel callback may have run before the line above undid
-		// its deadline; its context error is set before it runs.
-		if ctx.Err() != nil {
-			c.onCancel()
-		}
-	}
+	t.headRead(ctx, c)
 	resp.TLS = c.tlsState
 	reuse := !req.Close && !resp.Close
 	if resp.Body == http.NoBody {
