@@ -812,20 +812,7 @@ func TestExchangeHeadSize(t *testing.T) {
 }
 
 func TestExchangeContext(t *testing.T) {
-	release := make(chan struct{})
-	started := make(chan struct{}, 1)
-	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/mid" {
-			io.WriteString(w, "first")
-			w.(http.Flusher).Flush()
-		}
-		started <- struct{}{}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
-	t.Cleanup(func() { close(release) })
+	s, started := newHoldingServer(t)
 	tr, _ := newTransport(t, Options{ResponseHeaderTimeout: time.Minute})
 	host := exHost(s.Server)
 

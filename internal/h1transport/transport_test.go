@@ -377,21 +377,29 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	}
 }
 
-func TestContextCancel(t *testing.T) {
+// newHoldingServer answers nothing (on /mid: the first bytes of a body)
+// until the test ends or the request's context does; started receives
+// when a request has arrived.
+func newHoldingServer(t *testing.T) (s *server, started <-chan struct{}) {
 	release := make(chan struct{})
-	started := make(chan struct{}, 1)
-	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	st := make(chan struct{}, 1)
+	s = newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/mid" {
 			io.WriteString(w, "first")
 			w.(http.Flusher).Flush()
 		}
-		started <- struct{}{}
+		st <- struct{}{}
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
 	})
 	t.Cleanup(func() { close(release) })
+	return s, st
+}
+
+func TestContextCancel(t *testing.T) {
+	s, started := newHoldingServer(t)
 	tr, _ := newTransport(t, Options{ResponseHeaderTimeout: time.Minute})
 
 	t.Run("before headers", func(t *testing.T) {
