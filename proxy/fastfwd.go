@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -54,6 +55,17 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 	out := fx.out
 	out.Header, out.Host = r.Header, ""
 	g.upstreamHeaders(out, info)
+	// As http.Transport on the net/http path: a value the gateway added
+	// that is not a valid header value (an identity with CR or LF from the
+	// store, say) is not sent at all; the client gets 502.
+	for _, k := range gatewayHeaders {
+		for _, v := range out.Header[k] {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				g.upstreamError(w, r, fmt.Errorf("invalid header field value for %q", k))
+				return
+			}
+		}
+	}
 	u := url.URL{Path: joinPath(up.Path, info.Path), RawQuery: r.URL.RawQuery}
 	req.SetMethod(http.MethodGet)
 	req.SetRequestURI(u.RequestURI())
@@ -277,6 +289,12 @@ func directHead(rw *recordingWriter, fw *frontWriter, resp *fasthttp.Response) b
 }
 
 var teTrailers = []string{"trailers"}
+
+// gatewayHeaders are the values upstreamHeaders takes from outside the
+// request (the store, the route): the client's own values were checked
+// when its head was parsed.
+var gatewayHeaders = [...]string{"X-Forwarded-Host", "X-Sekisho-User", "X-Sekisho-Roles", "X-Sekisho-Device",
+	"X-Sekisho-Class", "X-Sekisho-Assertion"}
 
 // hopHeaders are removed in both directions, as httputil.ReverseProxy
 // removes them (RFC 9110, section 7.6.1).

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,47 +57,8 @@ func TestFastForwardKeepsGatewayHeaders(t *testing.T) {
 	t.Cleanup(up.Close)
 	for _, mode := range []string{"true", "false"} {
 		t.Run("fast_path="+mode, func(t *testing.T) {
-			cfg := loadConfig(t, t.TempDir(), fmt.Sprintf(`
-server:
-  http_listen: "127.0.0.1:0"
-  fast_path: %s
-webauthn:
-  rp_id: example.lg.jp
-zones:
-  chonai: [127.0.0.0/8]
-routes:
-  - name: zaimu
-    host: zaimu.example.lg.jp
-    upstream: %s
-    segment: lgwan
-    class: "2"
-`, mode, up.URL))
-			allow := verdictFunc(func(*reqctx.Info) Verdict { return Verdict{Effect: "allow", Rule: "test", Enforced: true} })
-			gw, err := New(cfg, WithRecorder(&memRecorder{}), WithAuthenticator(refreshingAuthn{fakeAuthn{user: "u1"}}),
-				WithDecider(allow), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv, err := NewServer(gw, ServerOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			addrs, err := srv.Listen()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- srv.Serve(ctx) }()
-			t.Cleanup(func() {
-				cancel()
-				select {
-				case <-done:
-				case <-time.After(10 * time.Second):
-					t.Error("Serve did not return")
-				}
-			})
-			c, err := net.Dial("tcp", addrs[len(addrs)-1])
+			addr := startAuthnGateway(t, mode, up.URL, refreshingAuthn{fakeAuthn{user: "u1"}})
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,6 +85,94 @@ routes:
 				if resp.StatusCode != 200 || !slices.Equal(cookies, wantCookies) || len(ids) != 1 || ids[0] == "upstream-id" || ids[0] == "" {
 					t.Errorf("%s: status %d, Set-Cookie %q (want %q), X-Request-Id %q, body %q", path, resp.StatusCode, cookies, wantCookies, ids, body)
 				}
+			}
+		})
+	}
+}
+
+// startAuthnGateway serves one authenticated route (zaimu.example.lg.jp,
+// class 2, every request allowed) to upstream over plain HTTP, with
+// server.fast_path set to fastPath, and returns its address.
+func startAuthnGateway(t *testing.T, fastPath, upstream string, a Authenticator) string {
+	t.Helper()
+	cfg := loadConfig(t, t.TempDir(), fmt.Sprintf(`
+server:
+  http_listen: "127.0.0.1:0"
+  fast_path: %s
+webauthn:
+  rp_id: example.lg.jp
+zones:
+  chonai: [127.0.0.0/8]
+routes:
+  - name: zaimu
+    host: zaimu.example.lg.jp
+    upstream: %s
+    segment: lgwan
+    class: "2"
+`, fastPath, upstream))
+	allow := verdictFunc(func(*reqctx.Info) Verdict { return Verdict{Effect: "allow", Rule: "test", Enforced: true} })
+	gw, err := New(cfg, WithRecorder(&memRecorder{}), WithAuthenticator(a),
+		WithDecider(allow), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(gw, ServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return")
+		}
+	})
+	return addrs[len(addrs)-1]
+}
+
+// TestFastForwardIdentityHeaderInjection: an identity value with CR or LF
+// (a user id from the directory, say) cannot add a header line upstream:
+// on both paths the request is not forwarded and the client gets 502 (on
+// the net/http path http.Transport refuses the value).
+func TestFastForwardIdentityHeaderInjection(t *testing.T) {
+	var got http.Header
+	var mu sync.Mutex
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = r.Header.Clone()
+		mu.Unlock()
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	for _, mode := range []string{"true", "false"} {
+		t.Run("fast_path="+mode, func(t *testing.T) {
+			mu.Lock()
+			got = nil
+			mu.Unlock()
+			addr := startAuthnGateway(t, mode, up.URL, fakeAuthn{user: "u1\r\nX-Sekisho-Roles: admin\nX-Injected: 1"})
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: zaimu.example.lg.jp\r\nCookie: __Host-sekisho=token\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			if resp.StatusCode != http.StatusBadGateway || got != nil {
+				t.Errorf("status %d, upstream saw %v; want 502 and nothing forwarded", resp.StatusCode, got)
 			}
 		})
 	}
