@@ -290,11 +290,11 @@ func directHead(rw *recordingWriter, fw *frontWriter, resp *fasthttp.Response) b
 
 var teTrailers = []string{"trailers"}
 
-// gatewayHeaders are the values upstreamHeaders takes from outside the
-// request (the store, the route): the client's own values were checked
-// when its head was parsed.
-var gatewayHeaders = [...]string{"X-Forwarded-Host", "X-Sekisho-User", "X-Sekisho-Roles", "X-Sekisho-Device",
-	"X-Sekisho-Class", "X-Sekisho-Assertion"}
+// gatewayHeaders are the values upstreamHeaders takes from the store and
+// the configuration. The client's own values were checked when its head
+// was parsed; X-Forwarded-* are the checked Host and a parsed address, and
+// X-Sekisho-Assertion is sekisho's own signature in base64url.
+var gatewayHeaders = [...]string{"X-Sekisho-User", "X-Sekisho-Roles", "X-Sekisho-Device", "X-Sekisho-Class"}
 
 // hopHeaders are removed in both directions, as httputil.ReverseProxy
 // removes them (RFC 9110, section 7.6.1).
