@@ -29,7 +29,7 @@ import (
 //
 // Each proxy runs alone under callgrind (about fifty times slower, so the
 // count, not the time, is the result). After a warm-up (500 requests, or
-// ten times n if that is fewer) the counters are
+// twice n if that is fewer) the counters are
 // zeroed (callgrind_control -z), n requests are sent over 4 keep-alive
 // connections, and the counters are dumped: instructions per request are
 // the dump's total over n, everything in the process included (the audit
@@ -168,7 +168,7 @@ func countInstructions(t *instrTarget, work string, n int) (float64, error) {
 		t.headers = []string{"Host: bench.gw.localhost"}
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", t.port)
-	if err := sendRequests(url, t.headers, 4, min(500, 10*n)); err != nil {
+	if err := sendRequests(url, t.headers, 4, min(500, 2*n)); err != nil {
 		return 0, fmt.Errorf("warm-up: %w", err)
 	}
 	pid := strconv.Itoa(cmd.Process.Pid)
