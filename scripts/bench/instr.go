@@ -88,6 +88,9 @@ func runInstructions(n int) error {
 		// Go's asynchronous preemption signals slow valgrind down and
 		// change nothing the count is for.
 		cmd.Env = append(os.Environ(), "GODEBUG=asyncpreemptoff=1")
+		if *gwEnvFlag != "" {
+			cmd.Env = append(cmd.Env, strings.Split(*gwEnvFlag, ",")...) // -gwenv, as in the load runs
+		}
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("starting %s: %w", argv[0], err)
