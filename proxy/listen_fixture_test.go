@@ -174,6 +174,16 @@ routes:
 	if err != nil {
 		tb.Fatal(err)
 	}
+	addrs, stop := serveListeners(tb, srv)
+	return &listenFixture{gw: gw, srv: srv, https: addrs[0], http: addrs[1], ca: ca, caPool: pool,
+		audit: rec, upstream: up, seen: sn, gate: gate, stop: stop}
+}
+
+// serveListeners opens srv's listeners and serves them until the test
+// ends (or stop is called), failing the test if Serve does not return
+// within 10 s of the shutdown.
+func serveListeners(tb testing.TB, srv *Server) (addrs []string, stop func() error) {
+	tb.Helper()
 	addrs, err := srv.Listen()
 	if err != nil {
 		tb.Fatal(err)
@@ -183,7 +193,7 @@ routes:
 	go func() { done <- srv.Serve(ctx) }()
 	var once sync.Once
 	var serveErr error
-	stop := func() error {
+	stop = func() error {
 		once.Do(func() {
 			cancel()
 			select {
@@ -199,8 +209,7 @@ routes:
 			tb.Errorf("Serve: %v", err)
 		}
 	})
-	return &listenFixture{gw: gw, srv: srv, https: addrs[0], http: addrs[1], ca: ca, caPool: pool,
-		audit: rec, upstream: up, seen: sn, gate: gate, stop: stop}
+	return addrs, stop
 }
 
 // upstreamGate holds the fixture upstream's /hold and /slow answers.
