@@ -97,6 +97,17 @@ const (
 	maxKeptItems = 1 << 14
 )
 
+// A record appended with Append wakes the writer only when it fills a
+// batch of wakeBatch; otherwise the writer runs asyncDelay after the first
+// record of the batch. Under load the writer then wakes once per batch
+// instead of once per request (each wake is a goroutine switch on the
+// request path); the delay is far below asyncSyncEvery, the bound on how
+// long such a record may wait for the disk anyway.
+const (
+	wakeBatch  = 256
+	asyncDelay = 2 * time.Millisecond
+)
+
 // asyncSyncEvery bounds how long records appended with Append (no one
 // waiting for durability) stay written but not fsynced.
 const asyncSyncEvery = 200 * time.Millisecond
@@ -152,6 +163,8 @@ type Trail struct {
 	failErr error
 	closed  bool
 	wake    chan struct{}
+	delay   *time.Timer // runs the writer asyncDelay after the first record of a batch
+	armed   bool        // delay is set for the queued records
 	quit    chan struct{}
 	done    chan struct{}
 
@@ -213,10 +226,12 @@ func Open(cfg config.Audit, opts ...Option) (*Trail, error) {
 		redact:     redactSet(cfg.Redact),
 		m:          newMetrics(o.reg),
 		wake:       make(chan struct{}, 1),
+		delay:      time.NewTimer(time.Hour),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 		retryDelay: 100 * time.Millisecond,
 	}
+	t.delay.Stop()
 	t.pool.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if err := t.buildSinks(); err != nil {
 		lock.Close()
@@ -373,10 +388,20 @@ func (t *Trail) enqueue(rec *Record, res *result) (*batch, error) {
 		}
 		b = t.cur
 	}
+	// A durable append, or a full batch, wakes the writer now. Other
+	// records wait up to asyncDelay for the ones after them, so that a
+	// busy gateway wakes the writer once per batch, not once per request.
+	wake := res != nil || len(t.queue) >= wakeBatch
+	if !wake && !t.armed {
+		t.armed = true
+		t.delay.Reset(asyncDelay)
+	}
 	t.mu.Unlock()
-	select {
-	case t.wake <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case t.wake <- struct{}{}:
+		default:
+		}
 	}
 	return b, nil
 }
@@ -510,6 +535,7 @@ func (t *Trail) run() {
 		quitting := false
 		select {
 		case <-t.wake:
+		case <-t.delay.C:
 		case <-tick.C:
 		case <-t.quit:
 			quitting = true
@@ -557,6 +583,7 @@ func (t *Trail) flushQueue() {
 		t.queue = t.spare[:0]
 		b := t.cur
 		t.cur = nil
+		t.armed = false
 		t.mu.Unlock()
 
 		if err := t.writeBatch(items, true, ""); err != nil {
