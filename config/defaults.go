@@ -73,6 +73,7 @@ const (
 	DefaultIdleTimeout        = 120 * time.Second
 	DefaultMaxHeaderBytes     = 64 << 10
 	DefaultParkIdleAfter      = 1000
+	DefaultGCHeapFloorMiB     = 64
 	DefaultLanguage           = "ja"
 	DefaultStoreDriver        = "sqlite"
 	DefaultSQLiteDSN          = "data/sekisho.db"

@@ -34,6 +34,7 @@ routes:
 		{"server.max_header_bytes", cfg.Server.MaxHeaderBytes, 65536},
 		{"server.park_idle_after", cfg.Server.ParkIdleAfter, 1000},
 		{"server.fast_path", cfg.Server.FastPathOn(), true},
+		{"server.gc_heap_floor_mib", cfg.Server.GCHeapFloorMiB, 64},
 		{"server.language", cfg.Server.Language, "ja"},
 		{"server.ocsp.timeout", cfg.Server.OCSP.Timeout, 3 * time.Second},
 		{"server.ocsp.fail_open", cfg.Server.OCSP.FailOpen, false},

@@ -141,6 +141,7 @@ func (v *validator) defaults() {
 	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&s.ParkIdleAfter, DefaultParkIdleAfter)
+	setDefault(&s.GCHeapFloorMiB, DefaultGCHeapFloorMiB)
 	setDefault(&s.Language, DefaultLanguage)
 	setDefault(&s.OCSP.Timeout, DefaultOCSPTimeout)
 

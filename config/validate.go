@@ -113,6 +113,9 @@ func (v *validator) server() {
 	if s.ParkIdleAfter < -1 {
 		v.errorf("server.park_idle_after", "must be -1 (never) or a number of connections (-1 または接続数を指定してください)")
 	}
+	if s.GCHeapFloorMiB < -1 || s.GCHeapFloorMiB > 1<<20 {
+		v.errorf("server.gc_heap_floor_mib", "must be -1 (Go's own pacing) or a size in MiB up to 1048576 (-1 または MiB 単位の大きさを指定してください)")
+	}
 	v.oneOf("server.language", s.Language, "ja", "en")
 }
 

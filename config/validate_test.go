@@ -33,6 +33,7 @@ func TestValidateErrors(t *testing.T) {
 		{"bad bool", "server: {http_listen: \":1\"}\nsession: {bind_to_device: yes}\n", []string{`t.yaml:2: session.bind_to_device: want true or false, got "yes"`}},
 		{"bad int", "server: {http_listen: \":1\", max_header_bytes: 1k}\n", []string{`t.yaml:1: server.max_header_bytes: want a whole number, got "1k"`}},
 		{"int overflow", "server: {http_listen: \":1\", public_port: 99999999999999999999}\n", []string{`t.yaml:1: server.public_port: "99999999999999999999" is not a whole number in range`}},
+		{"gc_heap_floor_mib below -1", "server: {http_listen: \":1\", gc_heap_floor_mib: -2}\n", []string{`t.yaml:1: server.gc_heap_floor_mib: must be -1 (Go's own pacing) or a size in MiB`}},
 		{"park_idle_after below -1", "server: {http_listen: \":1\", park_idle_after: -2}\n", []string{`t.yaml:1: server.park_idle_after: must be -1 (never) or a number of connections`}},
 		{"bad port", "server: {http_listen: \":1\", public_port: 70000}\n", []string{`t.yaml:1: server.public_port: 70000 is not a port number`}},
 		{"negative duration", "server: {http_listen: \":1\"}\nsession: {idle: -5m}\n", []string{`t.yaml:2: session.idle: -5m is negative`}},

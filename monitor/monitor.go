@@ -123,8 +123,18 @@ type Monitor struct {
 	met  *metrics
 	off  bool
 
-	in      chan event
+	in      chan event // health reports and flushes
 	running atomic.Bool
+
+	// Records wait in pending (at most set.queueSize) for the Run
+	// goroutine, which takes them all at once: woken by wake when a batch
+	// of wakeBatch is ready, else by delay, obsDelay after the first.
+	pmu     sync.Mutex
+	pending []audit.Record
+	armed   bool
+	queued  atomic.Int64 // len(pending), for the queue-length gauge
+	wake    chan struct{}
+	delay   *time.Timer
 
 	// Owned by the Run goroutine.
 	st       *state
@@ -142,16 +152,13 @@ type Monitor struct {
 type eventKind uint8
 
 const (
-	evRecord eventKind = iota
-	evHealth
+	evHealth eventKind = iota
 	evFlush
 )
 
-// event is what Observe, ReportHealth and Flush hand the worker. The
-// record is copied by value so the caller may reuse its record.
+// event is what ReportHealth and Flush hand the worker.
 type event struct {
 	kind      eventKind
-	rec       audit.Record
 	component string
 	err       string
 	done      chan struct{}
@@ -175,8 +182,9 @@ func New(cfg config.Monitor, opts ...Option) (*Monitor, error) {
 	if !cfg.On() {
 		size = 0 // Observe returns before using it
 	}
-	in := make(chan event, size)
-	met, err := newMetrics(o.reg, func() float64 { return float64(len(in)) })
+	in := make(chan event, min(size, 64))
+	var queued *atomic.Int64
+	met, err := newMetrics(o.reg, func() float64 { return float64(len(in)) + float64(queued.Load()) })
 	if err != nil {
 		return nil, err
 	}
@@ -187,10 +195,14 @@ func New(cfg config.Monitor, opts ...Option) (*Monitor, error) {
 		met:     met,
 		off:     !cfg.On(),
 		in:      in,
+		wake:    make(chan struct{}, 1),
+		delay:   time.NewTimer(time.Hour),
 		st:      newState(),
 		actions: make(chan action, 64),
 		recent:  make([]*Alert, 0, recentSize),
 	}
+	queued = &m.queued
+	m.delay.Stop()
 	if m.off {
 		return m, nil // no channel is dialled, no secret needed
 	}
@@ -216,12 +228,53 @@ func (m *Monitor) Observe(rec *audit.Record) {
 	if m.off || rec == nil || rec.Event == audit.EventAlert || rec.Event == audit.EventCheckpoint {
 		return
 	}
-	select {
-	case m.in <- event{kind: evRecord, rec: *rec}:
-	default:
+	m.pmu.Lock()
+	n := len(m.pending)
+	if n >= m.set.queueSize {
+		m.pmu.Unlock()
 		m.dropped.Add(1)
 		m.met.dropped.Inc()
+		return
 	}
+	m.pending = append(m.pending, *rec)
+	m.queued.Store(int64(n + 1))
+	if !m.armed {
+		m.armed = true
+		m.delay.Reset(obsDelay)
+	}
+	m.pmu.Unlock()
+	if n+1 == wakeBatch {
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Observe wakes the Run goroutine once per batch of records, not once per
+// record (each wake is a goroutine switch on the request path): at
+// wakeBatch records, or obsDelay after the first. The rules work in
+// minutes; a few milliseconds do not matter to them.
+const (
+	wakeBatch = 256
+	obsDelay  = 5 * time.Millisecond
+)
+
+// drain runs the rules over the records waiting in pending, in the order
+// they were observed. spare is the slice to swap in; drain returns the
+// one to pass next time.
+func (m *Monitor) drain(spare []audit.Record) []audit.Record {
+	m.pmu.Lock()
+	recs := m.pending
+	m.pending = spare[:0]
+	m.armed = false
+	m.queued.Store(0)
+	m.pmu.Unlock()
+	for i := range recs {
+		m.process(&recs[i], false)
+		recs[i] = audit.Record{} // drop the references for the GC
+	}
+	return recs
 }
 
 // ErrWarmAfterRun is returned by [Monitor.Warm] once Run has started.
@@ -343,6 +396,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var lastCheck time.Time
+	var spare []audit.Record
 	for {
 		select {
 		case <-ctx.Done():
@@ -351,8 +405,15 @@ func (m *Monitor) Run(ctx context.Context) error {
 			}
 			return nil
 		case ev := <-m.in:
+			// Records observed before a flush or a health report go first.
+			spare = m.drain(spare)
 			m.handle(ev)
+		case <-m.wake:
+			spare = m.drain(spare)
+		case <-m.delay.C:
+			spare = m.drain(spare)
 		case now := <-tick.C:
+			spare = m.drain(spare)
 			m.sweep(m.opts.now())
 			if now.Sub(lastCheck) >= healthEvery {
 				lastCheck = now
@@ -368,8 +429,6 @@ func (m *Monitor) Run(ctx context.Context) error {
 
 func (m *Monitor) handle(ev event) {
 	switch ev.kind {
-	case evRecord:
-		m.process(&ev.rec, false)
 	case evHealth:
 		m.health(ev.component, ev.err)
 	case evFlush:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sekisho/sekisho/internal/app"
 	"github.com/sekisho/sekisho/internal/demo"
+	"github.com/sekisho/sekisho/internal/gctune"
 	"github.com/sekisho/sekisho/store"
 )
 
@@ -55,6 +56,7 @@ reuses the directory.`,
 				return err
 			}
 			defer a.Close()
+			defer gctune.Start(cfg.Server.GCHeapFloor()).Stop()
 			if _, err := a.Listen(); err != nil {
 				return fmt.Errorf("%w\n(ポートが使用中なら --http-port/--https-port/--metrics-port を変えてください; change the ports if they are in use)", err)
 			}

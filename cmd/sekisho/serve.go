@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sekisho/sekisho/internal/app"
+	"github.com/sekisho/sekisho/internal/gctune"
 )
 
 func newServeCmd() *cobra.Command {
@@ -42,7 +43,10 @@ SIGHUP reloads the policy (a bad policy keeps the old one).`,
 			if err != nil {
 				return err
 			}
-			log.Info("sekisho started", "listen", addrs, "routes", len(cfg.Routes), "policy", a.Policy.Version())
+			gc := gctune.Start(cfg.Server.GCHeapFloor())
+			defer gc.Stop()
+			log.Info("sekisho started", "listen", addrs, "routes", len(cfg.Routes), "policy", a.Policy.Version(),
+				"gc_heap_floor_mib", gcFloorMiB(gc, cfg.Server.GCHeapFloor()))
 			go reloadOnHUP(ctx, a, log)
 			return a.Run(ctx)
 		},
@@ -69,4 +73,14 @@ func reloadOnHUP(ctx context.Context, a *app.App, log *slog.Logger) {
 			log.Info("policy reloaded", "version", a.Policy.Version())
 		}
 	}
+}
+
+// gcFloorMiB is the heap floor the collector runs with, for the start
+// log line: 0 when off or when GOGC or GOMEMLIMIT in the environment
+// take precedence.
+func gcFloorMiB(t *gctune.Tuner, floor uint64) uint64 {
+	if t == nil {
+		return 0
+	}
+	return floor >> 20
 }
