@@ -132,6 +132,9 @@ type frontState struct {
 	br *bufio.Reader
 	bw *bufio.Writer
 	w  frontWriter
+	// The response writer's hooks for the connection being served.
+	closing func() bool
+	logf    func(string, ...any)
 	// head is a copy of the buffered bytes as received while a head is
 	// parsed.
 	head []byte
@@ -140,7 +143,9 @@ type frontState struct {
 	// the connection that cancels the request when the client goes.
 	timer   *time.Timer
 	mu      sync.Mutex
-	phase   int // watchArmed, watchReading, watchOff
+	phase   int       // watchArmed, watchReading, watchOff
+	armedAt time.Time // when the request being watched began
+	timerOn bool      // timer is set (it is not stopped between requests)
 	t       *trackedConn
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -167,12 +172,22 @@ var frontStates = sync.Pool{New: func() any {
 func (st *frontState) startWatch() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.timerOn = false
 	if st.phase != watchArmed {
+		return
+	}
+	// The timer was set for an earlier request: wait for this one's turn.
+	if left := watchAfter - time.Since(st.armedAt); left > 0 {
+		st.timerOn = true
+		st.timer.Reset(left)
 		return
 	}
 	st.phase = watchReading
 	st.done = make(chan struct{})
 	t, cancel, done := st.t, st.cancel, st.done
+	// The deadline of the wait for this request may still be set (serve
+	// leaves it): the watch's read must not end on it.
+	_ = t.Conn.SetReadDeadline(time.Time{})
 	go func() {
 		defer close(done)
 		n, err := t.Conn.Read(st.b[:])
@@ -183,12 +198,19 @@ func (st *frontState) startWatch() {
 	}()
 }
 
-// arm starts the watch of one request.
+// arm starts the watch of one request. The timer is set only when it is
+// not already running for an earlier request of the connection (which
+// leaves it running): a timer update per request costs more than the
+// watch itself, and startWatch sets it again for what is left.
 func (st *frontState) arm(t *trackedConn, cancel context.CancelFunc) {
+	now := time.Now()
 	st.mu.Lock()
-	st.phase, st.t, st.cancel, st.n, st.readErr = watchArmed, t, cancel, 0, nil
+	st.phase, st.t, st.cancel, st.n, st.readErr, st.armedAt = watchArmed, t, cancel, 0, nil, now
+	if !st.timerOn {
+		st.timerOn = true
+		st.timer.Reset(watchAfter)
+	}
 	st.mu.Unlock()
-	st.timer.Reset(watchAfter)
 }
 
 // disarm ends the watch when the request is done. It reports whether the
@@ -196,7 +218,6 @@ func (st *frontState) arm(t *trackedConn, cancel context.CancelFunc) {
 // client gone. A byte the watch read belongs to the next request and is
 // given back through t.pending.
 func (st *frontState) disarm() bool {
-	st.timer.Stop()
 	st.mu.Lock()
 	phase := st.phase
 	st.phase = watchOff
@@ -247,17 +268,29 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 	st := frontStates.Get().(*frontState)
 	st.br.Reset(t)
 	st.bw.Reset(t.Conn)
+	st.closing, st.logf = p.isClosed, f.logf // bound once, not per request
 	defer func() {
 		st.br.Reset(nil)
 		st.bw.Reset(nil)
 		st.w = frontWriter{}
+		st.closing, st.logf = nil, nil
 		frontStates.Put(st)
 	}()
+	limit := min(frontReadSize, f.maxHeaderBytes)
 	for {
-		if f.readHeaderTimeout > 0 {
-			_ = t.Conn.SetReadDeadline(time.Now().Add(f.readHeaderTimeout))
+		// Read deadlines cost a timer update each: one is set only before
+		// a read. A head already buffered whole (the usual case after the
+		// wait for the next request below) needs none, and the one left
+		// from that wait is not cleared: nothing reads the connection
+		// while the request is served but the watch (startWatch), which
+		// clears it first, and every read here sets its own.
+		n, err := bufferedHead(st.br, limit)
+		if n == 0 && err == nil {
+			if f.readHeaderTimeout > 0 {
+				_ = t.Conn.SetReadDeadline(time.Now().Add(f.readHeaderTimeout))
+			}
+			n, err = scanHead(st.br, limit)
 		}
-		n, err := scanHead(st.br, min(frontReadSize, f.maxHeaderBytes))
 		if !p.claim(t) {
 			return false // the server shut down while the head arrived
 		}
@@ -281,7 +314,6 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 			}
 			return f.handover(p, t, st.br)
 		}
-		_ = t.Conn.SetReadDeadline(time.Time{})
 		p.metrics.fast.Inc()
 		if !f.serveOne(p, t, st, req) {
 			_ = t.Conn.Close()
@@ -348,6 +380,23 @@ func scanHead(br *bufio.Reader, limit int) (int, error) {
 			return 0, err
 		}
 	}
+}
+
+// bufferedHead is scanHead without reading: the length of a whole head
+// already in br, errNotFast for one that cannot fit in limit, and 0 and
+// nil when more must be read.
+func bufferedHead(br *bufio.Reader, limit int) (int, error) {
+	n := br.Buffered()
+	if n == 0 {
+		return 0, nil
+	}
+	b, _ := br.Peek(n)
+	end := headEnd(b, 0)
+	switch {
+	case end > limit || end == 0 && n >= limit:
+		return 0, errNotFast
+	}
+	return end, nil
 }
 
 // headEnd returns the offset just past the first empty line of b (a LF
@@ -525,10 +574,12 @@ func (f *front) serveOne(p *parker, t *trackedConn, st *frontState, req *http.Re
 	req.TLS = t.tls
 	ctx, cancel := context.WithCancel(f.base)
 	defer cancel()
-	req = req.WithContext(ctx)
+	// req is this loop's own (parsed just now, held by no one else): the
+	// context goes into it in place, without WithContext's new Request.
+	*req = *req.WithContext(ctx)
 
 	w := &st.w
-	w.reset(st.bw, p.isClosed, f.logf)
+	w.reset(st.bw, st.closing, st.logf)
 	watched := st.br.Buffered() == 0 && len(t.pending) == 0
 	if watched {
 		// With a pipelined request already read, the client cannot be

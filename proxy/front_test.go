@@ -472,6 +472,40 @@ func TestFrontPipelinedDuringLongRequest(t *testing.T) {
 	}
 }
 
+// TestFrontLongRequestAfterWait: a request that arrives while its
+// connection waits for it (frontLinger's read deadline, which serve
+// leaves set) and is then served for longer than watchAfter and that
+// deadline is not ended by the watch: the client gets its answer and the
+// connection serves the next request.
+func TestFrontLongRequestAfterWait(t *testing.T) {
+	f := newListenFixture(t, "  fast_path: true")
+	pc := f.dialRaw(t, false, nil)
+	pc.conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if r := pc.do(getOK, false); r.status != 200 {
+		t.Fatalf("first request: status %d", r.status)
+	}
+	// The connection now waits for its next request under frontLinger's
+	// deadline: send it within that.
+	f.sendHeld(t, pc, "/hold")
+	time.Sleep(watchAfter + frontLinger + 500*time.Millisecond)
+	select {
+	case f.gate.release <- struct{}{}:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held request no longer waits upstream: its context ended")
+	}
+	resp, err := http.ReadResponse(pc.br, nil)
+	if err != nil {
+		t.Fatalf("held request: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || string(b) != "held" {
+		t.Fatalf("held request: %d %q %v, want 200 \"held\"", resp.StatusCode, b, err)
+	}
+	if r := pc.do(getOK, false); r.status != 200 {
+		t.Errorf("next request: status %d", r.status)
+	}
+}
+
 // TestFrontUpstreamCutOff: an upstream answer cut off midway never
 // reaches the client as a complete response, the connection is not used
 // again, and the answer is audited with reason response_aborted, on the

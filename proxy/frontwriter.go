@@ -41,8 +41,16 @@ type frontWriter struct {
 	scratch  [64]byte
 }
 
+// The header map of the previous request on the connection is cleared and
+// kept: the handler's use of it ended with the request.
 func (w *frontWriter) reset(bw *bufio.Writer, closing func() bool, logf func(string, ...any)) {
-	*w = frontWriter{bw: bw, header: make(http.Header), closing: closing, logf: logf, cl: -1}
+	h := w.header
+	if h == nil {
+		h = make(http.Header)
+	} else {
+		clear(h)
+	}
+	*w = frontWriter{bw: bw, header: h, closing: closing, logf: logf, cl: -1}
 	w.hold = w.holdBuf[:0]
 }
 

@@ -170,6 +170,7 @@ func reserved(path string) bool {
 // headers.
 type perRequest struct {
 	ctx  reqctx.Context
+	req  http.Request // the request with ctx (WithContext's copy, held here)
 	rw   recordingWriter
 	hdrs [2]string
 }
@@ -184,7 +185,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	pr.rw.ResponseWriter = w
 	rw := &pr.rw
 	var ctx context.Context = &pr.ctx
-	r = r.WithContext(ctx)
+	pr.req = *r.WithContext(ctx)
+	r = &pr.req
 	w = rw
 	// Set with canonical keys and capped slices of pr.hdrs: the same as
 	// Header.Set, without an allocation per value.

@@ -283,18 +283,19 @@ type auditAdapter struct {
 }
 
 func (a *auditAdapter) Record(ctx context.Context, e *proxy.Entry, durable bool) error {
-	rec := recordFromInfo(e.Info)
+	var rec audit.Record // on the stack: Append, AppendDurable and Observe copy it
+	fillFromInfo(&rec, e.Info)
 	rec.Time = e.Time
 	rec.Event, rec.Decision, rec.Enforced, rec.Rule = e.Event, e.Decision, e.Enforced, e.Rule
 	rec.Reasons, rec.Status, rec.Bytes = e.Reasons, e.Status, e.Bytes
 	rec.DurationMS = float64(e.Duration.Microseconds()) / 1000
 	var err error
 	if durable {
-		err = a.t.AppendDurable(ctx, rec)
+		err = a.t.AppendDurable(ctx, &rec)
 	} else {
-		err = a.t.Append(rec)
+		err = a.t.Append(&rec)
 	}
-	observe(a.mon, rec, err)
+	observe(a.mon, &rec, err)
 	return err
 }
 
@@ -316,8 +317,14 @@ func (a *auditAdapter) Healthy() error { return a.t.Healthy() }
 // recordFromInfo copies the request context into a new audit record.
 func recordFromInfo(info *reqctx.Info) *audit.Record {
 	rec := &audit.Record{}
+	fillFromInfo(rec, info)
+	return rec
+}
+
+// fillFromInfo copies the request context into rec.
+func fillFromInfo(rec *audit.Record, info *reqctx.Info) {
 	if info == nil {
-		return rec
+		return
 	}
 	rec.RequestID, rec.User, rec.Roles, rec.Device, rec.CertFP = info.RequestID, info.User, info.Roles, info.Device, info.CertFP
 	rec.AMR, rec.AuthTime, rec.Zone = info.AMR, info.AuthTime, info.Zone
@@ -329,7 +336,6 @@ func recordFromInfo(info *reqctx.Info) *audit.Record {
 	if info.RawQuery != "" {
 		rec.Path += "?" + info.RawQuery
 	}
-	return rec
 }
 
 // fingerprint is the hex SHA-256 of a certificate's DER.

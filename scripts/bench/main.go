@@ -268,7 +268,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ports := freePorts(18)
+	ports := freePorts(19)
 	upURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	var running []*exec.Cmd
 	defer func() {
@@ -346,7 +346,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	wait := []int{ports[0], ports[1], ports[2], ports[3], ports[6], ports[10], ports[15]}
+	// The floor: a proxy on fasthttp alone, with nothing else to do (no
+	// session, policy or audit). Not a product: what Go itself costs here,
+	// in the same run and on the same cores as everything else.
+	floorProxy, err := gw(self, "-role", "fasthttp", "-addr", fmt.Sprintf("127.0.0.1:%d", ports[18]), "-target", upURL)
+	if err != nil {
+		return err
+	}
+	wait := []int{ports[0], ports[1], ports[2], ports[3], ports[6], ports[10], ports[15], ports[18]}
 	if *tlsLoad {
 		wait = append(wait, ports[9], ports[12], ports[13], ports[17])
 	}
@@ -365,6 +372,7 @@ func run() error {
 		{name: "sekisho (durable audit before forwarding, class 3S)", url: fmt.Sprintf("http://127.0.0.1:%d/sync/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}, pid: sek.Process.Pid},
 		{name: "sekisho, monitoring off (class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[6]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoMon}, pid: nomon.Process.Pid},
 		{name: "sekisho, fast path off (server.fast_path: false, class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[15]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoFast}, pid: noFast.Process.Pid},
+		{name: floorName, url: fmt.Sprintf("http://127.0.0.1:%d/", ports[18]), pid: floorProxy.Process.Pid},
 	}
 	if *tlsLoad {
 		// The TLS variant (HTTP/1.1 over TLS with the device certificate),
@@ -410,7 +418,7 @@ func run() error {
 	var open []openRate
 	if len(fracs) > 0 && len(targets[4].results) > 0 {
 		sat := median(targets[4].results).rps
-		if open, err = measureOpen([]*target{targets[1], targets[3], targets[4]}, sat, fracs); err != nil {
+		if open, err = measureOpen([]*target{targets[1], targets[3], targets[8], targets[4]}, sat, fracs); err != nil {
 			return err
 		}
 	}
@@ -419,8 +427,8 @@ func run() error {
 			return err
 		}
 	}
-	if *profTLS != "" && len(targets) >= 10 {
-		if err := takeProfile(targets[10], ports[5], *profTLS); err != nil {
+	if *profTLS != "" && len(targets) >= 11 {
+		if err := takeProfile(targets[11], ports[5], *profTLS); err != nil {
 			return err
 		}
 	}
@@ -1109,6 +1117,9 @@ func machine() string {
 	return fmt.Sprintf("%d cores (%s), %s memory, %s, %s/%s", runtime.NumCPU(), model, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
+// floorName is the fasthttp proxy's row: targets[8].
+const floorName = "fasthttp proxy (floor: fasthttp.Server + HostClient, nothing else)"
+
 func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## エンドツーエンド計測 / End-to-end load\n\n")
@@ -1140,7 +1151,7 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 	}
 	nginx, bare, pooled := meds[targets[1].name], meds[targets[2].name], meds[targets[3].name]
 	fmt.Fprintf(&b, "\n| 比 (ratio) | throughput vs bare ReverseProxy (target ≥ 1.0) | vs bare with pooled buffers | throughput vs nginx (target ≥ 0.5) | p99 vs nginx (target ≤ 1.5) |\n|---|---:|---:|---:|---:|\n")
-	for _, t := range targets[4:6] {
+	for _, t := range []*target{targets[4], targets[5], targets[8]} {
 		m := meds[t.name]
 		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f | %.2f |\n", t.name, m.rps/bare.rps, m.rps/pooled.rps, m.rps/nginx.rps, float64(m.p99)/float64(nginx.p99))
 	}
@@ -1157,11 +1168,11 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 	fmt.Fprintf(&b, "\n")
 	fmt.Fprintf(&b, "\nCPU 時間の比 (CPU per request, class 2 / bare; class 2 / bare pooled): %.2f; %.2f\n",
 		float64(meds[targets[4].name].cpu)/float64(bare.cpu), float64(meds[targets[4].name].cpu)/float64(pooled.cpu))
-	if len(targets) >= 10 {
-		tn, tb, ts := meds[targets[8].name], meds[targets[9].name], meds[targets[10].name]
+	if len(targets) >= 11 {
+		tn, tb, ts := meds[targets[9].name], meds[targets[10].name], meds[targets[11].name]
 		fmt.Fprintf(&b, "\nTLS の比 (TLS variant, HTTP/1.1 over TLS with the device certificate, Go load generator -c%d; the same targets as above over TLS, not comparable with the wrk rows): sekisho / nginx %.2f (p99 %.2f), sekisho / bare pooled %.2f, bare pooled / nginx %.2f; CPU per request sekisho / bare pooled %.2f\n",
 			*conns, ts.rps/tn.rps, float64(ts.p99)/float64(tn.p99), ts.rps/tb.rps, tb.rps/tn.rps, float64(ts.cpu)/float64(tb.cpu))
-		tf := meds[targets[11].name]
+		tf := meds[targets[12].name]
 		fmt.Fprintf(&b, "\nTLS での高速経路の効果 (what the fast path buys over TLS, class 2): on (the default) %.0f req/s, %.1f µs CPU per request; off %.0f req/s, %.1f µs → %.2f× the throughput\n",
 			ts.rps, float64(ts.cpu)/float64(time.Microsecond), tf.rps, float64(tf.cpu)/float64(time.Microsecond), ts.rps/tf.rps)
 	}

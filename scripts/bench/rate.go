@@ -538,9 +538,15 @@ func openReport(b *strings.Builder, rs []openRate, sat float64) {
 				m.p999.Round(time.Microsecond), m.max.Round(time.Microsecond), m.lag.Round(time.Microsecond))
 		}
 	}
-	fmt.Fprintf(b, "\n| 到着率 (offered) | sekisho p99 / nginx p99 (target ≤ 1.5) | sekisho p50 / nginx p50 |\n|---|---:|---:|\n")
+	fmt.Fprintf(b, "\n| 到着率 (offered) | sekisho p99 / nginx p99 (target ≤ 1.5) | sekisho p50 / nginx p50 | fasthttp floor p99 / nginx p99 |\n|---|---:|---:|---:|\n")
 	for _, r := range rs {
 		n, s := medianOpen(r.results[0]), medianOpen(r.results[len(r.results)-1])
-		fmt.Fprintf(b, "| %.2f·S = %.0f req/s | %.2f | %.2f |\n", r.frac, r.rate, float64(s.p99)/float64(n.p99), float64(s.p50)/float64(n.p50))
+		fl := "—"
+		for i, t := range r.targets {
+			if t.name == floorName {
+				fl = fmt.Sprintf("%.2f", float64(medianOpen(r.results[i]).p99)/float64(n.p99))
+			}
+		}
+		fmt.Fprintf(b, "| %.2f·S = %.0f req/s | %.2f | %.2f | %s |\n", r.frac, r.rate, float64(s.p99)/float64(n.p99), float64(s.p50)/float64(n.p50), fl)
 	}
 }
