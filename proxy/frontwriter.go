@@ -41,8 +41,9 @@ type frontWriter struct {
 	scratch  [64]byte
 }
 
-// The header map of the previous request on the connection is cleared and
-// kept: the handler's use of it ended with the request.
+// reset readies w for the next request on a connection. The header map
+// of the previous request is cleared and kept: the handler's use of it
+// ended with that request.
 func (w *frontWriter) reset(bw *bufio.Writer, closing func() bool, logf func(string, ...any)) {
 	h := w.header
 	if h == nil {
