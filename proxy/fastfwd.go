@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -44,7 +45,7 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 	fx := fastExchanges.Get().(*fastExchange)
 	fx.prepare()
 	defer fx.release()
-	req, resp := &fx.req, &fx.resp
+	resp := &fx.resp
 
 	// The request head.
 	te := httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers")
@@ -66,14 +67,22 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 			}
 		}
 	}
+	// The head, written as the upstream receives it. Every value is
+	// known to hold no CR or LF: the client's head passed headOK, the
+	// gateway's identity values the check above, and the rest are the
+	// gateway's own (a checked host, an address, a request id, a
+	// base64url assertion); headLine refuses one anyway rather than send
+	// it.
 	u := url.URL{Path: joinPath(up.Path, info.Path), RawQuery: r.URL.RawQuery}
-	req.SetMethod(http.MethodGet)
-	req.SetRequestURI(u.RequestURI())
+	b := append(fx.head[:0], "GET "...)
+	b = append(b, u.RequestURI()...)
+	b = append(b, " HTTP/1.1\r\n"...)
+	host := up.Host
 	if rc.PreserveHost {
-		req.Add("Host", r.Host)
-	} else {
-		req.Add("Host", up.Host)
+		host = r.Host
 	}
+	ok := true
+	b, ok = headLine(b, "Host", host, ok)
 	for k, vv := range out.Header {
 		switch k {
 		case "Host":
@@ -81,16 +90,21 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 		case "User-Agent":
 			// Request.Write sends the first value only, and none if empty.
 			if vv[0] != "" {
-				req.Add(k, vv[0])
+				b, ok = headLine(b, k, vv[0], ok)
 			}
 			continue
 		}
 		for _, v := range vv {
-			req.Add(k, v)
+			b, ok = headLine(b, k, v, ok)
 		}
 	}
+	fx.head = append(b, "\r\n"...)
+	if !ok {
+		g.upstreamError(w, r, errors.New("a header value with CR or LF"))
+		return
+	}
 
-	s, err := t.route.h1.Exchange(r.Context(), up.Scheme == "https", up.Host, req, resp)
+	s, err := t.route.h1.ExchangeGet(r.Context(), up.Scheme == "https", up.Host, fx.head, resp)
 	if err != nil {
 		g.upstreamError(w, r, err)
 		return
@@ -326,7 +340,7 @@ func isEventStream(ct string) bool {
 
 // fastExchange is what one forwarded request needs, pooled.
 type fastExchange struct {
-	req  fasthttp.RequestHeader
+	head []byte // the upstream request's head
 	resp fasthttp.Response
 	out  *http.Request
 }
@@ -334,17 +348,29 @@ type fastExchange struct {
 var fastExchanges = sync.Pool{New: func() any { return &fastExchange{out: &http.Request{}} }}
 
 func (fx *fastExchange) release() {
-	fx.req.Reset()
+	if cap(fx.head) > 16<<10 {
+		fx.head = nil // a rare large head is not kept in the pool
+	}
 	fx.resp.Reset()
 	*fx.out = http.Request{}
 	fastExchanges.Put(fx)
 }
 
-// prepare prepares the pooled heads: names as given (already canonical),
-// no special handling of Host or Cookie (sent byte for byte), and no
-// Content-Type invented for a response without one.
+// prepare prepares the pooled response head: no Content-Type invented for
+// a response without one.
 func (fx *fastExchange) prepare() {
-	fx.req.DisableNormalizing()
-	fx.req.DisableSpecialHeader()
 	fx.resp.Header.SetNoDefaultContentType(true)
+}
+
+// headLine appends the header line "k: v" to b. ok goes false, and stays
+// false, for a name or value holding CR or LF.
+func headLine(b []byte, k, v string, ok bool) ([]byte, bool) {
+	if strings.IndexByte(v, '\n') >= 0 || strings.IndexByte(v, '\r') >= 0 ||
+		strings.IndexByte(k, '\n') >= 0 || strings.IndexByte(k, '\r') >= 0 {
+		return b, false
+	}
+	b = append(b, k...)
+	b = append(b, ": "...)
+	b = append(b, v...)
+	return append(b, "\r\n"...), ok
 }

@@ -161,3 +161,20 @@ func TestFastForwardIdentityHeaderInjection(t *testing.T) {
 		})
 	}
 }
+
+// TestHeadLine: the upstream head's lines are written as given, and a
+// name or value with CR or LF turns ok false instead of splitting a line.
+func TestHeadLine(t *testing.T) {
+	b, ok := headLine(nil, "X-A", "1 2", true)
+	if !ok || string(b) != "X-A: 1 2\r\n" {
+		t.Fatalf("got %q %t", b, ok)
+	}
+	for _, kv := range [][2]string{{"X-A", "a\r\nX-B: b"}, {"X-A", "a\nb"}, {"X-A", "a\rb"}, {"X-A\r\nX-B", "b"}} {
+		if _, ok := headLine(b, kv[0], kv[1], true); ok {
+			t.Errorf("%q: %q accepted", kv[0], kv[1])
+		}
+	}
+	if _, ok := headLine(b, "X-C", "fine", false); ok {
+		t.Error("ok came back true after a refused line")
+	}
+}

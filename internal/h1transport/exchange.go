@@ -1,6 +1,7 @@
 package h1transport
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -31,6 +32,43 @@ import (
 // side asked to close and the body was not delimited by the connection's
 // close), closed after an error or an early Close.
 func (t *Transport) Exchange(ctx context.Context, https bool, host string, req *fasthttp.RequestHeader, resp *fasthttp.Response) (*Stream, error) {
+	return t.exchangeRetry(ctx, https, host, &outHead{hdr: req}, resp)
+}
+
+// ExchangeGet is Exchange for a GET whose head is given as the bytes to
+// send: the request line ("GET target HTTP/1.1"), every header line and
+// the empty line, each ending in CRLF. The caller vouches for the head:
+// well formed, no CR or LF inside a line, no body, and no Connection
+// header (the connection is kept when the response allows). It saves
+// copying every header through fasthttp's header into the same bytes.
+func (t *Transport) ExchangeGet(ctx context.Context, https bool, host string, head []byte, resp *fasthttp.Response) (*Stream, error) {
+	return t.exchangeRetry(ctx, https, host, &outHead{raw: head}, resp)
+}
+
+// outHead is the request head of an exchange: fasthttp's header, or the
+// bytes of a GET's head.
+type outHead struct {
+	hdr *fasthttp.RequestHeader
+	raw []byte
+}
+
+func (o *outHead) write(bw *bufio.Writer) error {
+	if o.hdr != nil {
+		return o.hdr.Write(bw)
+	}
+	_, err := bw.Write(o.raw)
+	return err
+}
+
+func (o *outHead) isHead() bool { return o.hdr != nil && o.hdr.IsHead() }
+
+func (o *outHead) idempotent() bool { return o.hdr == nil || idempotent(string(o.hdr.Method())) }
+
+func (o *outHead) asksClose() bool {
+	return o.hdr != nil && (o.hdr.ConnectionClose() || asksClose(o.hdr.Peek("Connection")))
+}
+
+func (t *Transport) exchangeRetry(ctx context.Context, https bool, host string, req *outHead, resp *fasthttp.Response) (*Stream, error) {
 	key := connKey{https: https, host: host}
 	for attempt := 0; ; attempt++ {
 		c, reused, err := t.acquire(ctx, key, hostname(host), attempt)
@@ -41,7 +79,7 @@ func (t *Transport) Exchange(ctx context.Context, https bool, host string, req *
 		if err == nil {
 			return s, nil
 		}
-		if reused && retryable && idempotent(string(req.Method())) && ctx.Err() == nil {
+		if reused && retryable && req.idempotent() && ctx.Err() == nil {
 			continue
 		}
 		return nil, err
@@ -66,9 +104,9 @@ func hostname(host string) string {
 	return host
 }
 
-func (t *Transport) exchange(ctx context.Context, c *conn, req *fasthttp.RequestHeader, resp *fasthttp.Response) (s *Stream, retryable bool, err error) {
+func (t *Transport) exchange(ctx context.Context, c *conn, req *outHead, resp *fasthttp.Response) (s *Stream, retryable bool, err error) {
 	stop := t.begin(ctx, c)
-	if err := req.Write(c.bw); err != nil {
+	if err := req.write(c.bw); err != nil {
 		return nil, c.werr != nil, t.abort(ctx, c, stop, err, false)
 	}
 	if err := c.bw.Flush(); err != nil {
@@ -77,7 +115,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *fasthttp.Request
 	start := c.nread
 	c.limit = t.maxHeader
 	resp.StreamBody = true
-	resp.SkipBody = req.IsHead()
+	resp.SkipBody = req.isHead()
 	if err := resp.Read(c.br); err != nil {
 		return nil, retryableRead(c, start, err), t.abort(ctx, c, stop, err, true)
 	}
@@ -90,7 +128,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *fasthttp.Request
 	// A body of length -2 runs until the upstream closes the connection;
 	// fasthttp gives -2 to a 204 or 304 without Content-Length too, which
 	// has no body (and so no stream).
-	s.reuse = !req.ConnectionClose() && !asksClose(req.Peek("Connection")) && !resp.ConnectionClose() &&
+	s.reuse = !req.asksClose() && !resp.ConnectionClose() &&
 		(resp.Header.ContentLength() != -2 || s.r == nil)
 	if s.r == nil {
 		s.end(io.EOF)

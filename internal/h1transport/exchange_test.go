@@ -1239,3 +1239,50 @@ func TestExchangeHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// TestExchangeGet: a head given as bytes goes on the wire as it is, the
+// connection is pooled and reused after the answer, and a GET on a
+// connection the upstream closed meanwhile is retried on a new one, as
+// with Exchange.
+func TestExchangeGet(t *testing.T) {
+	u := newExUpstream(t, exAnswer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	tr, _ := newTransport(t, Options{})
+	heads := []string{
+		"GET /a?b=1 HTTP/1.1\r\nHost: up.example\r\nX-Sekisho-User: u1\r\nx-lower: kept as is\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+	}
+	for i, head := range heads {
+		st, err := tr.ExchangeGet(context.Background(), false, u.host(), []byte(head), exResp())
+		if err != nil {
+			t.Fatalf("head %d: %v", i, err)
+		}
+		if body, err := exReadAll(st); err != nil || body != "ok" {
+			t.Fatalf("head %d: body %q, %v", i, body, err)
+		}
+		if seen := u.seen(); len(seen) != i+1 || seen[i] != head {
+			t.Fatalf("upstream received %q, want %q last", seen, head)
+		}
+		if n := pooled(tr); n != 1 {
+			t.Errorf("head %d: %d idle connections, want 1", i, n)
+		}
+	}
+	if n := u.conns.Load(); n != 1 {
+		t.Errorf("upstream saw %d connections for two exchanges, want 1", n)
+	}
+
+	s := newRawServer(t)
+	tr2, _ := newTransport(t, Options{})
+	host := strings.TrimPrefix(s.url(), "http://")
+	for range 2 {
+		st, err := tr2.ExchangeGet(context.Background(), false, host, []byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), exResp())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body, err := exReadAll(st); err != nil || body != "ok" {
+			t.Fatalf("body %q, %v", body, err)
+		}
+	}
+	if got, want := strings.Join(s.log(), " "), "0:GET 0:GET 1:GET"; got != want {
+		t.Errorf("server saw %q, want %q (the second GET retried on a new connection)", got, want)
+	}
+}
