@@ -28,6 +28,9 @@ type conn struct {
 	onCancel func() // bound once: context.AfterFunc allocates no closure per request
 	peek     *peeker
 	idleAt   time.Time
+	// rdl is the read deadline begin set, while it stays set (headRead
+	// leaves it when the response is buffered whole); zero: none.
+	rdl time.Time
 
 	nread int64 // bytes read from nc
 	limit int64 // bytes that may still be read while reading headers; <0: no limit

@@ -123,7 +123,8 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *outHead, resp *f
 		resp.CloseBodyStream()
 		return nil, false, t.abort(ctx, c, stop, errUnexpected101, false)
 	}
-	t.headRead(ctx, c)
+	cl := resp.Header.ContentLength()
+	t.headRead(ctx, c, req.isHead() || cl == 0 || cl > 0 && c.br.Buffered() >= cl)
 	s = &Stream{t: t, c: c, ctx: ctx, stop: stop, resp: resp, r: resp.BodyStream()}
 	// A body of length -2 runs until the upstream closes the connection;
 	// fasthttp gives -2 to a 204 or 304 without Content-Length too, which

@@ -1286,3 +1286,41 @@ func TestExchangeGet(t *testing.T) {
 		t.Errorf("server saw %q, want %q (the second GET retried on a new connection)", got, want)
 	}
 }
+
+// TestExchangeHeaderDeadlineLeftSet: the header deadline of a response
+// read whole with its head is left set on the connection (headRead saves
+// the timer update); a connection idle past it is still reused, and a
+// body that does not arrive with its head is not cut by it.
+func TestExchangeHeaderDeadlineLeftSet(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	t.Run("reused after the deadline passed", func(t *testing.T) {
+		s := newServer(t, echoPath)
+		tr, _ := newTransport(t, Options{ResponseHeaderTimeout: timeout})
+		for i := range 3 {
+			p := fmt.Sprintf("/r%d", i)
+			if _, body := exDo(t, tr, exHost(s.Server), exReq("GET", p, "h")); body != p {
+				t.Fatalf("GET %s: body %q", p, body)
+			}
+			time.Sleep(3 * timeout)
+		}
+		if n := s.conns.Load(); n != 1 {
+			t.Errorf("server saw %d connections, want 1 (an idle connection past the old deadline was dropped)", n)
+		}
+	})
+	t.Run("a late body is not cut", func(t *testing.T) {
+		u := newExUpstream(t, func(_, _ int, _ string, c net.Conn) bool {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+			time.Sleep(3 * timeout)
+			io.WriteString(c, "cd")
+			return true
+		})
+		tr, _ := newTransport(t, Options{ResponseHeaderTimeout: timeout})
+		st, err := tr.ExchangeGet(context.Background(), false, u.host(), []byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), exResp())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body, err := exReadAll(st); err != nil || body != "abcd" {
+			t.Fatalf("body %q, %v; want abcd", body, err)
+		}
+	})
+}

@@ -22,7 +22,8 @@ func (t *Transport) takeIdle(key connKey) *conn {
 		c := l.conns[n-1]
 		l.conns[n-1] = nil
 		l.conns = l.conns[:n-1]
-		if time.Since(c.idleAt) > t.idleTimeout {
+		now := time.Now()
+		if now.Sub(c.idleAt) > t.idleTimeout {
 			// The list is ordered by idle time: every other one is older.
 			stale := append([]*conn(nil), l.conns...)
 			clear(l.conns)
@@ -35,6 +36,12 @@ func (t *Transport) takeIdle(key connKey) *conn {
 			return nil
 		}
 		t.mu.Unlock()
+		if !c.rdl.IsZero() && !now.Before(c.rdl) {
+			// The header deadline of its last response, left set by
+			// headRead, has passed while it was idle.
+			c.nc.SetReadDeadline(time.Time{})
+			c.rdl = time.Time{}
+		}
 		if usable(c) {
 			return c
 		}

@@ -183,7 +183,8 @@ func (t *Transport) acquire(ctx context.Context, key connKey, hostname string, a
 // is interrupted too.
 func (t *Transport) begin(ctx context.Context, c *conn) (stop func() bool) {
 	if t.headerTimeout > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(t.headerTimeout))
+		c.rdl = time.Now().Add(t.headerTimeout)
+		c.nc.SetReadDeadline(c.rdl)
 	}
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, c.onCancel)
@@ -195,11 +196,16 @@ func (t *Transport) begin(ctx context.Context, c *conn) (stop func() bool) {
 // headRead ends the wait for a response head: no size limit and no
 // deadline from here on. The cancel callback may have run before the
 // deadline was undone; its context error is set before it runs, so it
-// is applied again.
-func (t *Transport) headRead(ctx context.Context, c *conn) {
+// is applied again. buffered says that the whole response is already in
+// c.br: nothing more is read from the connection for it, so the
+// deadline is left (a timer update saved per request); takeIdle undoes
+// it if it has passed before the connection's next use, and the next
+// begin sets its own.
+func (t *Transport) headRead(ctx context.Context, c *conn, buffered bool) {
 	c.limit = -1
-	if t.headerTimeout > 0 {
+	if t.headerTimeout > 0 && !buffered {
 		c.nc.SetReadDeadline(time.Time{})
+		c.rdl = time.Time{}
 		if ctx.Err() != nil {
 			c.onCancel()
 		}
@@ -249,7 +255,7 @@ func (t *Transport) roundTrip(ctx context.Context, c *conn, req *http.Request) (
 			}
 		}
 	}
-	t.headRead(ctx, c)
+	t.headRead(ctx, c, false)
 	resp.TLS = c.tlsState
 	reuse := !req.Close && !resp.Close
 	if resp.Body == http.NoBody {
