@@ -393,14 +393,7 @@ func TestFrontShutdown(t *testing.T) {
 			}
 		}
 		close(f.gate.release)
-		resp, err := http.ReadResponse(pc.br, nil)
-		if err != nil {
-			t.Fatalf("request in flight during shutdown: %v", err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != 200 || string(b) != "held" {
-			t.Errorf("in flight: %d %q %v", resp.StatusCode, b, err)
-		}
+		resp := readHeld(t, pc.br, "request in flight during shutdown")
 		if !resp.Close { // http.ReadResponse moves Connection: close to resp.Close
 			t.Errorf("in flight during shutdown: answered without Connection: close (%v)", resp.Header)
 		}
@@ -493,14 +486,7 @@ func TestFrontLongRequestAfterWait(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the held request no longer waits upstream: its context ended")
 	}
-	resp, err := http.ReadResponse(pc.br, nil)
-	if err != nil {
-		t.Fatalf("held request: %v", err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 || string(b) != "held" {
-		t.Fatalf("held request: %d %q %v, want 200 \"held\"", resp.StatusCode, b, err)
-	}
+	readHeld(t, pc.br, "held request")
 	if r := pc.do(getOK, false); r.status != 200 {
 		t.Errorf("next request: status %d", r.status)
 	}
@@ -688,6 +674,21 @@ func TestFrontHandoverBytesIntact(t *testing.T) {
 		}
 		c1.Close()
 	}
+}
+
+// readHeld reads the answer to a /hold request from br and checks that it
+// is 200 "held"; what names the request in failures.
+func readHeld(t *testing.T, br *bufio.Reader, what string) *http.Response {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || string(b) != "held" {
+		t.Errorf("%s: %d %q %v, want 200 \"held\"", what, resp.StatusCode, b, err)
+	}
+	return resp
 }
 
 // sendHeld sends a GET for path (an upstream case that holds its answer:
