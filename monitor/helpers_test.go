@@ -171,3 +171,46 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 	}
 	return 0
 }
+
+// TestQueueGauge: sekisho_monitor_queue_records counts the records waiting
+// for the rules, up to queue_size (the rest are dropped and counted), and
+// goes back to 0 once Run has taken them.
+func TestQueueGauge(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(config.Monitor{QueueSize: 2}, WithRegisterer(reg), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gauge := func() float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "sekisho_monitor_queue_records" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no sekisho_monitor_queue_records")
+		return 0
+	}
+	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		m.Observe(access(at.Add(time.Duration(i)*time.Second), "u", "", "10.0.0.1", "chonai", "zaimu", "2", "/", "allow"))
+	}
+	if g, d := gauge(), m.Dropped(); g != 2 || d != 1 {
+		t.Fatalf("before Run: gauge %v, dropped %d; want 2 and 1", g, d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	if err := m.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if g := gauge(); g != 0 {
+		t.Errorf("after Flush: gauge %v, want 0", g)
+	}
+	cancel()
+	<-done
+}

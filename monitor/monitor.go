@@ -132,7 +132,6 @@ type Monitor struct {
 	pmu     sync.Mutex
 	pending []audit.Record
 	armed   bool
-	queued  atomic.Int64 // len(pending), for the queue-length gauge
 	wake    chan struct{}
 	delay   *time.Timer
 
@@ -182,27 +181,22 @@ func New(cfg config.Monitor, opts ...Option) (*Monitor, error) {
 	if !cfg.On() {
 		size = 0 // Observe returns before using it
 	}
-	in := make(chan event, min(size, 64))
-	var queued *atomic.Int64
-	met, err := newMetrics(o.reg, func() float64 { return float64(len(in)) + float64(queued.Load()) })
-	if err != nil {
-		return nil, err
-	}
 	m := &Monitor{
 		set:     set,
 		opts:    o,
 		log:     o.log.With("component", "monitor"),
-		met:     met,
 		off:     !cfg.On(),
-		in:      in,
+		in:      make(chan event, min(size, 64)),
 		wake:    make(chan struct{}, 1),
 		delay:   time.NewTimer(time.Hour),
 		st:      newState(),
 		actions: make(chan action, 64),
 		recent:  make([]*Alert, 0, recentSize),
 	}
-	queued = &m.queued
 	m.delay.Stop()
+	if m.met, err = newMetrics(o.reg, m.queueLen); err != nil {
+		return nil, err
+	}
 	if m.off {
 		return m, nil // no channel is dialled, no secret needed
 	}
@@ -237,7 +231,6 @@ func (m *Monitor) Observe(rec *audit.Record) {
 		return
 	}
 	m.pending = append(m.pending, *rec)
-	m.queued.Store(int64(n + 1))
 	if !m.armed {
 		m.armed = true
 		m.delay.Reset(obsDelay)
@@ -260,6 +253,14 @@ const (
 	obsDelay  = 5 * time.Millisecond
 )
 
+// queueLen is what waits for the Run goroutine, for the queue-length
+// gauge.
+func (m *Monitor) queueLen() float64 {
+	m.pmu.Lock()
+	defer m.pmu.Unlock()
+	return float64(len(m.pending) + len(m.in))
+}
+
 // drain runs the rules over the records waiting in pending, in the order
 // they were observed. spare is the slice to swap in; drain returns the
 // one to pass next time.
@@ -268,7 +269,6 @@ func (m *Monitor) drain(spare []audit.Record) []audit.Record {
 	recs := m.pending
 	m.pending = spare[:0]
 	m.armed = false
-	m.queued.Store(0)
 	m.pmu.Unlock()
 	for i := range recs {
 		m.process(&recs[i], false)

@@ -130,7 +130,7 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *outHead, resp *f
 	// fasthttp gives -2 to a 204 or 304 without Content-Length too, which
 	// has no body (and so no stream).
 	s.reuse = !req.asksClose() && !resp.ConnectionClose() &&
-		(resp.Header.ContentLength() != -2 || s.r == nil)
+		(cl != -2 || s.r == nil)
 	if s.r == nil {
 		s.end(io.EOF)
 	}
