@@ -147,7 +147,7 @@ type frontState struct {
 	armedAt time.Time // when the request being watched began
 	timerOn bool      // timer is set (it is not stopped between requests)
 	t       *trackedConn
-	cancel  context.CancelFunc
+	rc      *reqCtx // the request's context, ended when the client goes
 	done    chan struct{}
 	b       [1]byte
 	n       int
@@ -184,7 +184,7 @@ func (st *frontState) startWatch() {
 	}
 	st.phase = watchReading
 	st.done = make(chan struct{})
-	t, cancel, done := st.t, st.cancel, st.done
+	t, rc, done := st.t, st.rc, st.done
 	// The deadline of the wait for this request may still be set (serve
 	// leaves it): the watch's read must not end on it.
 	_ = t.Conn.SetReadDeadline(time.Time{})
@@ -193,7 +193,7 @@ func (st *frontState) startWatch() {
 		n, err := t.Conn.Read(st.b[:])
 		st.n, st.readErr = n, err
 		if n == 0 {
-			cancel() // the client went away (or the read was stopped, below)
+			rc.cancel() // the client went away (or the read was stopped, below)
 		}
 	}()
 }
@@ -202,10 +202,10 @@ func (st *frontState) startWatch() {
 // not already running for an earlier request of the connection (which
 // leaves it running): a timer update per request costs more than the
 // watch itself, and startWatch sets it again for what is left.
-func (st *frontState) arm(t *trackedConn, cancel context.CancelFunc) {
+func (st *frontState) arm(t *trackedConn, rc *reqCtx) {
 	now := time.Now()
 	st.mu.Lock()
-	st.phase, st.t, st.cancel, st.n, st.readErr, st.armedAt = watchArmed, t, cancel, 0, nil, now
+	st.phase, st.t, st.rc, st.n, st.readErr, st.armedAt = watchArmed, t, rc, 0, nil, now
 	if !st.timerOn {
 		st.timerOn = true
 		st.timer.Reset(watchAfter)
@@ -222,7 +222,7 @@ func (st *frontState) disarm() bool {
 	phase := st.phase
 	st.phase = watchOff
 	t := st.t
-	st.t, st.cancel = nil, nil
+	st.t, st.rc = nil, nil
 	st.mu.Unlock()
 	if phase != watchReading {
 		return true
@@ -572,8 +572,9 @@ func (f *front) serveOne(p *parker, t *trackedConn, st *frontState, req *http.Re
 	}
 	req.RemoteAddr = t.remote
 	req.TLS = t.tls
-	ctx, cancel := context.WithCancel(f.base)
-	defer cancel()
+	rc := &reqCtx{parent: f.base}
+	defer rc.cancel()
+	var ctx context.Context = rc
 	// req is this loop's own (parsed just now, held by no one else): the
 	// context goes into it in place, without WithContext's new Request.
 	*req = *req.WithContext(ctx)
@@ -584,7 +585,7 @@ func (f *front) serveOne(p *parker, t *trackedConn, st *frontState, req *http.Re
 	if watched {
 		// With a pipelined request already read, the client cannot be
 		// watched without reading that request: it is not.
-		st.arm(t, cancel)
+		st.arm(t, rc)
 	}
 	defer func() {
 		if watched && !st.disarm() {

@@ -94,3 +94,35 @@ func From(ctx context.Context) *Info {
 	info, _ := ctx.Value(key{}).(*Info)
 	return info
 }
+
+// hooker is h1transport.Hooker's method set (a context that runs one
+// cancel function without context.AfterFunc's allocations).
+type hooker interface {
+	Hook(f func()) bool
+	Unhook() bool
+}
+
+// Hook passes a round trip's cancel hook on to the parent when the parent
+// takes one (the gateway's fast path gives every request such a context),
+// and reports false otherwise, so that wrapping the request's context in
+// a Context does not cost the hook.
+func (c *Context) Hook(f func()) bool {
+	h, ok := c.Context.(hooker)
+	return ok && h.Hook(f)
+}
+
+// Unhook removes the hook Hook set; true when there was none.
+func (c *Context) Unhook() bool {
+	if h, ok := c.Context.(hooker); ok {
+		return h.Unhook()
+	}
+	return true
+}
+
+// AfterFunc lets contexts derived from a Context, and context.AfterFunc,
+// follow the parent's end without a goroutine of their own when the
+// parent is not one of the standard library's cancelable contexts (which
+// they find through Value without this).
+func (c *Context) AfterFunc(f func()) (stop func() bool) {
+	return context.AfterFunc(c.Context, f)
+}

@@ -15,7 +15,7 @@ type body struct {
 	t     *Transport
 	c     *conn
 	ctx   context.Context
-	stop  func() bool
+	stop  stopper
 	reuse bool
 
 	state atomic.Int32 // bodyOpen, then one of the others, once

@@ -143,7 +143,7 @@ type Stream struct {
 	t     *Transport
 	c     *conn
 	ctx   context.Context
-	stop  func() bool
+	stop  stopper
 	resp  *fasthttp.Response
 	r     io.Reader // resp.BodyStream(); nil once ended
 	reuse bool

@@ -812,12 +812,100 @@ func TestExchangeHeadSize(t *testing.T) {
 }
 
 func TestExchangeContext(t *testing.T) {
+	// Both ways a round trip watches its context: context.AfterFunc, and
+	// the hook of a context that offers one (Hooker, the gateway's fast
+	// path).
+	for _, kind := range []string{"afterfunc", "hooker"} {
+		t.Run(kind, func(t *testing.T) { testExchangeContext(t, kind == "hooker") })
+	}
+}
+
+// testHooker is a Hooker over a standard context, counting its hooks.
+type testHooker struct {
+	context.Context
+	mu     sync.Mutex
+	hook   func()
+	state  int // 0 none, 1 set, 2 ran
+	hooked int
+}
+
+// withCtx returns a context and its cancel function: a standard one, or a
+// testHooker over it when hooker is set.
+func withCtx(parent context.Context, hooker bool) (context.Context, context.CancelFunc, *testHooker) {
+	ctx, cancel := context.WithCancel(parent)
+	if !hooker {
+		return ctx, cancel, nil
+	}
+	h := &testHooker{Context: ctx}
+	context.AfterFunc(ctx, h.fire)
+	return h, cancel, h
+}
+
+func (h *testHooker) fire() {
+	h.mu.Lock()
+	f := h.hook
+	if h.state != 1 {
+		f = nil
+	} else {
+		h.state = 2
+	}
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+func (h *testHooker) Hook(f func()) bool {
+	h.mu.Lock()
+	if h.state == 1 {
+		h.mu.Unlock()
+		return false
+	}
+	h.hooked++
+	if h.Err() != nil {
+		h.state = 2
+		h.mu.Unlock()
+		f()
+		return true
+	}
+	h.hook, h.state = f, 1
+	h.mu.Unlock()
+	return true
+}
+
+func (h *testHooker) Unhook() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ran := h.state == 2
+	h.hook, h.state = nil, 0
+	return !ran
+}
+
+// checkHooked fails unless the round trip removed h's hook, and, when
+// used is set, unless it used it (an exchange whose context has already
+// ended may stop before it sets one).
+func checkHooked(t *testing.T, h *testHooker, used bool) {
+	t.Helper()
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if used && h.hooked == 0 {
+		t.Error("the exchange did not use the context's hook")
+	}
+	if h.state == 1 {
+		t.Error("the hook is still set after the exchange")
+	}
+}
+
+func testExchangeContext(t *testing.T, hooker bool) {
 	s, started := newHoldingServer(t)
 	tr, _ := newTransport(t, Options{ResponseHeaderTimeout: time.Minute})
 	host := exHost(s.Server)
 
 	t.Run("canceled before the head", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel, h := withCtx(context.Background(), hooker)
 		go func() { <-started; cancel() }()
 		start := time.Now()
 		st, err := tr.Exchange(ctx, false, host, exReq("GET", "/before", "h"), exResp())
@@ -830,9 +918,10 @@ func TestExchangeContext(t *testing.T) {
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("the canceled exchange took %v", d)
 		}
+		checkHooked(t, h, true)
 	})
 	t.Run("canceled mid body", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel, h := withCtx(context.Background(), hooker)
 		defer cancel()
 		st, err := tr.Exchange(ctx, false, host, exReq("GET", "/mid", "h"), exResp())
 		if err != nil {
@@ -862,9 +951,12 @@ func TestExchangeContext(t *testing.T) {
 		if _, err := st.Read(buf); !errors.Is(err, context.Canceled) {
 			t.Errorf("next Read: %v, want context.Canceled again", err)
 		}
+		checkHooked(t, h, true)
 	})
 	t.Run("deadline", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		tctx, tcancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer tcancel()
+		ctx, cancel, h := withCtx(tctx, hooker)
 		defer cancel()
 		st, err := tr.Exchange(ctx, false, host, exReq("GET", "/before", "h"), exResp())
 		<-started
@@ -874,9 +966,10 @@ func TestExchangeContext(t *testing.T) {
 			}
 			t.Fatalf("error %v, want context.DeadlineExceeded", err)
 		}
+		checkHooked(t, h, true)
 	})
 	t.Run("already canceled", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel, h := withCtx(context.Background(), hooker)
 		cancel()
 		st, err := tr.Exchange(ctx, false, host, exReq("GET", "/before", "h"), exResp())
 		if !errors.Is(err, context.Canceled) {
@@ -885,9 +978,27 @@ func TestExchangeContext(t *testing.T) {
 			}
 			t.Fatalf("error %v, want context.Canceled", err)
 		}
+		checkHooked(t, h, false)
 	})
-	if n := pooled(tr); n != 0 {
-		t.Errorf("%d idle connections after interrupted exchanges, want 0", n)
+	t.Run("not canceled", func(t *testing.T) {
+		ctx, cancel, h := withCtx(context.Background(), hooker)
+		defer cancel()
+		s2 := newServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fine") })
+		for range 2 {
+			st, err := tr.Exchange(ctx, false, exHost(s2.Server), exReq("GET", "/", "h"), exResp())
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := exReadAll(st)
+			st.Close()
+			if err != nil || body != "fine" {
+				t.Fatalf("body %q, %v", body, err)
+			}
+		}
+		checkHooked(t, h, true)
+	})
+	if n := pooled(tr); n != 1 {
+		t.Errorf("%d idle connections after interrupted exchanges and two whole ones, want 1", n)
 	}
 }
 

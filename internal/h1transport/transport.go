@@ -181,16 +181,54 @@ func (t *Transport) acquire(ctx context.Context, key connKey, hostname string, a
 // context's cancel callback, registered after the deadline so that it
 // cannot be overwritten by it, and before the write so that a stuck write
 // is interrupted too.
-func (t *Transport) begin(ctx context.Context, c *conn) (stop func() bool) {
+func (t *Transport) begin(ctx context.Context, c *conn) (stop stopper) {
 	if t.headerTimeout > 0 {
 		c.rdl = time.Now().Add(t.headerTimeout)
 		c.nc.SetReadDeadline(c.rdl)
 	}
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, c.onCancel)
+	if h, ok := ctx.(Hooker); ok && h.Hook(c.onCancel) {
+		stop.h = h
+	} else if ctx.Done() != nil {
+		stop.f = context.AfterFunc(ctx, c.onCancel)
 	}
 	c.werr = nil
 	return stop
+}
+
+// Hooker is a context that runs one function when it ends without
+// context.AfterFunc's allocations (an AfterFunc context, a stop closure and
+// an entry in the parent's children, per call): the gateway's fast path
+// gives one to every request. A round trip registers its cancel callback
+// through it when the context offers one, and through context.AfterFunc
+// otherwise.
+type Hooker interface {
+	context.Context
+	// Hook arranges for f to run once when the context ends, in the
+	// goroutine that ends it (at once, in the caller's, when it has
+	// ended). It reports false, doing nothing, when a hook is already set.
+	Hook(f func()) bool
+	// Unhook removes the hook. Like the stop function of
+	// context.AfterFunc, it reports whether it stopped the hook from
+	// running: false when it has run or is running.
+	Unhook() bool
+}
+
+// stopper undoes begin's registration: a Hooker's hook, or an AfterFunc.
+type stopper struct {
+	h Hooker
+	f func() bool
+}
+
+// stop reports whether the cancel callback was stopped before it ran
+// (true when none was registered).
+func (s stopper) stop() bool {
+	switch {
+	case s.h != nil:
+		return s.h.Unhook()
+	case s.f != nil:
+		return s.f()
+	}
+	return true
 }
 
 // headRead ends the wait for a response head: no size limit and no
@@ -269,10 +307,8 @@ func (t *Transport) roundTrip(ctx context.Context, c *conn, req *http.Request) (
 // abort ends a failed round trip on c: the cancel callback is stopped, c
 // is closed, and the error says why when the context or the header
 // timeout ended it.
-func (t *Transport) abort(ctx context.Context, c *conn, stop func() bool, err error, reading bool) error {
-	if stop != nil {
-		stop()
-	}
+func (t *Transport) abort(ctx context.Context, c *conn, stop stopper, err error, reading bool) error {
+	stop.stop()
 	c.close()
 	if ctx.Err() != nil {
 		return ctxError(ctx, err)
@@ -288,8 +324,8 @@ func (t *Transport) abort(ctx context.Context, c *conn, stop func() bool, err er
 // finish ends the use of c for one response: back to the pool if reuse
 // holds, the cancel callback had not fired and nothing beyond the
 // response was received; closed otherwise.
-func (t *Transport) finish(c *conn, stop func() bool, reuse bool) {
-	if stop != nil && !stop() {
+func (t *Transport) finish(c *conn, stop stopper, reuse bool) {
+	if !stop.stop() {
 		reuse = false // the callback ran or runs: c has a past deadline
 	}
 	if reuse && c.br.Buffered() == 0 {
