@@ -31,3 +31,31 @@ func FuzzCookieValue(f *testing.F) {
 		}
 	})
 }
+
+// TestPlainCookieWord: the word test agrees with the byte table for every
+// byte value in every lane of an otherwise valid word, and for pairs of
+// bad bytes (borrows between lanes).
+func TestPlainCookieWord(t *testing.T) {
+	base := []byte("abcdefgh")
+	for lane := range 8 {
+		for b := range 256 {
+			w := append([]byte(nil), base...)
+			w[lane] = byte(b)
+			if got, want := plainCookieWord(load64(string(w), 0)), cookieValueBytes[b]; got != want {
+				t.Fatalf("byte %#x in lane %d: word test %v, table %v", b, lane, got, want)
+			}
+			if got := validCookieValue(string(w) + "ijklmnop"); got != cookieValueBytes[b] {
+				t.Fatalf("validCookieValue with byte %#x in lane %d: %v", b, lane, got)
+			}
+		}
+	}
+	for b1 := range 256 {
+		for b2 := range 256 {
+			w := []byte{'a', byte(b1), byte(b2), 'b', 'c', 'd', 'e', 'f'}
+			want := cookieValueBytes[b1] && cookieValueBytes[b2]
+			if got := plainCookieWord(load64(string(w), 0)); got != want {
+				t.Fatalf("bytes %#x %#x: word test %v, want %v", b1, b2, got, want)
+			}
+		}
+	}
+}
