@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -154,4 +155,80 @@ func TestRecordJSONRoundTrip(t *testing.T) {
 	if loose.Event != "admin" || loose.Time.UTC().Hour() != 1 || !loose.AuthTime.IsZero() {
 		t.Fatalf("loose: %+v", loose)
 	}
+}
+
+// TestPlainWord: the word test agrees with plainByte for every byte value
+// in every lane, and for pairs of bytes (borrows between lanes).
+func TestPlainWord(t *testing.T) {
+	for lane := range 8 {
+		for b := range 256 {
+			w := []byte("abcdefgh")
+			w[lane] = byte(b)
+			if got, want := plainWord(string(w), 0), plainByte[b]; got != want {
+				t.Fatalf("byte %#x in lane %d: word test %v, table %v", b, lane, got, want)
+			}
+		}
+	}
+	for b1 := range 256 {
+		for b2 := range 256 {
+			w := string([]byte{'a', byte(b1), byte(b2), 'b', 'c', 'd', 'e', 'f'})
+			if got, want := plainWord(w, 0), plainByte[b1] && plainByte[b2]; got != want {
+				t.Fatalf("bytes %#x %#x: word test %v, want %v", b1, b2, got, want)
+			}
+		}
+	}
+}
+
+// appendStringBytewise is appendString without the word skip: the
+// reference FuzzAppendString holds it to.
+func appendStringBytewise(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if plainByte[c] {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, "\uFFFD"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain ascii text here", "財務会計システム/予算", "a\"b\\c\nd\x00e\x7ff", "abcdefg\xffhijklmnop", "\xe8\xb2\xa1abcdefgh"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := appendString(nil, s), appendStringBytewise(nil, s); string(got) != string(want) {
+			t.Fatalf("appendString(%q) = %s, want %s", s, got, want)
+		}
+	})
 }
