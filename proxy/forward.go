@@ -161,7 +161,7 @@ func (g *Gateway) upstreamHeaders(out *http.Request, info *reqctx.Info) {
 	var set [9]kv
 	n := 0
 	add := func(k, v string) { set[n] = kv{k, v}; n++ }
-	add("X-Forwarded-For", info.IP.String())
+	add("X-Forwarded-For", info.IPString())
 	add("X-Forwarded-Host", info.Host)
 	if info.TLS {
 		add("X-Forwarded-Proto", "https")

@@ -204,7 +204,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// Source address and zone.
 	remote := peerAddr(r.RemoteAddr)
-	info.IP = clientIP(remote, r.Header.Values("X-Forwarded-For"), st.cfg.Server.TrustedProxies)
+	ip := clientIP(remote, r.Header.Values("X-Forwarded-For"), st.cfg.Server.TrustedProxies)
+	info.SetIP(ip, addrText(ip, r.RemoteAddr))
 	info.Zone = st.cfg.ZoneOf(info.IP)
 
 	// Device certificate, if presented. A bad certificate is not an error
@@ -511,6 +512,24 @@ func peerAddr(remote string) netip.Addr {
 	}
 	a, _ := netip.ParseAddr(host)
 	return a.Unmap()
+}
+
+// addrText is ip.String(): the address part of remote (the connection's
+// "host:port") when that is how ip prints, so that the usual request
+// formats no address.
+func addrText(ip netip.Addr, remote string) string {
+	var buf [64]byte
+	b := ip.AppendTo(buf[:0])
+	if i := strings.LastIndexByte(remote, ':'); i > 0 {
+		host := remote[:i]
+		if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+			host = host[1 : len(host)-1]
+		}
+		if host == string(b) {
+			return host
+		}
+	}
+	return string(b)
 }
 
 // hostOnly lower-cases the host and drops a port, which must be numeric.

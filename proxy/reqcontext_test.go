@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -213,5 +214,25 @@ func TestReqctxContextForwardsHook(t *testing.T) {
 	w2 := &reqctx.Context{Context: std}
 	if w2.Hook(func() {}) {
 		t.Error("a wrapper over a standard context took a hook it cannot run")
+	}
+}
+
+func TestAddrText(t *testing.T) {
+	for _, c := range []struct{ ip, remote string }{
+		{"127.0.0.1", "127.0.0.1:54321"},
+		{"::1", "[::1]:443"},
+		{"192.0.2.1", "[::ffff:192.0.2.1]:80"}, // unmapped: prints otherwise
+		{"198.51.100.9", "127.0.0.1:5000"},     // from X-Forwarded-For
+		{"2001:db8::1", "[2001:db8::1]:8443"},
+		{"192.0.2.1", "garbage"},
+	} {
+		ip := netip.MustParseAddr(c.ip)
+		if got := addrText(ip, c.remote); got != ip.String() {
+			t.Errorf("addrText(%s, %q) = %q, want %q", c.ip, c.remote, got, ip.String())
+		}
+	}
+	ip, remote := netip.MustParseAddr("127.0.0.1"), "127.0.0.1:54321"
+	if n := testing.AllocsPerRun(100, func() { _ = addrText(ip, remote) }); n != 0 {
+		t.Errorf("%v allocations for the connection's own address, want 0", n)
 	}
 }

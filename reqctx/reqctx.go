@@ -29,6 +29,9 @@ type Info struct {
 	IP   netip.Addr
 	Zone string
 	TLS  bool
+	// ipText is IP as text when SetIP was given it, for ipFor.
+	ipText string
+	ipFor  netip.Addr
 
 	// Host (no port), Method, normalised Path and raw query as received.
 	Host     string
@@ -60,6 +63,21 @@ type Info struct {
 	// Identity is the authenticator's own value for the session, opaque to
 	// every other package (the proxy hands it back to sign the assertion).
 	Identity any
+}
+
+// SetIP sets IP together with its text form (IP.String()), which the
+// proxy has at hand without formatting the address again.
+func (i *Info) SetIP(ip netip.Addr, text string) {
+	i.IP, i.ipText, i.ipFor = ip, text, ip
+}
+
+// IPString is IP.String(), without formatting it again when SetIP gave
+// the text for the current IP.
+func (i *Info) IPString() string {
+	if i.ipText != "" && i.ipFor == i.IP {
+		return i.ipText
+	}
+	return i.IP.String()
 }
 
 type key struct{}

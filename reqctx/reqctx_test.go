@@ -2,6 +2,7 @@ package reqctx_test
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 
 	"github.com/sekisho/sekisho/reqctx"
@@ -40,5 +41,22 @@ func TestWithAndFrom(t *testing.T) {
 	}
 	if got := reqctx.From(context.Background()); got != nil {
 		t.Fatalf("From(Background) = %+v, want nil", got)
+	}
+}
+
+func TestIPString(t *testing.T) {
+	var i reqctx.Info
+	a := netip.MustParseAddr("192.0.2.7")
+	i.SetIP(a, "given")
+	if i.IPString() != "given" {
+		t.Errorf("IPString %q, want the text SetIP gave", i.IPString())
+	}
+	i.IP = netip.MustParseAddr("2001:db8::1") // set without SetIP
+	if i.IPString() != "2001:db8::1" {
+		t.Errorf("IPString %q after IP changed, want the new address", i.IPString())
+	}
+	var z reqctx.Info
+	if z.IPString() != "invalid IP" {
+		t.Errorf("zero Info: %q", z.IPString())
 	}
 }

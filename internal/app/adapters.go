@@ -329,7 +329,7 @@ func fillFromInfo(rec *audit.Record, info *reqctx.Info) {
 	rec.RequestID, rec.User, rec.Roles, rec.Device, rec.CertFP = info.RequestID, info.User, info.Roles, info.Device, info.CertFP
 	rec.AMR, rec.AuthTime, rec.Zone = info.AMR, info.AuthTime, info.Zone
 	if info.IP.IsValid() {
-		rec.IP = info.IP.String()
+		rec.IP = info.IPString()
 	}
 	rec.Route, rec.Class, rec.Segment, rec.Method, rec.Host = info.Route, info.Class, info.Segment, info.Method, info.Host
 	rec.Path = info.Path
