@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 
 // Identity is who a request comes from: the verified session and the user
 // as the store has it now (roles and department are never taken from the
-// cookie).
+// cookie). Its Roles, AMR and Claims are shared with the caches they came
+// from (clipped, so that an append copies): read them, never change them.
 type Identity struct {
 	User        string
 	DisplayName string
@@ -68,8 +70,8 @@ func (s *Service) Identify(r *http.Request) (*Identity, error) {
 		User:         u.ID,
 		DisplayName:  u.DisplayName,
 		Department:   u.Department,
-		Roles:        append([]string(nil), u.Roles...),
-		AMR:          append([]string(nil), claims.AMR...),
+		Roles:        slices.Clip(u.Roles),
+		AMR:          slices.Clip(claims.AMR),
 		AuthTime:     claims.AuthTime,
 		ExpiresAt:    claims.ExpiresAt,
 		SessionID:    claims.ID,

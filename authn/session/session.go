@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,12 +81,6 @@ type Claims struct {
 	// IP is the client address at login. It is stored in the session
 	// record only, never in the token.
 	IP string
-}
-
-func (c *Claims) clone() *Claims {
-	d := *c
-	d.AMR = slices.Clone(c.AMR)
-	return &d
 }
 
 // Option changes how a Manager is built.
