@@ -200,24 +200,30 @@ var plainByte = func() (t [256]bool) {
 	return t
 }()
 
-// plainWord reports whether the 8 bytes of s from i are all plainByte:
-// none below 0x20, none from 0x80 up, no '"' and no '\\'. Each test is the
-// exact word test for "a zero byte" or "a byte below n".
-func plainWord(s string, i int) bool {
-	s = s[i : i+8]
-	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+// plainWord reports whether the 8 bytes of x are all plainByte:
+// none below 0x20, none from 0x80 up, no '"' and no '\\'. Every other byte
+// sets the high bit of some lane of one of the terms (x-0x20 for a byte
+// below 0x20, x for 0x80 up, (x^c)-1 for a byte equal to c; a borrow
+// crosses a lane only out of a byte that is itself not plain), and no
+// plain byte does: false means only "look byte by byte", true is exact.
+func plainWord(x uint64) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	q, bs := x^'"'*ones, x^'\\'*ones
-	bad := (x-0x20*ones)&^x&highs | x&highs | (q-ones)&^q&highs | (bs-ones)&^bs&highs
-	return bad == 0
+	return ((x-0x20*ones)|x|((x^'"'*ones)-ones)|((x^'\\'*ones)-ones))&highs == 0
+}
+
+// load64 reads 8 bytes of s from i, little-endian (one load: the compiler
+// combines the shifts).
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		if i+8 <= len(s) && plainWord(s, i) {
+		if i+8 <= len(s) && plainWord(load64(s, i)) {
 			i += 8
 			continue
 		}

@@ -75,14 +75,14 @@ func validCookieValue(v string) bool {
 
 // plainCookieWord reports whether all 8 bytes of x are valid cookie value
 // bytes: none below 0x20, none from 0x7f up, none of '"', ';' and '\\'.
-// Each test is the exact "has a zero byte" (or "has a byte below n")
-// word test: it can flag a wrong lane, never a wrong word.
+// Every such byte sets the high bit of some lane of one of the terms
+// (x-0x20 for a byte below 0x20, x+1 for 0x7f, x for 0x80 up, and
+// (x^c)-1 for a byte equal to c; a borrow or carry crosses a lane only
+// out of a byte that is itself refused), and no valid byte does: false
+// means only "look byte by byte", true is exact.
 func plainCookieWord(x uint64) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
-	bad := (x-0x20*ones)&^x&highs | x&highs | zero(x^0x7f*ones) |
-		zero(x^'"'*ones) | zero(x^';'*ones) | zero(x^'\\'*ones)
-	return bad == 0
+	return ((x-0x20*ones)|(x+ones)|x|((x^'"'*ones)-ones)|((x^';'*ones)-ones)|((x^'\\'*ones)-ones))&highs == 0
 }
 
 // load64 reads 8 bytes of s from i, little-endian (one load: the compiler
