@@ -11,6 +11,9 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/sekisho/sekisho/reqctx"
 )
@@ -176,5 +179,93 @@ func TestHeadLine(t *testing.T) {
 	}
 	if _, ok := headLine(b, "X-C", "fine", false); ok {
 		t.Error("ok came back true after a refused line")
+	}
+}
+
+// TestFastForwardUpstreamHeadDifferential: for heads full of what the
+// gateway must not pass on (its own namespace, forwarding headers, a
+// forged request id, hop-by-hop fields and fields named in Connection,
+// its session cookie among others, Te), the upstream receives the same
+// header fields from the fast path (fastForward, which writes the head
+// itself) as from net/http's path (httputil.ReverseProxy with
+// upstreamHeaders). Header order is not compared (neither path keeps
+// one), and the request id, which differs by nature, only for its shape.
+func TestFastForwardUpstreamHeadDifferential(t *testing.T) {
+	type seenReq struct {
+		target, host string
+		header       []string
+	}
+	got := make(chan seenReq, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var hs []string
+		for k, vv := range r.Header {
+			if k == "X-Request-Id" {
+				if len(vv) != 1 || len(vv[0]) != 16 {
+					hs = append(hs, fmt.Sprintf("%s: bad %q", k, vv))
+				} else {
+					hs = append(hs, k+": <id>")
+				}
+				continue
+			}
+			for _, v := range vv {
+				hs = append(hs, fmt.Sprintf("%s: %q", k, v))
+			}
+		}
+		slices.Sort(hs)
+		got <- seenReq{r.RequestURI, r.Host, hs}
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	const host = "Host: zaimu.example.lg.jp\r\n"
+	cases := map[string]string{
+		"session cookie only": "Cookie: __Host-sekisho=token\r\n",
+		"hygiene": "X-Sekisho-User: admin\r\nx_sekisho_roles: x\r\nX-SEKISHO-ASSERTION: forged\r\n" +
+			"X-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Uri: /admin\r\n" +
+			"Forwarded: for=10.9.9.9\r\nX-Real-Ip: 10.9.9.9\r\nX-Http-Method-Override: DELETE\r\nX-Request-Id: forged\r\n" +
+			"Keep-Alive: timeout=5\r\nProxy-Authorization: Basic eA==\r\nProxy-Connection: keep-alive\r\n" +
+			"Cookie: a=1; __Host-sekisho=token; b=2\r\nUser-Agent: agent/1\r\nAccept: */*\r\n",
+		"fields named in Connection":  "Connection: X-Foo, Keep-Alive\r\nX-Foo: 1\r\nX-Bar: 2\r\nKeep-Alive: 5\r\nCookie: __Host-sekisho=token\r\n",
+		"Connection names gateway's":  "Connection: X-Request-Id, x-forwarded-for, User-Agent\r\nUser-Agent: ua\r\nCookie: __Host-sekisho=token\r\n",
+		"Connection keep-alive":       "Connection: keep-alive\r\nCookie: __Host-sekisho=token\r\n",
+		"Te trailers":                 "Te: trailers, deflate\r\nCookie: __Host-sekisho=token\r\n",
+		"Te without trailers":         "Te: gzip\r\nTrailer: X-T\r\nUpgrade-Insecure-Requests: 1\r\nCookie: __Host-sekisho=token\r\n",
+		"two cookie lines":            "Cookie: a=1\r\nCookie: __Host-sekisho=token; c=3\r\n",
+		"no cookie left":              "Cookie:  __Host-sekisho=token ;  \r\n",
+		"empty user agent":            "User-Agent: \r\nCookie: __Host-sekisho=token\r\n",
+		"two user agents":             "User-Agent: a\r\nUser-Agent: b\r\nCookie: __Host-sekisho=token\r\n",
+		"pragma and repeated headers": "Pragma: no-cache\r\nAccept: a\r\nAccept: b\r\nX-Sekisho: x\r\nCookie: __Host-sekisho=token\r\n",
+	}
+	results := map[string]map[string]seenReq{}
+	for _, mode := range []string{"true", "false"} {
+		addr := startAuthnGateway(t, mode, up.URL, fakeAuthn{user: "u1"})
+		results[mode] = map[string]seenReq{}
+		for name, lines := range cases {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(c, "GET /p?q=1 HTTP/1.1\r\n%s%s\r\n", host, lines)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			c.Close()
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("fast_path=%s, %s: %v %v", mode, name, resp, err)
+			}
+			select {
+			case s := <-got:
+				results[mode][name] = s
+			case <-time.After(10 * time.Second):
+				t.Fatalf("fast_path=%s, %s: the upstream saw nothing", mode, name)
+			}
+		}
+	}
+	for name := range cases {
+		fast, net := results["true"][name], results["false"][name]
+		if d := cmp.Diff(net, fast, cmp.AllowUnexported(seenReq{})); d != "" {
+			t.Errorf("%s: the upstream's view differs (-net/http +fast path):\n%s", name, d)
+		}
+		if !slices.Contains(fast.header, `X-Sekisho-User: "u1"`) {
+			t.Errorf("%s: no identity upstream: %q", name, fast.header)
+		}
 	}
 }
