@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,30 +48,38 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 	defer fx.release()
 	resp := &fx.resp
 
-	// The request head.
-	te := httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers")
-	removeHopByHop(r.Header)
-	if te {
-		r.Header["Te"] = teTrailers
+	// The request head, written as the upstream receives it, with what
+	// ReverseProxy's path does to the header (removeHopByHop, then
+	// upstreamHeaders: cleanRequestHeaders and the gateway's values) done
+	// while it is written, instead of on the map first:
+	// TestFastForwardUpstreamHeadDifferential holds the two to the same
+	// fields. Fields named in Connection are still deleted from the map
+	// first (rare); the fixed hop-by-hop fields, the client's X-Sekisho-*,
+	// forwarding headers and X-Request-Id are skipped as they come.
+	h := r.Header
+	te := httpguts.HeaderValuesContainsToken(h["Te"], "trailers")
+	if h["Connection"] != nil {
+		removeHopByHop(h)
 	}
-	out := fx.out
-	out.Header, out.Host = r.Header, ""
-	g.upstreamHeaders(out, info)
+	cookie := ""
+	if g.authn != nil {
+		cookie = g.authn.CookieName()
+	}
+	stripCookie(h, cookie)
+	var set gatewayValues
+	g.gatewayValues(info, &set)
 	// As http.Transport on the net/http path: a value the gateway added
 	// that is not a valid header value (an identity with CR or LF from the
 	// store, say) is not sent at all; the client gets 502.
-	for _, k := range gatewayHeaders {
-		for _, v := range out.Header[k] {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				g.upstreamError(w, r, fmt.Errorf("invalid header field value for %q", k))
-				return
-			}
+	for _, e := range set.kv[:set.n] {
+		if slices.Contains(gatewayHeaders[:], e.k) && !httpguts.ValidHeaderFieldValue(e.v) {
+			g.upstreamError(w, r, fmt.Errorf("invalid header field value for %q", e.k))
+			return
 		}
 	}
-	// The head, written as the upstream receives it. Every value is
-	// known to hold no CR or LF: the client's head passed headOK, the
-	// gateway's identity values the check above, and the rest are the
-	// gateway's own (a checked host, an address, a request id, a
+	// Every value is known to hold no CR or LF: the client's head passed
+	// headOK, the gateway's identity values the check above, and the rest
+	// are the gateway's own (a checked host, an address, a request id, a
 	// base64url assertion); headLine refuses one anyway rather than send
 	// it.
 	u := url.URL{Path: joinPath(up.Path, info.Path), RawQuery: r.URL.RawQuery}
@@ -83,9 +92,10 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 	}
 	ok := true
 	b, ok = headLine(b, "Host", host, ok)
-	for k, vv := range out.Header {
+	for k, vv := range h {
 		switch k {
-		case "Host":
+		case "Host", "X-Request-Id", "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+			"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
 			continue
 		case "User-Agent":
 			// Request.Write sends the first value only, and none if empty.
@@ -94,9 +104,18 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 			}
 			continue
 		}
+		if isSekishoHeader(k) || isForwardedHeader(k) {
+			continue
+		}
 		for _, v := range vv {
 			b, ok = headLine(b, k, v, ok)
 		}
+	}
+	if te {
+		b, ok = headLine(b, "Te", "trailers", ok)
+	}
+	for _, e := range set.kv[:set.n] {
+		b, ok = headLine(b, e.k, e.v, ok)
 	}
 	fx.head = append(b, "\r\n"...)
 	if !ok {
@@ -146,7 +165,7 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 	}
 	removeHopByHop(uh)
 	cleanResponseHeaders(uh)
-	h := w.Header()
+	h = w.Header()
 	for k, vv := range uh {
 		h[k] = append(h[k], vv...)
 	}
@@ -342,17 +361,15 @@ func isEventStream(ct string) bool {
 type fastExchange struct {
 	head []byte // the upstream request's head
 	resp fasthttp.Response
-	out  *http.Request
 }
 
-var fastExchanges = sync.Pool{New: func() any { return &fastExchange{out: &http.Request{}} }}
+var fastExchanges = sync.Pool{New: func() any { return &fastExchange{} }}
 
 func (fx *fastExchange) release() {
 	if cap(fx.head) > 16<<10 {
 		fx.head = nil // a rare large head is not kept in the pool
 	}
 	fx.resp.Reset()
-	*fx.out = http.Request{}
 	fastExchanges.Put(fx)
 }
 

@@ -155,39 +155,54 @@ func (g *Gateway) upstreamHeaders(out *http.Request, info *reqctx.Info) {
 		cookie = g.authn.CookieName()
 	}
 	cleanRequestHeaders(out.Header, cookie)
-	// Every value goes in at once from one array (canonical keys, capped
-	// slices): the same headers as Header.Set, in one allocation.
-	type kv struct{ k, v string }
-	var set [9]kv
-	n := 0
-	add := func(k, v string) { set[n] = kv{k, v}; n++ }
-	add("X-Forwarded-For", info.IPString())
-	add("X-Forwarded-Host", info.Host)
-	if info.TLS {
-		add("X-Forwarded-Proto", "https")
-	} else {
-		add("X-Forwarded-Proto", "http")
+	var set gatewayValues
+	g.gatewayValues(info, &set)
+	// Every value goes in at once (canonical keys, capped slices): the same
+	// headers as Header.Set, in one allocation.
+	vals := make([]string, set.n)
+	for i, e := range set.kv[:set.n] {
+		vals[i] = e.v
+		out.Header[e.k] = vals[i : i+1 : i+1]
 	}
-	add("X-Request-Id", info.RequestID)
+}
+
+// gatewayValues are the header fields the gateway sets upstream, with
+// canonical names, in the order they are sent.
+type gatewayValues struct {
+	kv [9]struct{ k, v string }
+	n  int
+}
+
+func (s *gatewayValues) add(k, v string) {
+	s.kv[s.n].k, s.kv[s.n].v = k, v
+	s.n++
+}
+
+// gatewayValues fills set with the forwarding headers, the request id and
+// the identity (user, roles, device, class, and the signed assertion).
+func (g *Gateway) gatewayValues(info *reqctx.Info, set *gatewayValues) {
+	set.add("X-Forwarded-For", info.IPString())
+	set.add("X-Forwarded-Host", info.Host)
+	if info.TLS {
+		set.add("X-Forwarded-Proto", "https")
+	} else {
+		set.add("X-Forwarded-Proto", "http")
+	}
+	set.add("X-Request-Id", info.RequestID)
 	if info.User != "" {
-		add("X-Sekisho-User", info.User)
-		add("X-Sekisho-Roles", strings.Join(info.Roles, ","))
+		set.add("X-Sekisho-User", info.User)
+		set.add("X-Sekisho-Roles", strings.Join(info.Roles, ","))
 		if info.Device != "" {
-			add("X-Sekisho-Device", info.Device)
+			set.add("X-Sekisho-Device", info.Device)
 		}
-		add("X-Sekisho-Class", info.Class)
+		set.add("X-Sekisho-Class", info.Class)
 		if g.authn != nil {
 			if a, err := g.authn.Assertion(info); err == nil {
-				add("X-Sekisho-Assertion", a)
+				set.add("X-Sekisho-Assertion", a)
 			} else {
 				g.log.Error("signing assertion", "request_id", info.RequestID, "err", err)
 			}
 		}
-	}
-	vals := make([]string, n)
-	for i, e := range set[:n] {
-		vals[i] = e.v
-		out.Header[e.k] = vals[i : i+1 : i+1]
 	}
 }
 
