@@ -55,6 +55,42 @@ func NormalizePath(escaped string) (string, error) {
 	if !utf8.ValidString(decoded) {
 		return "", ErrPathBadUTF8
 	}
+	if cleanPath(decoded) {
+		return decoded, nil // what normalizeSegments gives back, without its allocations
+	}
+	return normalizeSegments(decoded)
+}
+
+// cleanPath reports whether normalizeSegments would return d unchanged:
+// no empty segment but a last one (a trailing slash), no "." or ".."
+// segment, no segment ending in "." or " ". d starts with "/".
+// FuzzNormalizePath holds the two together.
+func cleanPath(d string) bool {
+	start := 1
+	for i := 1; i <= len(d); i++ {
+		if i < len(d) && d[i] != '/' {
+			continue
+		}
+		seg := d[start:i]
+		switch {
+		case seg == "":
+			if i < len(d) {
+				return false
+			}
+		case seg == "." || seg == "..":
+			return false
+		case seg[len(seg)-1] == '.' || seg[len(seg)-1] == ' ':
+			return false
+		}
+		start = i + 1
+	}
+	return true
+}
+
+// normalizeSegments drops empty and "." segments, resolves "..", and
+// refuses a segment ending in "." or " ", of a decoded path starting with
+// "/".
+func normalizeSegments(decoded string) (string, error) {
 	trailing := strings.HasSuffix(decoded, "/")
 	segs := strings.Split(decoded, "/")
 	out := make([]string, 0, len(segs))

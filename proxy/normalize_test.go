@@ -67,10 +67,17 @@ func TestNormalizePath(t *testing.T) {
 // result is absolute, clean (idempotent, no dot segments, no empty
 // segments), valid UTF-8 and free of control characters and backslashes.
 func FuzzNormalizePath(f *testing.F) {
-	for _, s := range []string{"/", "/a/../b", "/%2e%2e/x", "//a", "/a%2fb", "/%c0%ae", "/a;b", "/a/./b/", "/財務/%E8%B2%A1"} {
+	for _, s := range []string{"/", "/a/../b", "/%2e%2e/x", "//a", "/a%2fb", "/%c0%ae", "/a;b", "/a/./b/", "/財務/%E8%B2%A1",
+		"/a/b/", "/a.", "/a /b", "/a/..", "/a/.", "/.a/b..c/", "//", "/a//"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
+		// The shortcut for clean paths gives what the segment walk gives.
+		if in != "" && in[0] == '/' && cleanPath(in) {
+			if got, err := normalizeSegments(in); err != nil || got != in {
+				t.Fatalf("cleanPath(%q) but normalizeSegments gives %q, %v", in, got, err)
+			}
+		}
 		out, err := NormalizePath(in)
 		if err != nil {
 			return
