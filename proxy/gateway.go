@@ -166,13 +166,15 @@ func reserved(path string) bool {
 
 // perRequest is what the gateway allocates for every request, in one
 // allocation: the request's context with its Info, the response writer
-// that records status and size, and the values of sekisho's own response
-// headers.
+// that records status and size, the values of sekisho's own response
+// headers, and the access record.
 type perRequest struct {
 	ctx  reqctx.Context
 	req  http.Request // the request with ctx (WithContext's copy, held here)
 	rw   recordingWriter
 	hdrs [2]string
+	// entry is the access record of a forwarded request.
+	entry Entry
 }
 
 // ServeHTTP runs the request flow of DESIGN.md §2.
@@ -322,9 +324,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	g.forward(w, r, info, t)
-	g.record(ctx, &Entry{Info: info, Event: "access", Decision: v.Effect, Enforced: v.Enforced,
+	pr.entry = Entry{Info: info, Event: "access", Decision: v.Effect, Enforced: v.Enforced,
 		Rule: v.Rule, Reasons: v.Reasons, Status: rw.status(), Bytes: rw.bytes,
-		Duration: g.now().Sub(info.Received)}, false)
+		Duration: g.now().Sub(info.Received)}
+	g.record(ctx, &pr.entry, false)
 }
 
 // ReasonResponseAborted marks the record of a response that was cut off

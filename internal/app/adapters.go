@@ -254,7 +254,15 @@ type policyAdapter struct {
 }
 
 func (p *policyAdapter) Decide(ctx context.Context, info *reqctx.Info, now time.Time) proxy.Verdict {
-	req := &policy.Request{
+	// The request is the engine's for the call only (its decision and its
+	// cache keep none of it): one from the pool instead of an allocation
+	// of a few hundred bytes per request.
+	req := policyRequests.Get().(*policy.Request)
+	defer func() {
+		*req = policy.Request{}
+		policyRequests.Put(req)
+	}()
+	*req = policy.Request{
 		User: info.User, Roles: info.Roles, Department: info.Department, Authenticated: info.User != "",
 		Route: info.Route, Class: info.Class, Segment: info.Segment, Action: info.Action, Mode: info.Mode,
 		Zone: info.Zone, AMR: info.AMR, AuthTime: info.AuthTime, Device: info.Device,
@@ -274,6 +282,8 @@ func (p *policyAdapter) Decide(ctx context.Context, info *reqctx.Info, now time.
 	}
 	return v
 }
+
+var policyRequests = sync.Pool{New: func() any { return new(policy.Request) }}
 
 // auditAdapter is a proxy.Recorder over audit.Trail; every record
 // written is shown to the monitor.
