@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -41,16 +42,25 @@ func parseFastHead(head []byte) (*http.Request, bool) {
 	if target[0] != '/' || s[len(line0)+sp:eol] != " HTTP/1.1" {
 		return nil, false
 	}
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
-		return nil, false
-	}
 	n := bytes.Count(head, crlf) - 2 // header lines
 	if n < 1 || n > 64 {
 		return nil, false
 	}
+	// The request, its URL and the values of up to 8 header lines in one
+	// allocation.
+	a := new(fastAlloc)
+	if !simpleTarget(target, &a.url) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			return nil, false
+		}
+		a.url = *u
+	}
 	h := make(http.Header, n)
-	vals := make([]string, n)
+	vals := a.vals[:]
+	if n > len(a.vals) {
+		vals = make([]string, n)
+	}
 	var key [64]byte
 	for i, pos := 0, eol+2; i < n; i++ {
 		end := pos + bytes.Index(head[pos:], crlf)
@@ -87,11 +97,45 @@ func parseFastHead(head []byte) (*http.Request, bool) {
 	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" && h["Cache-Control"] == nil {
 		h["Cache-Control"] = []string{"no-cache"}
 	}
-	return &http.Request{
-		Method: http.MethodGet, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	a.req = http.Request{
+		Method: http.MethodGet, URL: &a.url, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Body: http.NoBody, Host: host[0], RequestURI: target,
-	}, true
+	}
+	return &a.req, true
 }
+
+// fastAlloc is what parseFastHead allocates for one request.
+type fastAlloc struct {
+	req  http.Request
+	url  url.URL
+	vals [8]string
+}
+
+// simpleTarget sets u to what url.ParseRequestURI gives for a target
+// whose path has only letters, digits and "-._~/" (nothing it unescapes
+// or keeps a raw form of), followed by nothing or a query ("?" and any
+// bytes, kept raw): Path and RawQuery. It reports false for any other
+// target. FuzzFastHead holds the result to ReadRequest's URL.
+func simpleTarget(target string, u *url.URL) bool {
+	path, query, hasQuery := strings.Cut(target, "?")
+	if path == "" || path[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(path); i++ {
+		if !pathChars[path[i]] {
+			return false
+		}
+	}
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return true
+}
+
+var pathChars = func() (t [256]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~/", byte(c)) >= 0
+	}
+	return t
+}()
 
 var crlf = []byte("\r\n")
 

@@ -27,6 +27,15 @@ func FuzzFastHead(f *testing.F) {
 		"GET /p  HTTP/1.1\r\nHost: h\r\n\r\n",
 		"GET /p HTTP/1.0\r\nHost: h\r\n\r\n",
 		"GET /\xff HTTP/1.1\r\nHost: h\xff\r\nX-\xe6\x97\xa5: \xe6\x97\xa5\r\n\r\n",
+		// Targets around simpleTarget's edges.
+		"GET /a? HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a?? HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a?b? HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a-b_c.d~e/f/?q=%zz#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a#b HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a!b*(c)'d HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET //x/../y HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /%41 HTTP/1.1\r\nHost: h\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
