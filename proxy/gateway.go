@@ -202,7 +202,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pr.hdrs[1] = "max-age=31536000"
 		h["Strict-Transport-Security"] = pr.hdrs[1:2:2]
 	}
-	defer g.metrics.observe(info, rw, g.now)
+	defer func() {
+		end := pr.entry.Time // the access record's time, when there is one
+		if end.IsZero() {
+			end = g.now()
+		}
+		g.metrics.observe(info, rw, end)
+	}()
 
 	// Source address and zone.
 	remote := peerAddr(r.RemoteAddr)
@@ -324,9 +330,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	g.forward(w, r, info, t)
-	pr.entry = Entry{Info: info, Event: "access", Decision: v.Effect, Enforced: v.Enforced,
+	// One clock reading for the record's time, its duration and the
+	// latency metric.
+	end := g.now()
+	pr.entry = Entry{Info: info, Time: end, Event: "access", Decision: v.Effect, Enforced: v.Enforced,
 		Rule: v.Rule, Reasons: v.Reasons, Status: rw.status(), Bytes: rw.bytes,
-		Duration: g.now().Sub(info.Received)}
+		Duration: end.Sub(info.Received)}
 	g.record(ctx, &pr.entry, false)
 }
 
@@ -345,7 +354,9 @@ func (g *Gateway) decide(ctx context.Context, info *reqctx.Info, t target) Verdi
 		return Verdict{Effect: "deny", Rule: "default-deny", Reasons: []string{"no_policy"}, Enforced: true,
 			MessagesJA: []string{"この操作は許可されていません。"}, MessagesEN: []string{"This action is not allowed."}}
 	}
-	return g.policy.Decide(ctx, info, g.now())
+	// The request's time (read when it arrived, microseconds ago) is the
+	// decision's: one clock reading less per request.
+	return g.policy.Decide(ctx, info, info.Received)
 }
 
 // serveReserved answers /.sekisho/ and /.well-known/sekisho/ on a routed

@@ -64,14 +64,14 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 func (m *Metrics) decision(result string) { m.series(result, decisionSeries).count.Inc() }
 
-func (m *Metrics) observe(info *reqctx.Info, rw *recordingWriter, now func() time.Time) {
+func (m *Metrics) observe(info *reqctx.Info, rw *recordingWriter, end time.Time) {
 	route := info.Route
 	if route == "" {
 		route = "-"
 	}
 	s := m.series(route, rw.status())
 	s.count.Inc()
-	s.latency.Observe(now().Sub(info.Received).Seconds())
+	s.latency.Observe(end.Sub(info.Received).Seconds())
 }
 
 // decisionSeries is the code under which series keeps the decision

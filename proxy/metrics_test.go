@@ -13,12 +13,11 @@ import (
 func TestMetricsSeriesCache(t *testing.T) {
 	m := NewMetrics(nil)
 	now := time.Unix(100, 0)
-	clock := func() time.Time { return now }
 	for _, c := range []struct {
 		route string
 		code  int
 	}{{"web", 200}, {"web", 200}, {"web", 404}, {"", 400}, {"api", 200}} {
-		m.observe(&reqctx.Info{Route: c.route, Received: now.Add(-time.Second)}, &recordingWriter{code: c.code}, clock)
+		m.observe(&reqctx.Info{Route: c.route, Received: now.Add(-time.Second)}, &recordingWriter{code: c.code}, now)
 	}
 	for _, r := range []string{"allow", "allow", "deny", "login"} {
 		m.decision(r)
