@@ -123,7 +123,7 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 		return
 	}
 
-	s, err := t.route.h1.ExchangeGet(r.Context(), up.Scheme == "https", up.Host, fx.head, resp)
+	s, err := t.route.h1.ExchangeGet(r.Context(), up.Scheme == "https", up.Host, fx.head, resp, &fx.stream)
 	if err != nil {
 		g.upstreamError(w, r, err)
 		return
@@ -359,8 +359,9 @@ func isEventStream(ct string) bool {
 
 // fastExchange is what one forwarded request needs, pooled.
 type fastExchange struct {
-	head []byte // the upstream request's head
-	resp fasthttp.Response
+	head   []byte // the upstream request's head
+	resp   fasthttp.Response
+	stream h1transport.Stream // the response body (closed before release)
 }
 
 var fastExchanges = sync.Pool{New: func() any { return &fastExchange{} }}
@@ -370,6 +371,7 @@ func (fx *fastExchange) release() {
 		fx.head = nil // a rare large head is not kept in the pool
 	}
 	fx.resp.Reset()
+	fx.stream = h1transport.Stream{}
 	fastExchanges.Put(fx)
 }
 

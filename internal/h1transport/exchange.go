@@ -41,15 +41,19 @@ func (t *Transport) Exchange(ctx context.Context, https bool, host string, req *
 // well formed, no CR or LF inside a line, no body, and no Connection
 // header (the connection is kept when the response allows). It saves
 // copying every header through fasthttp's header into the same bytes.
-func (t *Transport) ExchangeGet(ctx context.Context, https bool, host string, head []byte, resp *fasthttp.Response) (*Stream, error) {
-	return t.exchangeRetry(ctx, https, host, &outHead{raw: head}, resp)
+// The body is read through into when it is not nil (the caller's, pooled
+// with resp: one allocation less per request), a new Stream otherwise;
+// into must not be in use.
+func (t *Transport) ExchangeGet(ctx context.Context, https bool, host string, head []byte, resp *fasthttp.Response, into *Stream) (*Stream, error) {
+	return t.exchangeRetry(ctx, https, host, &outHead{raw: head, into: into}, resp)
 }
 
 // outHead is the request head of an exchange: fasthttp's header, or the
-// bytes of a GET's head.
+// bytes of a GET's head; into is where the body's Stream goes, if given.
 type outHead struct {
-	hdr *fasthttp.RequestHeader
-	raw []byte
+	hdr  *fasthttp.RequestHeader
+	raw  []byte
+	into *Stream
 }
 
 func (o *outHead) write(bw *bufio.Writer) error {
@@ -125,7 +129,10 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *outHead, resp *f
 	}
 	cl := resp.Header.ContentLength()
 	t.headRead(ctx, c, req.isHead() || cl == 0 || cl > 0 && c.br.Buffered() >= cl)
-	s = &Stream{t: t, c: c, ctx: ctx, stop: stop, resp: resp, r: resp.BodyStream()}
+	if s = req.into; s == nil {
+		s = new(Stream)
+	}
+	*s = Stream{t: t, c: c, ctx: ctx, stop: stop, resp: resp, r: resp.BodyStream()}
 	// A body of length -2 runs until the upstream closes the connection;
 	// fasthttp gives -2 to a 204 or 304 without Content-Length too, which
 	// has no body (and so no stream).

@@ -1363,7 +1363,7 @@ func TestExchangeGet(t *testing.T) {
 		"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
 	}
 	for i, head := range heads {
-		st, err := tr.ExchangeGet(context.Background(), false, u.host(), []byte(head), exResp())
+		st, err := tr.ExchangeGet(context.Background(), false, u.host(), []byte(head), exResp(), nil)
 		if err != nil {
 			t.Fatalf("head %d: %v", i, err)
 		}
@@ -1385,7 +1385,7 @@ func TestExchangeGet(t *testing.T) {
 	tr2, _ := newTransport(t, Options{})
 	host := strings.TrimPrefix(s.url(), "http://")
 	for range 2 {
-		st, err := tr2.ExchangeGet(context.Background(), false, host, []byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), exResp())
+		st, err := tr2.ExchangeGet(context.Background(), false, host, []byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), exResp(), new(Stream))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1426,7 +1426,7 @@ func TestExchangeHeaderDeadlineLeftSet(t *testing.T) {
 			return true
 		})
 		tr, _ := newTransport(t, Options{ResponseHeaderTimeout: timeout})
-		st, err := tr.ExchangeGet(context.Background(), false, u.host(), []byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), exResp())
+		st, err := tr.ExchangeGet(context.Background(), false, u.host(), []byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), exResp(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
