@@ -272,7 +272,7 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 	defer func() {
 		st.br.Reset(nil)
 		st.bw.Reset(nil)
-		st.w = frontWriter{}
+		st.w.frontReq = frontReq{}
 		st.closing, st.logf = nil, nil
 		frontStates.Put(st)
 	}()

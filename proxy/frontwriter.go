@@ -15,6 +15,15 @@ import (
 // when their framing or a sniffed Content-Type depends on the body;
 // otherwise at WriteHeader.
 type frontWriter struct {
+	frontReq // reset for each request
+	// The buffers, kept across requests (zeroing them per request cost
+	// more than the rest of reset).
+	holdBuf [bufferBeforeLength]byte
+	scratch [64]byte
+}
+
+// frontReq is frontWriter's state for one request.
+type frontReq struct {
 	bw     *bufio.Writer
 	header http.Header
 	// sent is the header as it was at WriteHeader, when the status line
@@ -31,14 +40,12 @@ type frontWriter struct {
 	written int64
 	chunked bool
 	// hold keeps the body while its length is unknown and the header not
-	// yet out, up to bufferBeforeLength.
+	// yet out, up to bufferBeforeLength (in holdBuf).
 	hold       []byte
-	holdBuf    [bufferBeforeLength]byte
 	closeAfter bool
 	err        error // a write to the client failed
 	// trailers are the names the handler declared in a Trailer header.
 	trailers []string
-	scratch  [64]byte
 }
 
 // reset readies w for the next request on a connection. The header map
@@ -51,8 +58,7 @@ func (w *frontWriter) reset(bw *bufio.Writer, closing func() bool, logf func(str
 	} else {
 		clear(h)
 	}
-	*w = frontWriter{bw: bw, header: h, closing: closing, logf: logf, cl: -1}
-	w.hold = w.holdBuf[:0]
+	w.frontReq = frontReq{bw: bw, header: h, closing: closing, logf: logf, cl: -1, hold: w.holdBuf[:0]}
 }
 
 func (w *frontWriter) Header() http.Header { return w.header }
