@@ -27,6 +27,7 @@ type conn struct {
 	tlsState *tls.ConnectionState
 	onCancel func() // bound once: context.AfterFunc allocates no closure per request
 	peek     *peeker
+	rawio    *rawIO // plain TCP on unix: sendRaw; nil otherwise
 	idleAt   time.Time
 	// rdl is the read deadline begin set, while it stays set (headRead
 	// leaves it when the response is buffered whole); zero: none.
@@ -113,6 +114,9 @@ func (t *Transport) dialConn(ctx context.Context, key connKey, hostname string) 
 	nc := c.nc
 	c.onCancel = func() { nc.SetDeadline(aLongTimeAgo) }
 	newPeeker(c)
+	if !key.https {
+		c.rawio = newRawIO(raw)
+	}
 	return c, nil
 }
 

@@ -74,14 +74,23 @@ func (o *outHead) asksClose() bool {
 
 func (t *Transport) exchangeRetry(ctx context.Context, https bool, host string, req *outHead, resp *fasthttp.Response) (*Stream, error) {
 	key := connKey{https: https, host: host}
+	// A GET given as bytes checks a reused connection in the same call as
+	// its write (sendRaw); anything else when it is taken from the pool.
+	deferPeek := req.raw != nil
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.acquire(ctx, key, hostname(host), attempt)
+		c, reused, err := t.acquire(ctx, key, hostname(host), attempt, !deferPeek)
 		if err != nil {
 			return nil, err
 		}
-		s, retryable, err := t.exchange(ctx, c, req, resp)
+		s, retryable, err := t.exchange(ctx, c, req, resp, reused && deferPeek)
 		if err == nil {
 			return s, nil
+		}
+		if err == errDeadIdle {
+			// Nothing was sent: take the next idle connection, as
+			// takeIdle does when it checks them itself.
+			attempt--
+			continue
 		}
 		if reused && retryable && req.idempotent() && ctx.Err() == nil {
 			continue
@@ -108,7 +117,39 @@ func hostname(host string) string {
 	return host
 }
 
-func (t *Transport) exchange(ctx context.Context, c *conn, req *outHead, resp *fasthttp.Response) (s *Stream, retryable bool, err error) {
+// errDeadIdle: an idle connection's check, done by exchange, found it
+// closed by the upstream or holding bytes nobody asked for; it was closed
+// and nothing was sent on it.
+var errDeadIdle = errors.New("h1transport: idle connection not usable")
+
+// exchange sends req on c and reads the response head. peek says that c
+// is an idle one whose check (usable) is still to be done.
+func (t *Transport) exchange(ctx context.Context, c *conn, req *outHead, resp *fasthttp.Response, peek bool) (s *Stream, retryable bool, err error) {
+	if req.raw != nil && c.rawio != nil {
+		// Plain TCP: check, write and wait for the answer in one call on
+		// the socket (sendRaw), with the header deadline and the cancel
+		// callback already set.
+		stop := t.begin(ctx, c)
+		switch n, err := c.rawio.sendRaw(req.raw, peek); {
+		case err == errDeadIdle:
+			stop.stop()
+			c.close()
+			return nil, false, errDeadIdle
+		case err != nil:
+			c.werr = err
+			return nil, true, t.abort(ctx, c, stop, err, false)
+		case n < len(req.raw):
+			// The socket's buffer was full: the rest the usual way.
+			if _, err := c.Write(req.raw[n:]); err != nil {
+				return nil, true, t.abort(ctx, c, stop, err, false)
+			}
+		}
+		return t.readHead(ctx, c, req, resp, stop)
+	}
+	if peek && !usable(c) {
+		c.close()
+		return nil, false, errDeadIdle
+	}
 	stop := t.begin(ctx, c)
 	if err := req.write(c.bw); err != nil {
 		return nil, c.werr != nil, t.abort(ctx, c, stop, err, false)
@@ -116,6 +157,11 @@ func (t *Transport) exchange(ctx context.Context, c *conn, req *outHead, resp *f
 	if err := c.bw.Flush(); err != nil {
 		return nil, true, t.abort(ctx, c, stop, err, false)
 	}
+	return t.readHead(ctx, c, req, resp, stop)
+}
+
+// readHead reads the response head of req, sent on c.
+func (t *Transport) readHead(ctx context.Context, c *conn, req *outHead, resp *fasthttp.Response, stop stopper) (s *Stream, retryable bool, err error) {
 	start := c.nread
 	c.limit = t.maxHeader
 	resp.StreamBody = true

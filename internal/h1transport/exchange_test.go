@@ -61,13 +61,28 @@ func exReadAll(s *Stream) (string, error) {
 	return string(b), nil
 }
 
+// exGet sends req through Exchange, or with raw through ExchangeGet (the
+// head as bytes, which on plain TCP takes the socket path of sendRaw).
+func exGet(ctx context.Context, tr *Transport, host string, req *fasthttp.RequestHeader, resp *fasthttp.Response, raw bool) (*Stream, error) {
+	if raw {
+		return tr.ExchangeGet(ctx, false, host, append([]byte(nil), req.Header()...), resp, nil)
+	}
+	return tr.Exchange(ctx, false, host, req, resp)
+}
+
 // exDo sends req with a fresh response and reads the whole body.
 func exDo(t *testing.T, tr *Transport, host string, req *fasthttp.RequestHeader) (*fasthttp.Response, string) {
+	t.Helper()
+	return exDoMode(t, tr, host, req, false)
+}
+
+// exDoMode is exDo through exGet.
+func exDoMode(t *testing.T, tr *Transport, host string, req *fasthttp.RequestHeader, raw bool) (*fasthttp.Response, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	resp := exResp()
-	s, err := tr.Exchange(ctx, false, host, req, resp)
+	s, err := exGet(ctx, tr, host, req, resp, raw)
 	if err != nil {
 		t.Fatalf("Exchange %s: %v", req.RequestURI(), err)
 	}
@@ -816,7 +831,9 @@ func TestExchangeContext(t *testing.T) {
 	// the hook of a context that offers one (Hooker, the gateway's fast
 	// path).
 	for _, kind := range []string{"afterfunc", "hooker"} {
-		t.Run(kind, func(t *testing.T) { testExchangeContext(t, kind == "hooker") })
+		for _, raw := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/raw=%v", kind, raw), func(t *testing.T) { testExchangeContext(t, kind == "hooker", raw) })
+		}
 	}
 }
 
@@ -899,7 +916,7 @@ func checkHooked(t *testing.T, h *testHooker, used bool) {
 	}
 }
 
-func testExchangeContext(t *testing.T, hooker bool) {
+func testExchangeContext(t *testing.T, hooker, raw bool) {
 	s, started := newHoldingServer(t)
 	tr, _ := newTransport(t, Options{ResponseHeaderTimeout: time.Minute})
 	host := exHost(s.Server)
@@ -908,7 +925,7 @@ func testExchangeContext(t *testing.T, hooker bool) {
 		ctx, cancel, h := withCtx(context.Background(), hooker)
 		go func() { <-started; cancel() }()
 		start := time.Now()
-		st, err := tr.Exchange(ctx, false, host, exReq("GET", "/before", "h"), exResp())
+		st, err := exGet(ctx, tr, host, exReq("GET", "/before", "h"), exResp(), raw)
 		if !errors.Is(err, context.Canceled) {
 			if err == nil {
 				st.Close()
@@ -923,7 +940,7 @@ func testExchangeContext(t *testing.T, hooker bool) {
 	t.Run("canceled mid body", func(t *testing.T) {
 		ctx, cancel, h := withCtx(context.Background(), hooker)
 		defer cancel()
-		st, err := tr.Exchange(ctx, false, host, exReq("GET", "/mid", "h"), exResp())
+		st, err := exGet(ctx, tr, host, exReq("GET", "/mid", "h"), exResp(), raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -958,7 +975,7 @@ func testExchangeContext(t *testing.T, hooker bool) {
 		defer tcancel()
 		ctx, cancel, h := withCtx(tctx, hooker)
 		defer cancel()
-		st, err := tr.Exchange(ctx, false, host, exReq("GET", "/before", "h"), exResp())
+		st, err := exGet(ctx, tr, host, exReq("GET", "/before", "h"), exResp(), raw)
 		<-started
 		if !errors.Is(err, context.DeadlineExceeded) {
 			if err == nil {
@@ -971,7 +988,7 @@ func testExchangeContext(t *testing.T, hooker bool) {
 	t.Run("already canceled", func(t *testing.T) {
 		ctx, cancel, h := withCtx(context.Background(), hooker)
 		cancel()
-		st, err := tr.Exchange(ctx, false, host, exReq("GET", "/before", "h"), exResp())
+		st, err := exGet(ctx, tr, host, exReq("GET", "/before", "h"), exResp(), raw)
 		if !errors.Is(err, context.Canceled) {
 			if err == nil {
 				st.Close()
@@ -985,7 +1002,7 @@ func testExchangeContext(t *testing.T, hooker bool) {
 		defer cancel()
 		s2 := newServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fine") })
 		for range 2 {
-			st, err := tr.Exchange(ctx, false, exHost(s2.Server), exReq("GET", "/", "h"), exResp())
+			st, err := exGet(ctx, tr, exHost(s2.Server), exReq("GET", "/", "h"), exResp(), raw)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1036,13 +1053,19 @@ func TestExchangeCanceledAfterHeadNotPooled(t *testing.T) {
 }
 
 func TestExchangeResponseHeaderTimeout(t *testing.T) {
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("raw=%v", raw), func(t *testing.T) { testExchangeResponseHeaderTimeout(t, raw) })
+	}
+}
+
+func testExchangeResponseHeaderTimeout(t *testing.T, raw bool) {
 	t.Run("no byte of a head", func(t *testing.T) {
 		release := make(chan struct{})
 		s := newServer(t, func(w http.ResponseWriter, r *http.Request) { <-release })
 		t.Cleanup(func() { close(release) })
 		tr, _ := newTransport(t, Options{ResponseHeaderTimeout: 100 * time.Millisecond})
 		start := time.Now()
-		st, err := tr.Exchange(context.Background(), false, exHost(s.Server), exReq("GET", "/", "h"), exResp())
+		st, err := exGet(context.Background(), tr, exHost(s.Server), exReq("GET", "/", "h"), exResp(), raw)
 		if err == nil {
 			st.Close()
 			t.Fatal("no error")
@@ -1065,7 +1088,7 @@ func TestExchangeResponseHeaderTimeout(t *testing.T) {
 	t.Run("half a head", func(t *testing.T) {
 		u := newExUpstream(t, exAnswer("HTTP/1.1 200 OK\r\nContent-Len"))
 		tr, _ := newTransport(t, Options{ResponseHeaderTimeout: 100 * time.Millisecond})
-		st, err := tr.Exchange(context.Background(), false, u.host(), exReq("GET", "/", "h"), exResp())
+		st, err := exGet(context.Background(), tr, u.host(), exReq("GET", "/", "h"), exResp(), raw)
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
 			if err == nil {
@@ -1084,7 +1107,7 @@ func TestExchangeResponseHeaderTimeout(t *testing.T) {
 		})
 		tr, _ := newTransport(t, Options{ResponseHeaderTimeout: 100 * time.Millisecond})
 		for range 2 {
-			if _, body := exDo(t, tr, exHost(s.Server), exReq("GET", "/", "h")); body != "0123456789" {
+			if _, body := exDoMode(t, tr, exHost(s.Server), exReq("GET", "/", "h"), raw); body != "0123456789" {
 				t.Fatalf("body %q", body)
 			}
 		}
@@ -1095,15 +1118,20 @@ func TestExchangeResponseHeaderTimeout(t *testing.T) {
 }
 
 func TestExchangeIdleClosedByUpstream(t *testing.T) {
-	s := newServer(t, echoPath)
-	tr, _ := newTransport(t, Options{})
-	exDo(t, tr, exHost(s.Server), exReq("GET", "/a", "h"))
-	s.CloseClientConnections()
-	if _, body := exDo(t, tr, exHost(s.Server), exReq("GET", "/b", "h")); body != "/b" {
-		t.Fatalf("body %q", body)
-	}
-	if n := s.conns.Load(); n != 2 {
-		t.Errorf("server saw %d connections, want 2", n)
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("raw=%v", raw), func(t *testing.T) {
+			s := newServer(t, echoPath)
+			tr, _ := newTransport(t, Options{})
+			exDoMode(t, tr, exHost(s.Server), exReq("GET", "/a", "h"), raw)
+			s.CloseClientConnections()
+			time.Sleep(20 * time.Millisecond) // the FIN arrives
+			if _, body := exDoMode(t, tr, exHost(s.Server), exReq("GET", "/b", "h"), raw); body != "/b" {
+				t.Fatalf("body %q", body)
+			}
+			if n := s.conns.Load(); n != 2 {
+				t.Errorf("server saw %d connections, want 2", n)
+			}
+		})
 	}
 }
 
@@ -1160,58 +1188,60 @@ func TestExchangeExtraBytesNotReadLater(t *testing.T) {
 	}
 	for name, extra := range extras {
 		for _, late := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/late=%v", name, late), func(t *testing.T) {
-				sendExtra, stop := make(chan struct{}), make(chan struct{})
-				u := newExUpstream(t, func(id, n int, _ string, c net.Conn) bool {
-					answer := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nconn%d-%d", id, n)
-					if id != 0 {
-						_, err := io.WriteString(c, answer)
+			for _, raw := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/late=%v/raw=%v", name, late, raw), func(t *testing.T) {
+					sendExtra, stop := make(chan struct{}), make(chan struct{})
+					u := newExUpstream(t, func(id, n int, _ string, c net.Conn) bool {
+						answer := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nconn%d-%d", id, n)
+						if id != 0 {
+							_, err := io.WriteString(c, answer)
+							return err == nil
+						}
+						if !late {
+							_, err := io.WriteString(c, answer+extra)
+							return err == nil
+						}
+						if _, err := io.WriteString(c, answer); err != nil {
+							return false
+						}
+						select {
+						case <-sendExtra:
+						case <-stop:
+						}
+						_, err := io.WriteString(c, extra)
 						return err == nil
+					})
+					t.Cleanup(func() { close(stop) }) // before the upstream's cleanup, which waits for the handler
+					tr, _ := newTransport(t, Options{})
+					if _, body := exDoMode(t, tr, u.host(), exReq("GET", "/", "h"), raw); body != "conn0-0" {
+						t.Fatalf("first body %q", body)
 					}
-					if !late {
-						_, err := io.WriteString(c, answer+extra)
-						return err == nil
+					if late {
+						tr.mu.Lock()
+						var c *conn
+						for _, l := range tr.idle {
+							if len(l.conns) == 1 {
+								c = l.conns[0]
+							}
+						}
+						tr.mu.Unlock()
+						if c == nil {
+							t.Fatal("the first connection was not pooled")
+						}
+						close(sendExtra)
+						deadline := time.Now().Add(30 * time.Second)
+						for usable(c) {
+							if time.Now().After(deadline) {
+								t.Fatal("the extra bytes never arrived")
+							}
+							time.Sleep(time.Millisecond)
+						}
 					}
-					if _, err := io.WriteString(c, answer); err != nil {
-						return false
+					if resp, body := exDoMode(t, tr, u.host(), exReq("GET", "/", "h"), raw); resp.StatusCode() != 200 || body != "conn1-0" {
+						t.Fatalf("second exchange answered %d %q, want conn1-0 from a new connection", resp.StatusCode(), body)
 					}
-					select {
-					case <-sendExtra:
-					case <-stop:
-					}
-					_, err := io.WriteString(c, extra)
-					return err == nil
 				})
-				t.Cleanup(func() { close(stop) }) // before the upstream's cleanup, which waits for the handler
-				tr, _ := newTransport(t, Options{})
-				if _, body := exDo(t, tr, u.host(), exReq("GET", "/", "h")); body != "conn0-0" {
-					t.Fatalf("first body %q", body)
-				}
-				if late {
-					tr.mu.Lock()
-					var c *conn
-					for _, l := range tr.idle {
-						if len(l.conns) == 1 {
-							c = l.conns[0]
-						}
-					}
-					tr.mu.Unlock()
-					if c == nil {
-						t.Fatal("the first connection was not pooled")
-					}
-					close(sendExtra)
-					deadline := time.Now().Add(30 * time.Second)
-					for usable(c) {
-						if time.Now().After(deadline) {
-							t.Fatal("the extra bytes never arrived")
-						}
-						time.Sleep(time.Millisecond)
-					}
-				}
-				if resp, body := exDo(t, tr, u.host(), exReq("GET", "/", "h")); resp.StatusCode() != 200 || body != "conn1-0" {
-					t.Fatalf("second exchange answered %d %q, want conn1-0 from a new connection", resp.StatusCode(), body)
-				}
-			})
+			}
 		}
 	}
 }

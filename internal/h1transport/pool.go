@@ -9,8 +9,10 @@ type idleList struct{ conns []*conn }
 
 // takeIdle returns the most recently idled live connection for key, or
 // nil. Connections idle for longer than the timeout, or that the upstream
-// closed or wrote to while idle, are closed on the way.
-func (t *Transport) takeIdle(key connKey) *conn {
+// closed or wrote to while idle, are closed on the way. With peek false
+// the last check is the caller's (exchange does it in the same call as
+// its write: sendRaw).
+func (t *Transport) takeIdle(key connKey, peek bool) *conn {
 	for {
 		t.mu.Lock()
 		l := t.idle[key]
@@ -42,7 +44,7 @@ func (t *Transport) takeIdle(key connKey) *conn {
 			c.nc.SetReadDeadline(time.Time{})
 			c.rdl = time.Time{}
 		}
-		if usable(c) {
+		if !peek || usable(c) {
 			return c
 		}
 		c.close()

@@ -148,7 +148,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := connKey{https: req.URL.Scheme == "https", host: req.URL.Host}
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.acquire(ctx, key, req.URL.Hostname(), attempt)
+		c, reused, err := t.acquire(ctx, key, req.URL.Hostname(), attempt, true)
 		if err != nil {
 			return nil, err
 		}
@@ -164,10 +164,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // acquire returns a connection for key: on the first attempt the pool's
-// most recent live one if any (reused), otherwise a new one.
-func (t *Transport) acquire(ctx context.Context, key connKey, hostname string, attempt int) (c *conn, reused bool, err error) {
+// most recent live one if any (reused), otherwise a new one. peek says
+// whether an idle one is checked here (takeIdle) or by the caller.
+func (t *Transport) acquire(ctx context.Context, key connKey, hostname string, attempt int, peek bool) (c *conn, reused bool, err error) {
 	if attempt == 0 {
-		if c = t.takeIdle(key); c != nil {
+		if c = t.takeIdle(key, peek); c != nil {
 			return c, true, nil
 		}
 	}

@@ -49,3 +49,83 @@ func usable(c *conn) bool {
 	p.live = false
 	return p.rc.Read(p.fn) == nil && p.live
 }
+
+// rawIO writes a GET's head straight to the socket and waits for the
+// answer in one RawConn.Read: the poller's readiness is reset first
+// (RawRead's prepareRead), then the head is written, then the goroutine
+// parks until the answer arrives. Going through net.Conn, the first read
+// after the write always finds nothing yet (a read system call that
+// returns EAGAIN before the goroutine parks); here the next read finds the
+// answer. A reused connection's check (usable's peek) is done in the same
+// call, before the write. Built once per connection: nothing is allocated
+// per request.
+type rawIO struct {
+	rc   syscall.RawConn
+	fn   func(fd uintptr) bool
+	head []byte
+	peek bool
+	step int   // 0: check and write; 1: the answer is readable
+	n    int   // bytes of head written
+	err  error // the write's error, or errDeadIdle
+	buf  [1]byte
+}
+
+func newRawIO(raw interface{}) *rawIO {
+	sc, ok := raw.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	r := &rawIO{rc: rc}
+	r.fn = r.do
+	return r
+}
+
+// sendRaw checks the connection (when peek is set), writes head and waits
+// until the answer is readable or the read deadline passes. It returns the
+// bytes written (fewer than len(head) when the socket's buffer filled: the
+// caller writes the rest), the write's error, or errDeadIdle. A wait that
+// ends on the deadline or a closed connection is not reported: the read
+// that follows meets the same end and reports it as a read error.
+func (r *rawIO) sendRaw(head []byte, peek bool) (int, error) {
+	r.head, r.peek, r.step, r.n, r.err = head, peek, 0, 0, nil
+	rerr := r.rc.Read(r.fn)
+	n, err := r.n, r.err
+	r.head = nil
+	if r.step == 0 && err == nil {
+		// RawRead failed before calling fn (a closed connection).
+		return 0, rerr
+	}
+	return n, err
+}
+
+func (r *rawIO) do(fd uintptr) bool {
+	if r.step != 0 {
+		return true // readable
+	}
+	r.step = 1
+	if r.peek {
+		_, _, err := syscall.Recvfrom(int(fd), r.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK) {
+			r.err = errDeadIdle
+			return true
+		}
+	}
+	for r.n < len(r.head) {
+		n, err := syscall.Write(int(fd), r.head[r.n:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return true // the socket's buffer is full: the caller goes on
+		case err != nil:
+			r.err = err
+			return true
+		}
+		r.n += n
+	}
+	return false // wait for the answer
+}
