@@ -129,9 +129,10 @@ func (f *front) logf(format string, args ...any) {
 // pooled: a connection takes one when a request arrives and gives it back
 // when it is idle again.
 type frontState struct {
-	br *bufio.Reader
-	bw *bufio.Writer
-	w  frontWriter
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	out clientOut // what bw writes to
+	w   frontWriter
 	// The response writer's hooks for the connection being served.
 	closing func() bool
 	logf    func(string, ...any)
@@ -267,11 +268,14 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 	defer f.active.Add(-1)
 	st := frontStates.Get().(*frontState)
 	st.br.Reset(t)
-	st.bw.Reset(t.Conn)
+	st.out.reset(t)
+	st.bw.Reset(&st.out)
 	st.closing, st.logf = p.isClosed, f.logf // bound once, not per request
 	defer func() {
 		st.br.Reset(nil)
 		st.bw.Reset(nil)
+		st.out.conn, st.out.pending = nil, nil
+		st.out.raw.release()
 		st.w.frontReq = frontReq{}
 		st.closing, st.logf = nil, nil
 		frontStates.Put(st)
@@ -316,6 +320,7 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 		}
 		p.metrics.fast.Inc()
 		if !f.serveOne(p, t, st, req) {
+			_ = st.out.flushPending()
 			_ = t.Conn.Close()
 			return false
 		}
@@ -323,8 +328,27 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 			// A busy connection's next request usually follows within
 			// milliseconds: wait for it a moment with the buffers at hand
 			// (one read instead of the parker's one-byte read and a
-			// second read for the rest), then go idle without them.
-			_ = t.Conn.SetReadDeadline(time.Now().Add(frontLinger))
+			// second read for the rest), then go idle without them. The
+			// answer, when held, is written as the wait begins.
+			if st.out.pending == nil {
+				_ = t.Conn.SetReadDeadline(time.Now().Add(frontLinger))
+			} else {
+				_ = t.Conn.SetReadDeadline(time.Now().Add(rawWait))
+				timedOut, err := st.out.sendAndWait()
+				if err != nil {
+					_ = t.Conn.Close()
+					return false
+				}
+				if timedOut {
+					// A request that came before the wait began is only
+					// seen now: such a client's answers go the usual way
+					// from here on (clientOut).
+					if st.out.readable() {
+						t.noRawWait, st.out.noRaw = true, true
+					}
+					_ = t.Conn.SetReadDeadline(time.Now().Add(frontLinger - rawWait))
+				}
+			}
 			if _, err := st.br.Peek(1); err != nil {
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() && !p.isClosed() {
@@ -337,6 +361,10 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 				_ = t.Conn.Close()
 				return false
 			}
+		} else if err := st.out.flushPending(); err != nil {
+			// The next request is already here: the answer goes out first.
+			_ = t.Conn.Close()
+			return false
 		}
 	}
 }
@@ -580,7 +608,7 @@ func (f *front) serveOne(p *parker, t *trackedConn, st *frontState, req *http.Re
 	*req = *req.WithContext(ctx)
 
 	w := &st.w
-	w.reset(st.bw, st.closing, st.logf)
+	w.reset(st.bw, &st.out, st.closing, st.logf)
 	watched := st.br.Buffered() == 0 && len(t.pending) == 0
 	if watched {
 		// With a pipelined request already read, the client cannot be

@@ -25,6 +25,7 @@ type frontWriter struct {
 // frontReq is frontWriter's state for one request.
 type frontReq struct {
 	bw     *bufio.Writer
+	out    *clientOut // what bw writes to, when it holds the final flush; may be nil
 	header http.Header
 	// sent is the header as it was at WriteHeader, when the status line
 	// goes out later (net/http sends the header as it was then; what the
@@ -51,14 +52,14 @@ type frontReq struct {
 // reset readies w for the next request on a connection. The header map
 // of the previous request is cleared and kept: the handler's use of it
 // ended with that request.
-func (w *frontWriter) reset(bw *bufio.Writer, closing func() bool, logf func(string, ...any)) {
+func (w *frontWriter) reset(bw *bufio.Writer, out *clientOut, closing func() bool, logf func(string, ...any)) {
 	h := w.header
 	if h == nil {
 		h = make(http.Header)
 	} else {
 		clear(h)
 	}
-	w.frontReq = frontReq{bw: bw, header: h, closing: closing, logf: logf, cl: -1, hold: w.holdBuf[:0]}
+	w.frontReq = frontReq{bw: bw, out: out, header: h, closing: closing, logf: logf, cl: -1, hold: w.holdBuf[:0]}
 }
 
 func (w *frontWriter) Header() http.Header { return w.header }
@@ -219,7 +220,15 @@ func (w *frontWriter) finish() bool {
 		w.closeAfter = true
 	}
 	if w.err == nil {
+		// The final flush is held for serve, which writes it as it waits
+		// for the next request (clientOut).
+		if w.out != nil {
+			w.out.hold = true
+		}
 		w.noteErr(w.bw.Flush())
+		if w.out != nil {
+			w.out.hold = false
+		}
 	}
 	return !w.closeAfter && w.err == nil
 }

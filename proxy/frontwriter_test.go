@@ -358,7 +358,7 @@ func runFWDiff(t *testing.T, cases []fwCase) {
 			}
 			var buf bytes.Buffer
 			var w frontWriter
-			w.reset(bufio.NewWriterSize(&buf, frontWriteSize), func() bool { return false }, t.Logf)
+			w.reset(bufio.NewWriterSize(&buf, frontWriteSize), nil, func() bool { return false }, t.Logf)
 			var notes []string
 			c.h(&w, req, func(s string) { notes = append(notes, s) })
 			keep := w.finish()
@@ -402,7 +402,7 @@ func runFWDiff(t *testing.T, cases []fwCase) {
 func TestFrontWriterNoSplitting(t *testing.T) {
 	var buf bytes.Buffer
 	var w frontWriter
-	w.reset(bufio.NewWriterSize(&buf, frontWriteSize), func() bool { return false }, t.Logf)
+	w.reset(bufio.NewWriterSize(&buf, frontWriteSize), nil, func() bool { return false }, t.Logf)
 	w.Header()["X-A"] = []string{"1\r\nSet-Cookie: a=1", "2\nSet-Cookie: b=1", "3\rSet-Cookie: c=1"}
 	w.Header().Set("Content-Length", "2")
 	io.WriteString(&w, "ok")

@@ -211,6 +211,13 @@ type trackedConn struct {
 	remote          string
 	// listed: t is in its parker's list of parked connections (park.go).
 	listed bool
+	// raw is the socket of a plain connection for the fast path's writes
+	// (clientout_unix.go), made once (rawTried).
+	raw      syscall.RawConn
+	rawTried bool
+	// noRawWait: the client pipelines (clientout.go); answers go the usual
+	// way.
+	noRawWait bool
 }
 
 // errHold is what Read returns while the fast path parses a head.

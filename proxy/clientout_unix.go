@@ -1,0 +1,103 @@
+//go:build unix
+
+package proxy
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// clientRaw is clientOut's socket path on plain TCP.
+type clientRaw struct {
+	rc   syscall.RawConn
+	fn   func(fd uintptr) bool // bound once per pooled frontState
+	p    []byte
+	n    int
+	err  error
+	step int // 0: write; 1: readable
+}
+
+func (r *clientRaw) reset(t *trackedConn) {
+	if r.fn == nil {
+		r.fn = r.do
+	}
+	r.rc = t.rawConn()
+}
+
+func (r *clientRaw) on() bool { return r.rc != nil }
+
+// sendAndWait writes the held answer and waits, within the read deadline
+// set by the caller, for the next request. It reports whether the wait
+// ended on the deadline; any other end (a request, the client gone) the
+// read that follows meets. A write the socket could not take whole is
+// finished the usual way.
+func (o *clientOut) sendAndWait() (timedOut bool, err error) {
+	r := &o.raw
+	r.p, r.n, r.err, r.step = o.pending, 0, nil, 0
+	o.pending = nil
+	rerr := r.rc.Read(r.fn)
+	p, n, werr := r.p, r.n, r.err
+	r.p = nil
+	switch {
+	case r.step == 0:
+		return false, rerr // the connection was closed before the write
+	case werr != nil:
+		return false, werr
+	case n < len(p):
+		_, err = o.conn.Write(p[n:])
+		return false, err
+	}
+	return errors.Is(rerr, os.ErrDeadlineExceeded), nil
+}
+
+// readable reports whether the client has sent something (or closed):
+// one look at the socket, without waiting.
+func (o *clientOut) readable() bool {
+	r := &o.raw
+	var b [1]byte
+	seen := false
+	// Control, not Read: the read deadline has passed when this is asked.
+	_ = r.rc.Control(func(fd uintptr) {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		seen = !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK)
+	})
+	return seen
+}
+
+func (r *clientRaw) do(fd uintptr) bool {
+	if r.step != 0 {
+		return true
+	}
+	r.step = 1
+	for r.n < len(r.p) {
+		n, err := syscall.Write(int(fd), r.p[r.n:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return true // the socket's buffer is full: the caller goes on
+		case err != nil:
+			r.err = err
+			return true
+		}
+		r.n += n
+	}
+	return false // wait for the next request
+}
+
+// rawConn is the connection's socket for clientOut, made once: nil over
+// TLS or for a connection without a socket of its own.
+func (c *trackedConn) rawConn() syscall.RawConn {
+	if !c.rawTried {
+		c.rawTried = true
+		if sc, ok := c.Conn.(syscall.Conn); ok && c.tls == nil {
+			c.raw, _ = sc.SyscallConn()
+		}
+	}
+	return c.raw
+}
+
+// release drops the connection's socket when the state goes back to the
+// pool (fn stays bound).
+func (r *clientRaw) release() { r.rc, r.p = nil, nil }
