@@ -13,32 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client, server net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = <-accepted
-	if server == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
+	"github.com/sekisho/sekisho/internal/testnet"
+)
 
 // TestClientOut: the final flush of an answer is held only on a plain
 // socket, and sendAndWait writes it and returns once the next request
@@ -47,7 +24,7 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 // the usual way.
 func TestClientOut(t *testing.T) {
 	t.Run("held, written, then the wait", func(t *testing.T) {
-		client, srv := tcpPair(t)
+		client, srv := testnet.TCPPair(t)
 		tc := &trackedConn{Conn: srv}
 		var o clientOut
 		o.reset(tc)
@@ -84,7 +61,7 @@ func TestClientOut(t *testing.T) {
 		}
 	})
 	t.Run("deadline", func(t *testing.T) {
-		client, srv := tcpPair(t)
+		client, srv := testnet.TCPPair(t)
 		var o clientOut
 		o.reset(&trackedConn{Conn: srv})
 		o.pending = []byte("answer")
@@ -107,7 +84,7 @@ func TestClientOut(t *testing.T) {
 		}
 	})
 	t.Run("socket buffer full", func(t *testing.T) {
-		client, srv := tcpPair(t)
+		client, srv := testnet.TCPPair(t)
 		sc, _ := srv.(*net.TCPConn).SyscallConn()
 		sc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096) })
 		var o clientOut
@@ -152,7 +129,7 @@ func TestClientOut(t *testing.T) {
 		}
 	})
 	t.Run("over TLS", func(t *testing.T) {
-		_, srv := tcpPair(t)
+		_, srv := testnet.TCPPair(t)
 		var o clientOut
 		o.reset(&trackedConn{Conn: srv, tls: &tls.ConnectionState{}})
 		if o.raw.on() {

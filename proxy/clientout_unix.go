@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"syscall"
+
+	"github.com/sekisho/sekisho/internal/sockio"
 )
 
 // clientRaw is clientOut's socket path on plain TCP.
@@ -54,14 +56,9 @@ func (o *clientOut) sendAndWait() (timedOut bool, err error) {
 // readable reports whether the client has sent something (or closed):
 // one look at the socket, without waiting.
 func (o *clientOut) readable() bool {
-	r := &o.raw
-	var b [1]byte
 	seen := false
 	// Control, not Read: the read deadline has passed when this is asked.
-	_ = r.rc.Control(func(fd uintptr) {
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		seen = !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK)
-	})
+	_ = o.raw.rc.Control(func(fd uintptr) { seen = !sockio.Idle(fd) })
 	return seen
 }
 
@@ -70,20 +67,9 @@ func (r *clientRaw) do(fd uintptr) bool {
 		return true
 	}
 	r.step = 1
-	for r.n < len(r.p) {
-		n, err := syscall.Write(int(fd), r.p[r.n:])
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return true // the socket's buffer is full: the caller goes on
-		case err != nil:
-			r.err = err
-			return true
-		}
-		r.n += n
-	}
-	return false // wait for the next request
+	n, full, err := sockio.Write(fd, r.p)
+	r.n, r.err = n, err
+	return full || err != nil // else wait for the next request
 }
 
 // rawConn is the connection's socket for clientOut, made once: nil over

@@ -12,32 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client, server net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = <-accepted
-	if server == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
+	"github.com/sekisho/sekisho/internal/testnet"
+)
 
 // TestSendRaw: the socket path writes the head, parks until the answer is
 // readable (so that the next read finds it), refuses a connection the
@@ -47,7 +24,7 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 func TestSendRaw(t *testing.T) {
 	head := []byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
 	t.Run("write, then wait for the answer", func(t *testing.T) {
-		c, s := tcpPair(t)
+		c, s := testnet.TCPPair(t)
 		r := newRawIO(c)
 		if r == nil {
 			t.Fatal("no raw path for a TCP connection")
@@ -78,7 +55,7 @@ func TestSendRaw(t *testing.T) {
 		}
 	})
 	t.Run("peer wrote while idle", func(t *testing.T) {
-		c, s := tcpPair(t)
+		c, s := testnet.TCPPair(t)
 		r := newRawIO(c)
 		s.Write([]byte("stale"))
 		waitReadable(t, c)
@@ -91,7 +68,7 @@ func TestSendRaw(t *testing.T) {
 		}
 	})
 	t.Run("peer closed while idle", func(t *testing.T) {
-		c, s := tcpPair(t)
+		c, s := testnet.TCPPair(t)
 		r := newRawIO(c)
 		s.Close()
 		waitReadable(t, c)
@@ -100,7 +77,7 @@ func TestSendRaw(t *testing.T) {
 		}
 	})
 	t.Run("no check on a new connection", func(t *testing.T) {
-		c, s := tcpPair(t)
+		c, s := testnet.TCPPair(t)
 		r := newRawIO(c)
 		s.Write([]byte("early"))
 		waitReadable(t, c)
@@ -109,7 +86,7 @@ func TestSendRaw(t *testing.T) {
 		}
 	})
 	t.Run("deadline while waiting", func(t *testing.T) {
-		c, _ := tcpPair(t)
+		c, _ := testnet.TCPPair(t)
 		r := newRawIO(c)
 		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		n, err := r.sendRaw(head, true)
@@ -121,7 +98,7 @@ func TestSendRaw(t *testing.T) {
 		}
 	})
 	t.Run("socket buffer full", func(t *testing.T) {
-		c, s := tcpPair(t)
+		c, s := testnet.TCPPair(t)
 		sc, _ := c.(*net.TCPConn).SyscallConn()
 		sc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096) })
 		r := newRawIO(c)
@@ -143,7 +120,7 @@ func TestSendRaw(t *testing.T) {
 		}
 	})
 	t.Run("closed connection", func(t *testing.T) {
-		c, _ := tcpPair(t)
+		c, _ := testnet.TCPPair(t)
 		r := newRawIO(c)
 		c.Close()
 		if _, err := r.sendRaw(head, true); err == nil {

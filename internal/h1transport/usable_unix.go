@@ -5,6 +5,8 @@ package h1transport
 import (
 	"errors"
 	"syscall"
+
+	"github.com/sekisho/sekisho/internal/sockio"
 )
 
 // peeker looks at an idle connection's socket without waiting and without
@@ -107,25 +109,11 @@ func (r *rawIO) do(fd uintptr) bool {
 		return true // readable
 	}
 	r.step = 1
-	if r.peek {
-		_, _, err := syscall.Recvfrom(int(fd), r.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK) {
-			r.err = errDeadIdle
-			return true
-		}
+	if r.peek && !sockio.Idle(fd) {
+		r.err = errDeadIdle
+		return true
 	}
-	for r.n < len(r.head) {
-		n, err := syscall.Write(int(fd), r.head[r.n:])
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return true // the socket's buffer is full: the caller goes on
-		case err != nil:
-			r.err = err
-			return true
-		}
-		r.n += n
-	}
-	return false // wait for the answer
+	n, full, err := sockio.Write(fd, r.head)
+	r.n, r.err = n, err
+	return full || err != nil // else wait for the answer
 }
