@@ -94,8 +94,7 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 	b, ok = headLine(b, "Host", host, ok)
 	for k, vv := range h {
 		switch k {
-		case "Host", "X-Request-Id", "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-			"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		case "Host", "X-Request-Id":
 			continue
 		case "User-Agent":
 			// Request.Write sends the first value only, and none if empty.
@@ -104,7 +103,7 @@ func (g *Gateway) fastForward(w http.ResponseWriter, r *http.Request, info *reqc
 			}
 			continue
 		}
-		if isSekishoHeader(k) || isForwardedHeader(k) {
+		if isHopHeader(k) || isSekishoHeader(k) || isForwardedHeader(k) {
 			continue
 		}
 		for _, v := range vv {
@@ -334,6 +333,16 @@ var gatewayHeaders = [...]string{"X-Sekisho-User", "X-Sekisho-Roles", "X-Sekisho
 var hopHeaders = [...]string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// isHopHeader reports whether k, canonical, is one of hopHeaders.
+func isHopHeader(k string) bool {
+	for _, h := range hopHeaders {
+		if k == h {
+			return true
+		}
+	}
+	return false
 }
 
 // removeHopByHop removes the headers named in Connection, then hopHeaders.
