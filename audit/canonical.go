@@ -43,6 +43,8 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/sekisho/sekisho/internal/word"
 )
 
 // TimeLayout is the frozen time format of time and auth_time.
@@ -211,19 +213,11 @@ func plainWord(x uint64) bool {
 	return ((x-0x20*ones)|x|((x^'"'*ones)-ones)|((x^'\\'*ones)-ones))&highs == 0
 }
 
-// load64 reads 8 bytes of s from i, little-endian (one load: the compiler
-// combines the shifts).
-func load64(s string, i int) uint64 {
-	s = s[i : i+8]
-	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-}
-
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		if i+8 <= len(s) && plainWord(load64(s, i)) {
+		if i+8 <= len(s) && plainWord(word.Load64(s, i)) {
 			i += 8
 			continue
 		}

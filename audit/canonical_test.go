@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sekisho/sekisho/internal/word"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -165,7 +167,7 @@ func TestPlainWord(t *testing.T) {
 		for b := range 256 {
 			w := []byte("abcdefgh")
 			w[lane] = byte(b)
-			if got, want := plainWord(load64(string(w), 0)), plainByte[b]; got != want {
+			if got, want := plainWord(word.Load64(string(w), 0)), plainByte[b]; got != want {
 				t.Fatalf("byte %#x in lane %d: word test %v, table %v", b, lane, got, want)
 			}
 		}
@@ -173,7 +175,7 @@ func TestPlainWord(t *testing.T) {
 	for b1 := range 256 {
 		for b2 := range 256 {
 			w := string([]byte{'a', byte(b1), byte(b2), 'b', 'c', 'd', 'e', 'f'})
-			if got, want := plainWord(load64(w, 0)), plainByte[b1] && plainByte[b2]; got != want {
+			if got, want := plainWord(word.Load64(w, 0)), plainByte[b1] && plainByte[b2]; got != want {
 				t.Fatalf("bytes %#x %#x: word test %v, want %v", b1, b2, got, want)
 			}
 		}

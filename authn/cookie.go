@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/sekisho/sekisho/internal/word"
 )
 
 // cookieValue returns the value of the first cookie called name in h's
@@ -63,7 +65,7 @@ func validCookieValue(v string) bool {
 	i := 0
 	// Eight bytes at a time while none needs a second look: a session
 	// cookie is several hundred bytes, on every request.
-	for ; i+8 <= len(v) && plainCookieWord(load64(v, i)); i += 8 {
+	for ; i+8 <= len(v) && plainCookieWord(word.Load64(v, i)); i += 8 {
 	}
 	for ; i < len(v); i++ {
 		if !cookieValueBytes[v[i]] {
@@ -83,14 +85,6 @@ func validCookieValue(v string) bool {
 func plainCookieWord(x uint64) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	return ((x-0x20*ones)|(x+ones)|x|((x^'"'*ones)-ones)|((x^';'*ones)-ones)|((x^'\\'*ones)-ones))&highs == 0
-}
-
-// load64 reads 8 bytes of s from i, little-endian (one load: the compiler
-// combines the shifts).
-func load64(s string, i int) uint64 {
-	s = s[i : i+8]
-	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 var cookieValueBytes = func() (t [256]bool) {

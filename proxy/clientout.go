@@ -1,9 +1,6 @@
 package proxy
 
-import (
-	"net"
-	"time"
-)
+import "time"
 
 // clientOut is what the fast path's response buffer writes to: the client
 // connection, except that the final flush of an answer is held (hold, set
@@ -27,16 +24,15 @@ import (
 // read, and before anything else is written to the buffer whose bytes it
 // is (bufio.Writer's, untouched after its Flush until the next write).
 type clientOut struct {
-	conn    net.Conn
+	t       *trackedConn
 	raw     clientRaw // the socket path; zero (off) on TLS and elsewhere
-	noRaw   bool      // the connection's noRawWait
 	hold    bool
 	pending []byte
 }
 
-// reset readies o for conn (a connection's turn in serve).
+// reset readies o for t (a connection's turn in serve).
 func (o *clientOut) reset(t *trackedConn) {
-	o.conn, o.hold, o.pending, o.noRaw = t.Conn, false, nil, t.noRawWait
+	o.t, o.hold, o.pending = t, false, nil
 	o.raw.reset(t)
 }
 
@@ -45,14 +41,14 @@ func (o *clientOut) reset(t *trackedConn) {
 const rawWait = 50 * time.Millisecond
 
 func (o *clientOut) Write(p []byte) (int, error) {
-	if o.hold && o.pending == nil && o.raw.on() && !o.noRaw {
+	if o.hold && o.pending == nil && o.raw.on() && !o.t.noRawWait {
 		o.pending = p
 		return len(p), nil
 	}
 	if err := o.flushPending(); err != nil {
 		return 0, err
 	}
-	return o.conn.Write(p)
+	return o.t.Conn.Write(p)
 }
 
 // flushPending writes a held answer the usual way.
@@ -62,6 +58,6 @@ func (o *clientOut) flushPending() error {
 	if len(p) == 0 {
 		return nil
 	}
-	_, err := o.conn.Write(p)
+	_, err := o.t.Conn.Write(p)
 	return err
 }

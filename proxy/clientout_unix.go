@@ -47,7 +47,7 @@ func (o *clientOut) sendAndWait() (timedOut bool, err error) {
 	case werr != nil:
 		return false, werr
 	case n < len(p):
-		_, err = o.conn.Write(p[n:])
+		_, err = o.t.Conn.Write(p[n:])
 		return false, err
 	}
 	return errors.Is(rerr, os.ErrDeadlineExceeded), nil

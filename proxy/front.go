@@ -274,7 +274,7 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 	defer func() {
 		st.br.Reset(nil)
 		st.bw.Reset(nil)
-		st.out.conn, st.out.pending = nil, nil
+		st.out.t, st.out.pending = nil, nil
 		st.out.raw.release()
 		st.w.frontReq = frontReq{}
 		st.closing, st.logf = nil, nil
@@ -344,7 +344,7 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 					// seen now: such a client's answers go the usual way
 					// from here on (clientOut).
 					if st.out.readable() {
-						t.noRawWait, st.out.noRaw = true, true
+						t.noRawWait = true
 					}
 					_ = t.Conn.SetReadDeadline(time.Now().Add(frontLinger - rawWait))
 				}

@@ -69,7 +69,6 @@ type rawIO struct {
 	step int   // 0: check and write; 1: the answer is readable
 	n    int   // bytes of head written
 	err  error // the write's error, or errDeadIdle
-	buf  [1]byte
 }
 
 func newRawIO(raw interface{}) *rawIO {
@@ -97,7 +96,7 @@ func (r *rawIO) sendRaw(head []byte, peek bool) (int, error) {
 	rerr := r.rc.Read(r.fn)
 	n, err := r.n, r.err
 	r.head = nil
-	if r.step == 0 && err == nil {
+	if r.step == 0 {
 		// RawRead failed before calling fn (a closed connection).
 		return 0, rerr
 	}
