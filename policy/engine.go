@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 	_ "time/tzdata" // Asia/Tokyo even where the system has no zoneinfo
+	"unsafe"
 
 	"github.com/fsnotify/fsnotify"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -294,10 +296,13 @@ func (e *Engine) Decide(req *Request) Decision {
 	if now.IsZero() {
 		now = e.clock()
 	}
-	var key string
+	var keyBuf [256]byte
+	var key []byte
 	if c.cache != nil {
-		key = cacheKey(req, c.usesMethodPath)
-		if ent, ok := c.cache.Get(key); ok && !now.Before(ent.from) && now.Before(ent.until) {
+		key = appendCacheKey(keyBuf[:0], req, c.usesMethodPath)
+		// The lookup borrows key's bytes (Get keeps nothing of its
+		// argument); only a miss's Add copies them into a string.
+		if ent, ok := c.cache.Get(unsafe.String(unsafe.SliceData(key), len(key))); ok && !now.Before(ent.from) && now.Before(ent.until) {
 			d := ent.d
 			d.Reasons = slices.Clone(d.Reasons)
 			e.counted[d.Effect][1].Inc()
@@ -309,27 +314,25 @@ func (e *Engine) Decide(req *Request) Decision {
 	ec.until = from.Add(time.Minute)
 	d := c.decide(req, ec, nil)
 	if c.cache != nil {
-		c.cache.Add(key, cacheEntry{d: d, from: from, until: ec.until})
+		c.cache.Add(string(key), cacheEntry{d: d, from: from, until: ec.until})
 		d.Reasons = slices.Clone(d.Reasons)
 	}
 	e.counted[d.Effect][0].Inc()
 	return d
 }
 
-// cacheKey holds every input that the decision depends on, except time,
-// which the entry's validity window covers. Every string is written with
-// its length first, so no two different requests share a key whatever
-// bytes their fields contain.
-func cacheKey(r *Request, methodPath bool) string {
-	b := make([]byte, 0, 192)
+// appendCacheKey appends to b the key that holds every input the
+// decision depends on, except time, which the entry's validity window
+// covers. Every string and list is written with its length first (a
+// uvarint), so no two different requests share a key whatever bytes their
+// fields contain.
+func appendCacheKey(b []byte, r *Request, methodPath bool) []byte {
 	str := func(s string) {
-		b = strconv.AppendInt(b, int64(len(s)), 10)
-		b = append(b, ':')
+		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
 	list := func(l []string) {
-		b = strconv.AppendInt(b, int64(len(l)), 10)
-		b = append(b, '[')
+		b = binary.AppendUvarint(b, uint64(len(l)))
 		for _, s := range l {
 			str(s)
 		}
@@ -368,5 +371,5 @@ func cacheKey(r *Request, methodPath bool) string {
 		str(r.Method)
 		str(r.Path)
 	}
-	return string(b)
+	return b
 }

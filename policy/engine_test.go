@@ -351,3 +351,50 @@ func TestDecisionMetrics(t *testing.T) {
 		t.Errorf("registered metrics: %d series, %v", n, err)
 	}
 }
+
+// TestCacheKeyDistinct: requests that differ in any decision input, or
+// only in where one field ends and the next begins, get different cache
+// keys; requests that differ only in what the decision ignores share one.
+func TestCacheKeyDistinct(t *testing.T) {
+	base := Request{User: "alice", Roles: []string{"zaimu"}, Route: "zaimu", Class: "2", Zone: "chonai",
+		AMR: []string{"hwk", "uv"}, Authenticated: true, Method: "GET", Path: "/a"}
+	variants := map[string]func(r *Request){
+		"user":        func(r *Request) { r.User = "alicf" },
+		"user/roles":  func(r *Request) { r.User, r.Roles = "alicez", []string{"aimu"} },
+		"roles split": func(r *Request) { r.Roles = []string{"zai", "mu"} },
+		"roles/dept":  func(r *Request) { r.Roles, r.Department = nil, "zaimu" },
+		"route/class": func(r *Request) { r.Route, r.Class = "zaimu2", "" },
+		"amr split":   func(r *Request) { r.AMR = []string{"hwkuv"} },
+		"amr order":   func(r *Request) { r.AMR = []string{"uv", "hwk"} },
+		"zone":        func(r *Request) { r.Zone = "telework" },
+		"segment":     func(r *Request) { r.Segment = "lgwan" },
+		"action":      func(r *Request) { r.Action = "write" },
+		"mode":        func(r *Request) { r.Mode = "x" },
+		"device":      func(r *Request) { r.Device = "d1" },
+		"registered":  func(r *Request) { r.DeviceRegistered = true },
+		"anonymous":   func(r *Request) { r.Authenticated = false },
+		"auth time":   func(r *Request) { r.AuthTime = wedMorning },
+		"method":      func(r *Request) { r.Method = "HEAD" },
+		"method/path": func(r *Request) { r.Method, r.Path = "GET/", "a" },
+		"long":        func(r *Request) { r.Path = "/" + strings.Repeat("x", 300) },
+	}
+	key := func(r *Request) string { return string(appendCacheKey(nil, r, true)) }
+	seen := map[string]string{key(&base): "base"}
+	for name, change := range variants {
+		r := base
+		change(&r)
+		k := key(&r)
+		if other, ok := seen[k]; ok {
+			t.Errorf("%s and %s share a cache key %q", name, other, k)
+		}
+		seen[k] = name
+	}
+	same := base
+	same.Time = wedMorning // time is the entry's window, not part of the key
+	if key(&same) != key(&base) {
+		t.Error("time changed the cache key")
+	}
+	if a, b := string(appendCacheKey(nil, &base, false)), string(appendCacheKey(nil, &Request{User: "alice", Roles: []string{"zaimu"}, Route: "zaimu", Class: "2", Zone: "chonai", AMR: []string{"hwk", "uv"}, Authenticated: true, Method: "POST", Path: "/b"}, false)); a != b {
+		t.Error("method and path changed the key of a policy that does not test them")
+	}
+}
