@@ -40,6 +40,21 @@ func (o *clientOut) reset(t *trackedConn) {
 // than this to send its next request is then waited for the usual way.
 const rawWait = 50 * time.Millisecond
 
+// waitDeadline sets the read deadline for sendAndWait's wait: rawWait
+// from now, or the one in place when serve set it for an earlier wait and
+// it ends between three quarters of rawWait and rawWait from now. A busy
+// connection's requests follow each other within milliseconds, so most
+// waits keep the deadline of an earlier one.
+func (c *trackedConn) waitDeadline(now time.Time) {
+	n := now.UnixNano()
+	if dl := c.rawDL.Load(); dl != 0 && dl >= n+int64(rawWait)*3/4 && dl <= n+int64(rawWait) {
+		return
+	}
+	dl := now.Add(rawWait)
+	_ = c.Conn.SetReadDeadline(dl)
+	c.rawDL.Store(dl.UnixNano())
+}
+
 func (o *clientOut) Write(p []byte) (int, error) {
 	if o.hold && o.pending == nil && o.raw.on() && !o.t.noRawWait {
 		o.pending = p

@@ -5,6 +5,7 @@ package proxy
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -182,5 +183,57 @@ func TestFrontPipelinerNotStalled(t *testing.T) {
 	}
 	if slow > rounds/2 {
 		t.Errorf("%d of %d rounds waited rawWait or more for a request already sent: the connection was not marked", slow, rounds)
+	}
+}
+
+// TestWaitDeadline: the wait after an answer keeps the deadline an earlier
+// wait set while it still ends between 3/4 and 1 rawWait away, and sets a
+// new one otherwise, or whenever any other deadline was set since (the
+// connection would otherwise wait without one).
+func TestWaitDeadline(t *testing.T) {
+	_, srv := testnet.TCPPair(t)
+	tc := &trackedConn{Conn: srv}
+	now := time.Now()
+	tc.waitDeadline(now)
+	first := tc.rawDL.Load()
+	if want := now.Add(rawWait).UnixNano(); first != want {
+		t.Fatalf("rawDL %d, want %d", first, want)
+	}
+	tc.waitDeadline(now.Add(rawWait / 8))
+	if got := tc.rawDL.Load(); got != first {
+		t.Errorf("a wait 1/8 rawWait later set a new deadline")
+	}
+	later := now.Add(rawWait / 2)
+	tc.waitDeadline(later)
+	if got, want := tc.rawDL.Load(), later.Add(rawWait).UnixNano(); got != want {
+		t.Errorf("a wait 1/2 rawWait later kept the old deadline: %d, want %d", got, want)
+	}
+	// Any other deadline (here: none at all) makes the next wait set its own.
+	if err := tc.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if tc.rawDL.Load() != 0 {
+		t.Fatal("SetReadDeadline left rawDL")
+	}
+	start := time.Now()
+	tc.waitDeadline(start)
+	done := make(chan error, 1)
+	go func() {
+		var b [1]byte
+		_, err := tc.Read(b[:])
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("read ended with %v, want a timeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		_ = srv.Close()
+		t.Fatal("the wait had no deadline")
+	}
+	if err := tc.SetDeadline(time.Time{}); err != nil || tc.rawDL.Load() != 0 {
+		t.Fatalf("SetDeadline: %v, rawDL %d", err, tc.rawDL.Load())
 	}
 }

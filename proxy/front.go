@@ -188,7 +188,7 @@ func (st *frontState) startWatch() {
 	t, rc, done := st.t, st.rc, st.done
 	// The deadline of the wait for this request may still be set (serve
 	// leaves it): the watch's read must not end on it.
-	_ = t.Conn.SetReadDeadline(time.Time{})
+	_ = t.SetReadDeadline(time.Time{})
 	go func() {
 		defer close(done)
 		n, err := t.Conn.Read(st.b[:])
@@ -228,9 +228,9 @@ func (st *frontState) disarm() bool {
 	if phase != watchReading {
 		return true
 	}
-	_ = t.Conn.SetReadDeadline(aLongTimeAgo)
+	_ = t.SetReadDeadline(aLongTimeAgo)
 	<-st.done
-	_ = t.Conn.SetReadDeadline(time.Time{})
+	_ = t.SetReadDeadline(time.Time{})
 	if st.n == 1 {
 		t.pending = append(t.pending[:0:0], st.b[0])
 		return true
@@ -291,7 +291,7 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 		n, err := bufferedHead(st.br, limit)
 		if n == 0 && err == nil {
 			if f.readHeaderTimeout > 0 {
-				_ = t.Conn.SetReadDeadline(time.Now().Add(f.readHeaderTimeout))
+				_ = t.SetReadDeadline(time.Now().Add(f.readHeaderTimeout))
 			}
 			n, err = scanHead(st.br, limit)
 		}
@@ -331,9 +331,9 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 			// second read for the rest), then go idle without them. The
 			// answer, when held, is written as the wait begins.
 			if st.out.pending == nil {
-				_ = t.Conn.SetReadDeadline(time.Now().Add(frontLinger))
+				_ = t.SetReadDeadline(time.Now().Add(frontLinger))
 			} else {
-				_ = t.Conn.SetReadDeadline(time.Now().Add(rawWait))
+				t.waitDeadline(time.Now())
 				timedOut, err := st.out.sendAndWait()
 				if err != nil {
 					_ = t.Conn.Close()
@@ -346,7 +346,7 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 					if st.out.readable() {
 						t.noRawWait = true
 					}
-					_ = t.Conn.SetReadDeadline(time.Now().Add(frontLinger - rawWait))
+					_ = t.SetReadDeadline(time.Now().Add(frontLinger - rawWait))
 				}
 			}
 			if _, err := st.br.Peek(1); err != nil {
@@ -371,7 +371,7 @@ func (f *front) serve(p *parker, t *trackedConn) bool {
 
 // handover gives t to net/http's server with every byte read so far.
 func (f *front) handover(p *parker, t *trackedConn, br *bufio.Reader) bool {
-	_ = t.Conn.SetReadDeadline(time.Time{})
+	_ = t.SetReadDeadline(time.Time{})
 	p.metrics.handovers.Inc()
 	if n := br.Buffered(); n > 0 {
 		b, _ := br.Peek(n)

@@ -218,7 +218,7 @@ func (p *parker) run(t *trackedConn, ready bool) {
 // read). It reports whether a byte came.
 func (p *parker) wait(t *trackedConn) bool {
 	if p.idle > 0 {
-		_ = t.Conn.SetReadDeadline(time.Now().Add(p.idle))
+		_ = t.SetReadDeadline(time.Now().Add(p.idle))
 	}
 	n, err := t.Conn.Read(t.first[:])
 	if n != 1 || err != nil {
@@ -226,7 +226,7 @@ func (p *parker) wait(t *trackedConn) bool {
 		_ = t.Conn.Close()
 		return false
 	}
-	_ = t.Conn.SetReadDeadline(time.Time{})
+	_ = t.SetReadDeadline(time.Time{})
 	t.pending = t.first[:]
 	return true
 }

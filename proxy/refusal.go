@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -218,6 +219,27 @@ type trackedConn struct {
 	// noRawWait: the client pipelines (clientout.go); answers go the usual
 	// way.
 	noRawWait bool
+	// rawDL is the read deadline (Unix nanoseconds) that serve set for its
+	// wait after an answer (rawWait), 0 once any other deadline has been
+	// set since: every deadline goes through SetReadDeadline and
+	// SetDeadline below, net/http's too. serve sets the wait's deadline
+	// again only when the one in place ends too soon or too late
+	// (waitDeadline): a timer update saved on most requests of a busy
+	// connection.
+	rawDL atomic.Int64
+}
+
+// SetReadDeadline sets the connection's read deadline and forgets the
+// wait's (rawDL).
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	c.rawDL.Store(0)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline sets both deadlines and forgets the wait's (rawDL).
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	c.rawDL.Store(0)
+	return c.Conn.SetDeadline(t)
 }
 
 // errHold is what Read returns while the fast path parses a head.

@@ -29,6 +29,9 @@ type conn struct {
 	peek     *peeker
 	rawio    *rawIO // plain TCP on unix: sendRaw; nil otherwise
 	idleAt   time.Time
+	// takenAt is when takeIdle took c from the pool, for begin; zero on
+	// a new connection and after begin.
+	takenAt time.Time
 	// rdl is the read deadline begin set, while it stays set (headRead
 	// leaves it when the response is buffered whole); zero: none.
 	rdl time.Time

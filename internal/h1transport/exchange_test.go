@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/testnet"
 	"github.com/valyala/fasthttp"
 )
 
@@ -1464,4 +1465,64 @@ func TestExchangeHeaderDeadlineLeftSet(t *testing.T) {
 			t.Fatalf("body %q, %v; want abcd", body, err)
 		}
 	})
+}
+
+// TestBeginKeepsHeaderDeadline: a round trip keeps the header deadline an
+// earlier one left set while it ends between 7/8 of the timeout and the
+// timeout from the time the connection was taken, and sets its own
+// otherwise; a kept deadline still ends a wait for a head that never
+// comes, on a reused connection.
+func TestBeginKeepsHeaderDeadline(t *testing.T) {
+	const h = 800 * time.Millisecond
+	tr, _ := newTransport(t, Options{ResponseHeaderTimeout: h})
+	a, _ := testnet.TCPPair(t)
+	c := &conn{raw: a, nc: a}
+	t0 := time.Now()
+	step := func(at time.Time, want time.Time) {
+		t.Helper()
+		c.takenAt = at
+		stop := tr.begin(context.Background(), c)
+		stop.stop()
+		if !c.rdl.Equal(want) {
+			t.Fatalf("taken at +%v: deadline +%v, want +%v", at.Sub(t0), c.rdl.Sub(t0), want.Sub(t0))
+		}
+		if !c.takenAt.IsZero() {
+			t.Fatal("begin left takenAt")
+		}
+	}
+	step(t0, t0.Add(h))                                      // none set: its own
+	step(t0.Add(h/16), t0.Add(h))                            // ends 15/16 h away: kept
+	step(t0.Add(h/4), t0.Add(h/4+h))                         // would end 3/4 h away: its own
+	step(t0.Add(h/4-time.Second), t0.Add(h/4-time.Second+h)) // ends later than h away: its own
+
+	// End to end: the second request's head never comes; the deadline the
+	// first left (kept) ends the wait.
+	release := make(chan struct{})
+	var n atomic.Int32
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 1 {
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	t.Cleanup(func() { close(release) }) // before the server's Close, which waits for the handlers
+	for _, raw := range []bool{false, true} {
+		n.Store(0)
+		tr, _ := newTransport(t, Options{ResponseHeaderTimeout: h})
+		if _, body := exDoMode(t, tr, exHost(s.Server), exReq("GET", "/", "h"), raw); body != "ok" {
+			t.Fatalf("body %q", body)
+		}
+		start := time.Now()
+		st, err := exGet(context.Background(), tr, exHost(s.Server), exReq("GET", "/", "h"), exResp(), raw)
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			if err == nil {
+				st.Close()
+			}
+			t.Fatalf("raw=%v: error %v, want a timeout", raw, err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("raw=%v: timed out after %v", raw, d)
+		}
+	}
 }

@@ -45,6 +45,7 @@ func (t *Transport) takeIdle(key connKey, peek bool) *conn {
 			c.rdl = time.Time{}
 		}
 		if !peek || usable(c) {
+			c.takenAt = now
 			return c
 		}
 		c.close()

@@ -81,8 +81,18 @@ func TestSendRaw(t *testing.T) {
 		r := newRawIO(c)
 		s.Write([]byte("early"))
 		waitReadable(t, c)
+		// The early bytes may or may not end the wait (the poller's edge
+		// for them can come before or after the wait's reset); the
+		// deadline ends it either way. What matters: no check, the head
+		// is written.
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		if n, err := r.sendRaw(head, false); err != nil || n != len(head) {
 			t.Fatalf("sendRaw = %d, %v", n, err)
+		}
+		got := make([]byte, len(head))
+		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(s, got); err != nil || !bytes.Equal(got, head) {
+			t.Fatalf("peer read %q, %v; want the head", got, err)
 		}
 	})
 	t.Run("deadline while waiting", func(t *testing.T) {

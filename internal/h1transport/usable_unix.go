@@ -90,7 +90,11 @@ func newRawIO(raw interface{}) *rawIO {
 // bytes written (fewer than len(head) when the socket's buffer filled: the
 // caller writes the rest), the write's error, or errDeadIdle. A wait that
 // ends on the deadline or a closed connection is not reported: the read
-// that follows meets the same end and reports it as a read error.
+// that follows meets the same end and reports it as a read error. Bytes
+// that arrived before the wait began without a check (peek false: a new
+// connection) may not end it, since the reset can drop their readiness:
+// an upstream that speaks first and then never answers is ended by the
+// header deadline.
 func (r *rawIO) sendRaw(head []byte, peek bool) (int, error) {
 	r.head, r.peek, r.step, r.n, r.err = head, peek, 0, 0, nil
 	rerr := r.rc.Read(r.fn)
