@@ -284,6 +284,17 @@ func newSession(t *testing.T) *session {
 	return s
 }
 
+// ports replaces the blocks' ports by the free ones in one pass: one at a
+// time, a free port that happens to contain another block port (34678
+// holds 4678, 39001 holds 9001) would be rewritten again.
+func (s *session) ports(text string) string {
+	pairs := make([]string, 0, 2*len(s.port))
+	for from, to := range s.port {
+		pairs = append(pairs, from, to)
+	}
+	return strings.NewReplacer(pairs...).Replace(text)
+}
+
 // hasEnv reports whether the blocks' environment sets name.
 func (s *session) hasEnv(name string) bool {
 	for _, kv := range s.env {
@@ -296,10 +307,7 @@ func (s *session) hasEnv(name string) bool {
 
 // script is the block as a bash script whose ERR trap names the line.
 func (s *session) script(b block) string {
-	text := b.text
-	for from, to := range s.port {
-		text = strings.ReplaceAll(text, from, to)
-	}
+	text := s.ports(b.text)
 	text = benchtimeRE.ReplaceAllString(text, "-benchtime 1x")
 	text = instructionsRE.ReplaceAllString(text, "-instructions 50")
 	// Line 1 is the trap; block line k is script line k+1.
@@ -425,9 +433,7 @@ func (s *session) background(b block) {
 	if addr == "" {
 		return
 	}
-	for from, to := range s.port {
-		addr = strings.ReplaceAll(addr, from, to)
-	}
+	addr = s.ports(addr)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		select {
@@ -855,5 +861,16 @@ func TestFenceParsing(t *testing.T) {
 	}
 	if n, miss := missingRules("# c\nallow, *, route:a, write\ndeny, *, route:b, *\n", file); n != 2 || len(miss) != 1 || miss[0] != 1 {
 		t.Errorf("missingRules(a changed line) = %d, %v; want 2, [1]", n, miss)
+	}
+}
+
+// TestPortsOnePass: a free port that contains another block port is not
+// rewritten again (the cause of a flake: "127.0.0.1:346783").
+func TestPortsOnePass(t *testing.T) {
+	s := &session{port: map[string]string{"8443": "39001", "9001": "34567", "8080": "38080", "9090": "40000"}}
+	for range 20 { // the map's order varies from run to run
+		if got, want := s.ports("8443 9001 8080 9090"), "39001 34567 38080 40000"; got != want {
+			t.Fatalf("ports: %q, want %q", got, want)
+		}
 	}
 }
