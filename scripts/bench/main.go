@@ -9,9 +9,10 @@
 // alternating round by round so that machine noise hits every target
 // alike: the upstream directly; nginx proxy_pass (access log off, the
 // stricter comparison the targets are judged by, and with nginx's default
-// access log, for reference); a bare httputil.ReverseProxy; and sekisho with an authenticated passkey session,
-// policy and the audit trail (class 2: asynchronous group commit; class
-// 3B-like: the decision record durable before forwarding). It then
+// access log, for reference); a bare httputil.ReverseProxy; and sekisho
+// with an authenticated passkey session, policy and the audit trail
+// (class 2: asynchronous group commit; class 3B-like: the decision record
+// durable before forwarding). It then
 // measures nginx, the pooled bare proxy and sekisho class 2 at the same
 // offered rates, open loop (rate.go), and opens 10,000 idle keep-alive
 // connections to sekisho and reads its RSS.
