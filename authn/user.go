@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -104,10 +103,11 @@ func formatAAGUID(b []byte) string {
 // userCache keeps users read from the store for at most userCacheTTL, so
 // that a role change or a disabled account applies within a second on
 // every replica while a busy gateway does not read the store per request.
+// lru.Cache locks itself: a second lock around it was a second contended
+// lock per request.
 type userCache struct {
 	st  store.Store
 	now func() time.Time
-	mu  sync.Mutex
 	c   *lru.Cache[string, cachedUser]
 }
 
@@ -131,9 +131,7 @@ func newUserCache(st store.Store, now func() time.Time) (*userCache, error) {
 
 func (c *userCache) get(ctx context.Context, id string) (*store.User, error) {
 	now := c.now()
-	c.mu.Lock()
 	e, ok := c.c.Get(id)
-	c.mu.Unlock()
 	if ok && now.Sub(e.at) < userCacheTTL && !now.Before(e.at) {
 		return e.u, nil
 	}
@@ -141,15 +139,11 @@ func (c *userCache) get(ctx context.Context, id string) (*store.User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading user %s: %w", id, err)
 	}
-	c.mu.Lock()
 	c.c.Add(id, cachedUser{u: u, at: now})
-	c.mu.Unlock()
 	return u, nil
 }
 
 // forget drops id so the next request reads it afresh.
 func (c *userCache) forget(id string) {
-	c.mu.Lock()
 	c.c.Remove(id)
-	c.mu.Unlock()
 }

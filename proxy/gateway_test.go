@@ -696,3 +696,41 @@ func TestUpstreamConnections(t *testing.T) {
 		t.Fatal("after a reload the old route's idle connection was reused")
 	}
 }
+
+// TestRequestIDBits checks that request ids are 16 characters of the
+// base32 alphabet and that every position takes all 32 of them: a
+// position built from constant bits (a wrong shift) would take fewer.
+func TestRequestIDBits(t *testing.T) {
+	var seen [16]map[byte]bool
+	for i := range seen {
+		seen[i] = map[byte]bool{}
+	}
+	ids := map[string]bool{}
+	for range 4096 {
+		id := newRequestID()
+		if len(id) != 16 {
+			t.Fatalf("id %q: length %d", id, len(id))
+		}
+		if ids[id] {
+			t.Fatalf("id %q twice", id)
+		}
+		ids[id] = true
+		for i := 0; i < len(id); i++ {
+			if !strings.ContainsRune(idAlphabet, rune(id[i])) {
+				t.Fatalf("id %q: %q is not base32", id, id[i])
+			}
+			seen[i][id[i]] = true
+		}
+	}
+	for i, s := range seen {
+		if len(s) != 32 {
+			t.Errorf("position %d took %d characters of 32", i, len(s))
+		}
+	}
+}
+
+func BenchmarkRequestID(b *testing.B) {
+	for b.Loop() {
+		_ = newRequestID()
+	}
+}
