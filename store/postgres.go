@@ -828,3 +828,15 @@ func (p *Postgres) ListKeys(ctx context.Context, use string) ([]*Key, error) {
 	}
 	return out, nil
 }
+
+// DeleteKeys implements [Store].
+func (p *Postgres) DeleteKeys(ctx context.Context, use string, before time.Time) (int64, error) {
+	if use == "" {
+		return 0, errors.New("deleting keys: a use is required")
+	}
+	t, err := p.pool.Exec(ctx, `DELETE FROM keys WHERE use = $1 AND not_after IS NOT NULL AND not_after < $2`, use, before.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("deleting %s keys: %w", use, err)
+	}
+	return t.RowsAffected(), nil
+}

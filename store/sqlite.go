@@ -911,6 +911,20 @@ func (s *SQLite) ListKeys(ctx context.Context, use string) ([]*Key, error) {
 	})
 }
 
+// DeleteKeys implements [Store].
+func (s *SQLite) DeleteKeys(ctx context.Context, use string, before time.Time) (int64, error) {
+	if use == "" {
+		return 0, errors.New("deleting keys: a use is required")
+	}
+	res, err := s.w.ExecContext(ctx, `DELETE FROM keys WHERE use = ? AND not_after IS NOT NULL AND not_after < ?`,
+		use, sqliteTime(before))
+	if err != nil {
+		return 0, fmt.Errorf("deleting %s keys: %w", use, err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
 // Publish implements [Notifier] within this process.
 func (s *SQLite) Publish(ctx context.Context, c Change) error {
 	s.hub.publish(c)

@@ -191,6 +191,11 @@ type Store interface {
 
 	PutKey(ctx context.Context, k *Key) error
 	ListKeys(ctx context.Context, use string) ([]*Key, error)
+	// DeleteKeys deletes the keys for use (which must not be empty) whose
+	// NotAfter is set and before before, and returns how many it deleted.
+	// Keys whose secrets must not outlive their use (TLS session ticket
+	// keys: forward secrecy) are deleted this way; the others are kept.
+	DeleteKeys(ctx context.Context, use string, before time.Time) (int64, error)
 
 	Close() error
 }

@@ -609,6 +609,40 @@ func testKeys(t *testing.T, s store.Store) {
 	got, err = s.ListKeys(ctx(t), "session")
 	must(t, "ListKeys after replace", err)
 	diff(t, "ListKeys after replace", []*store.Key{normKey(&k1b), normKey(k2)}, got)
+
+	// DeleteKeys removes only the given use's keys whose NotAfter is set
+	// and before the time: k1b (NotAfter 1h) goes at 2h, k2 (25h) stays,
+	// as do a ticket key without NotAfter and the assertion key.
+	t4 := &store.Key{ID: "t4", Use: "tls-ticket", JWK: []byte(`{"kty":"oct","kid":"t4"}`), CreatedAt: at(0), NotAfter: at(time.Hour)}
+	t5 := &store.Key{ID: "t5", Use: "tls-ticket", JWK: []byte(`{"kty":"oct","kid":"t5"}`), CreatedAt: at(time.Minute)}
+	must(t, "PutKey t4", s.PutKey(ctx(t), t4))
+	must(t, "PutKey t5", s.PutKey(ctx(t), t5))
+	n, err := s.DeleteKeys(ctx(t), "session", at(time.Hour))
+	must(t, "DeleteKeys at NotAfter", err)
+	if n != 0 {
+		t.Errorf("DeleteKeys(session, 1h) deleted %d keys, want 0 (NotAfter is not before 1h)", n)
+	}
+	n, err = s.DeleteKeys(ctx(t), "session", at(2*time.Hour))
+	must(t, "DeleteKeys session", err)
+	if n != 1 {
+		t.Errorf("DeleteKeys(session, 2h) deleted %d keys, want 1", n)
+	}
+	n, err = s.DeleteKeys(ctx(t), "tls-ticket", at(2*time.Hour))
+	must(t, "DeleteKeys tls-ticket", err)
+	if n != 1 {
+		t.Errorf("DeleteKeys(tls-ticket, 2h) deleted %d keys, want 1", n)
+	}
+	got, err = s.ListKeys(ctx(t), "")
+	must(t, "ListKeys after DeleteKeys", err)
+	diff(t, "ListKeys after DeleteKeys, oldest first", []*store.Key{normKey(t5), normKey(k3), normKey(k2)}, got)
+	if _, err := s.DeleteKeys(ctx(t), "", at(48*time.Hour)); err == nil {
+		t.Error("DeleteKeys without a use: no error")
+	}
+	got, err = s.ListKeys(ctx(t), "")
+	must(t, "ListKeys after refused DeleteKeys", err)
+	if len(got) != 3 {
+		t.Errorf("a refused DeleteKeys left %d keys, want 3", len(got))
+	}
 }
 
 func testTimesUTC(t *testing.T, s store.Store) {
