@@ -175,6 +175,23 @@ func (s *Server) Listen() ([]string, error) {
 	return addrs, nil
 }
 
+// SetSessionTicketKeys sets the keys that encrypt and decrypt the HTTPS
+// listener's TLS session tickets (tls.Config.SetSessionTicketKeys): the
+// first encrypts new tickets, every one decrypts. Replicas given the same
+// keys resume each other's sessions (package authn/ticketkeys). Until it
+// is called, crypto/tls makes and rotates keys of its own. It does
+// nothing without HTTPS or without keys, and may be called while serving.
+func (s *Server) SetSessionTicketKeys(keys [][32]byte) {
+	if len(keys) == 0 {
+		return
+	}
+	for _, hs := range s.servers {
+		if hs.TLSConfig != nil {
+			hs.TLSConfig.SetSessionTicketKeys(keys)
+		}
+	}
+}
+
 func (s *Server) closeListeners() {
 	for _, ln := range s.lns {
 		_ = ln.Close()

@@ -28,6 +28,7 @@ import (
 	"github.com/sekisho/sekisho/authn"
 	"github.com/sekisho/sekisho/authn/mtls"
 	"github.com/sekisho/sekisho/authn/session"
+	"github.com/sekisho/sekisho/authn/ticketkeys"
 	"github.com/sekisho/sekisho/config"
 	"github.com/sekisho/sekisho/directory"
 	"github.com/sekisho/sekisho/monitor"
@@ -59,6 +60,9 @@ type App struct {
 	devices *deviceRegistry
 	verify  *mtls.Verifier
 	addrs   []string
+	// tickets shares TLS session ticket keys with the other replicas;
+	// nil outside a cluster or without HTTPS.
+	tickets *ticketkeys.Ring
 }
 
 // Option changes how New builds the app.
@@ -162,6 +166,17 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (a *App, err e
 	}
 	if a.Server, err = proxy.NewServer(a.Gateway, sopts); err != nil {
 		return nil, err
+	}
+	if a.Cluster != nil && sopts.TLSCert != nil {
+		// Replicas behind one load balancer resume each other's TLS
+		// sessions. A single gateway keeps crypto/tls's own keys in memory
+		// (none on disk).
+		a.tickets = ticketkeys.New(a.Store, ticketkeys.WithClock(o.now), ticketkeys.WithLogger(o.log))
+		if keys, err := a.tickets.Refresh(ctx); err != nil {
+			a.log.Warn("TLS ticket keys not read; this replica uses its own until the database answers", "err", err)
+		} else {
+			a.Server.SetSessionTicketKeys(keys)
+		}
 	}
 	return a, nil
 }
@@ -277,6 +292,9 @@ func (a *App) Run(ctx context.Context) error {
 			a.log.Error("monitor stopped", "err", err)
 		}
 	}()
+	if a.tickets != nil {
+		go a.tickets.Run(bg, ticketRefresh, a.Server.SetSessionTicketKeys)
+	}
 	go a.syncDevices(bg)
 	go a.pruneStore(bg)
 	go a.watchRevocations(bg)
@@ -290,6 +308,11 @@ func (a *App) Run(ctx context.Context) error {
 	}()
 	return a.Server.Serve(ctx)
 }
+
+// ticketRefresh is how often a replica reads the TLS ticket keys: well
+// within ticketkeys.Prepublish, so that every replica knows a new key
+// before any encrypts with it.
+const ticketRefresh = time.Minute
 
 // pruneAfter is how long expired session records, invitations and used
 // WebAuthn challenges stay in the store before pruneStore deletes them.
