@@ -4,14 +4,16 @@
 // # Why
 //
 // A TLS client that has connected once keeps a session ticket and, on its
-// next connection, resumes: no certificate is sent or verified, no
-// signature is made, one round trip less. The ticket is encrypted with a
-// key only the server knows; crypto/tls makes that key itself, per
-// process. Behind a load balancer the next connection often lands on
-// another replica, which cannot read the ticket and falls back to a full
-// handshake with the device certificate (several times the CPU of a
-// resumption). Replicas that use the same keys resume each other's
-// sessions.
+// next connection, resumes: no certificate is sent or verified and no
+// signature made (the key exchange, X25519 in TLS 1.3, still happens).
+// The ticket is encrypted with a key only the server knows; crypto/tls
+// makes that key itself, per process. Behind a load balancer the next
+// connection often lands on another replica, which cannot read the ticket
+// and falls back to a full handshake with the device certificate.
+// Replicas that use the same keys resume each other's sessions. What that
+// saves is measured by proxy's BenchmarkTLSHandshake (a new connection
+// with one request: 0.91 ms full, 0.66 ms resumed, client and gateway in
+// one process, docs/scale-out.md).
 //
 // # The keys
 //
