@@ -34,6 +34,10 @@ type Server struct {
 	parkers []*parker // parkers[i] parks servers[i]'s idle connections; nil: none
 	ready   func() error
 	rec     *refusalRecorder
+	// tlsConf is the HTTPS listener's TLS configuration (nil without
+	// HTTPS), kept apart from http.Server.TLSConfig, which Serve's HTTP/2
+	// set-up writes.
+	tlsConf *tls.Config
 }
 
 // ServerOptions tunes [NewServer].
@@ -118,6 +122,7 @@ func NewServer(gw *Gateway, opts ServerOptions) (*Server, error) {
 		// TLS is terminated by Listen's tlsListener; TLSConfig stays set
 		// so that Serve configures HTTP/2 for the *tls.Conn it hands over.
 		hs.TLSConfig = tc
+		s.tlsConf = tc
 		s.servers = append(s.servers, hs)
 		s.public = append(s.public, true)
 	}
@@ -182,14 +187,10 @@ func (s *Server) Listen() ([]string, error) {
 // is called, crypto/tls makes and rotates keys of its own. It does
 // nothing without HTTPS or without keys, and may be called while serving.
 func (s *Server) SetSessionTicketKeys(keys [][32]byte) {
-	if len(keys) == 0 {
+	if len(keys) == 0 || s.tlsConf == nil {
 		return
 	}
-	for _, hs := range s.servers {
-		if hs.TLSConfig != nil {
-			hs.TLSConfig.SetSessionTicketKeys(keys)
-		}
-	}
+	s.tlsConf.SetSessionTicketKeys(keys)
 }
 
 func (s *Server) closeListeners() {
