@@ -36,17 +36,6 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-// openStore opens a fresh SQLite store in a temporary directory.
-func openStore(t *testing.T) store.Store {
-	t.Helper()
-	st, err := store.Open(t.Context(), "sqlite", filepath.Join(t.TempDir(), "sekisho.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 // seed creates users in st.
 func seed(t *testing.T, st store.Store, users ...*store.User) {
 	t.Helper()

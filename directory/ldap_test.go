@@ -12,6 +12,7 @@ import (
 	"github.com/sekisho/sekisho/directory"
 	"github.com/sekisho/sekisho/directory/ldaptest"
 	"github.com/sekisho/sekisho/store"
+	"github.com/sekisho/sekisho/store/storetest"
 )
 
 func TestLDAPSyncStartTLS(t *testing.T) {
@@ -39,7 +40,7 @@ func TestLDAPSyncStartTLS(t *testing.T) {
 	}
 
 	// Sync: sato moved to 福祉課, ito left the directory, tanaka retired.
-	st := openStore(t)
+	st := storetest.SQLite(t)
 	seed(t, st,
 		&store.User{ID: "sato", DisplayName: "佐藤 花子", Department: "財務課", Roles: []string{"財務"}},
 		&store.User{ID: "suzuki", DisplayName: "鈴木 一郎", Department: "財務課", Roles: []string{"財務"}},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sekisho/sekisho/directory"
 	"github.com/sekisho/sekisho/store"
+	"github.com/sekisho/sekisho/store/storetest"
 )
 
 var (
@@ -18,7 +19,7 @@ var (
 
 // staff is the store before the April transfers.
 func staff(t *testing.T) store.Store {
-	return staffIn(t, openStore(t))
+	return staffIn(t, storetest.SQLite(t))
 }
 
 func staffIn(t *testing.T, st store.Store) store.Store {

@@ -10,6 +10,7 @@ import (
 	"github.com/sekisho/sekisho/directory"
 	"github.com/sekisho/sekisho/policy"
 	"github.com/sekisho/sekisho/store"
+	"github.com/sekisho/sekisho/store/storetest"
 )
 
 const transferPolicy = `# 所属ごとの業務システム
@@ -48,7 +49,7 @@ func TestTransferChangesNextDecision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := openStore(t)
+	st := storetest.SQLite(t)
 	ctx := t.Context()
 	seed(t, st, &store.User{ID: "sato", DisplayName: "佐藤 花子", Department: "財務課", Roles: []string{"財務"}})
 

@@ -13,12 +13,12 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sekisho/sekisho/store"
+	"github.com/sekisho/sekisho/store/storetest"
 )
 
 var t0 = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
@@ -31,16 +31,6 @@ type clock struct {
 
 func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
-
-func openStore(t *testing.T) store.Store {
-	t.Helper()
-	st, err := store.Open(t.Context(), "sqlite", filepath.Join(t.TempDir(), "sekisho.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -65,7 +55,7 @@ func stored(t *testing.T, st store.Store) []*store.Key {
 // TestLifecycle follows one key from its first use to its deletion, and
 // its successor from its prepublication to taking over.
 func TestLifecycle(t *testing.T) {
-	st := openStore(t)
+	st := storetest.SQLite(t)
 	clk := &clock{now: t0}
 	r := New(st, WithClock(clk.Now), WithLogger(quiet()))
 
@@ -133,7 +123,7 @@ func TestLifecycle(t *testing.T) {
 // TestReplicasAgree: two rings on one store use the same keys in the same
 // order, and only one successor is written when both find it due.
 func TestReplicasAgree(t *testing.T) {
-	st := openStore(t)
+	st := storetest.SQLite(t)
 	clk := &clock{now: t0}
 	a := New(st, WithClock(clk.Now), WithLogger(quiet()))
 	b := New(st, WithClock(clk.Now), WithLogger(quiet()))
@@ -156,7 +146,7 @@ func TestReplicasAgree(t *testing.T) {
 // TestRacingSuccessors: when two replicas each wrote a successor, every
 // replica encrypts with the same one (greatest id) and decrypts with both.
 func TestRacingSuccessors(t *testing.T) {
-	st := openStore(t)
+	st := storetest.SQLite(t)
 	clk := &clock{now: t0}
 	a := New(st, WithClock(clk.Now), WithLogger(quiet()))
 	refresh(t, a)
@@ -186,7 +176,7 @@ func TestRacingSuccessors(t *testing.T) {
 // a new key encrypts at once; after longer than a lifetime, the old keys
 // are gone.
 func TestStaleKeys(t *testing.T) {
-	st := openStore(t)
+	st := storetest.SQLite(t)
 	clk := &clock{now: t0}
 	r := New(st, WithClock(clk.Now), WithLogger(quiet()))
 	old := refresh(t, r)
@@ -205,7 +195,7 @@ func TestStaleKeys(t *testing.T) {
 // TestBadKeySkipped: a stored key that is not a ticket key is skipped;
 // the good ones are still used.
 func TestBadKeySkipped(t *testing.T) {
-	st := openStore(t)
+	st := storetest.SQLite(t)
 	clk := &clock{now: t0}
 	r := New(st, WithClock(clk.Now), WithLogger(quiet()))
 	good := refresh(t, r)
@@ -238,7 +228,7 @@ func (failingStore) PutKey(context.Context, *store.Key) error               { re
 // TestRunKeepsKeysWhenStoreFails: Run hands over keys while the store
 // answers and never an empty set when it does not.
 func TestRunKeepsKeysWhenStoreFails(t *testing.T) {
-	st := openStore(t)
+	st := storetest.SQLite(t)
 	var mu sync.Mutex
 	var got [][][32]byte
 	set := func(k [][32]byte) { mu.Lock(); got = append(got, k); mu.Unlock() }
@@ -322,7 +312,7 @@ func TestResumeAcrossServers(t *testing.T) {
 		return c.ConnectionState().DidResume
 	}
 
-	st := openStore(t)
+	st := storetest.SQLite(t)
 	ka, err := New(st, WithLogger(quiet())).Refresh(t.Context())
 	if err != nil {
 		t.Fatal(err)
