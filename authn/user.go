@@ -103,8 +103,7 @@ func formatAAGUID(b []byte) string {
 // userCache keeps users read from the store for at most userCacheTTL, so
 // that a role change or a disabled account applies within a second on
 // every replica while a busy gateway does not read the store per request.
-// lru.Cache locks itself: a second lock around it was a second contended
-// lock per request.
+// lru.Cache locks itself; no lock of its own is needed around it.
 type userCache struct {
 	st  store.Store
 	now func() time.Time

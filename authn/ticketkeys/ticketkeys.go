@@ -104,7 +104,8 @@ func (r *Ring) Refresh(ctx context.Context) ([][32]byte, error) {
 	slices.SortFunc(live, func(a, b key) int {
 		return cmp.Or(b.created.Compare(a.created), cmp.Compare(b.id, a.id))
 	})
-	cur := slices.IndexFunc(live, func(k key) bool { return !now.Before(k.created) })
+	started := func(k key) bool { return !now.Before(k.created) }
+	cur := slices.IndexFunc(live, started)
 	switch {
 	case cur < 0:
 		// No key has started (a first start, or every replica was down
@@ -114,21 +115,22 @@ func (r *Ring) Refresh(ctx context.Context) ([][32]byte, error) {
 			return nil, err
 		}
 		live = append([]key{k}, live...)
-		cur = 0
 	case cur == 0 && !now.Before(live[0].created.Add(Rotation-Prepublish)):
 		// The key in use has no successor and is due for one: it starts
 		// when the key in use stops, or now if that has passed.
-		k, err := r.create(ctx, later(now, live[0].created.Add(Rotation)))
-		if err != nil {
+		start := live[0].created.Add(Rotation)
+		if start.Before(now) {
+			start = now
+		}
+		if k, err := r.create(ctx, start); err != nil {
 			r.log.Error("writing the next TLS ticket key", "err", err)
 		} else {
 			live = append([]key{k}, live...)
-			cur = 1
-			if !now.Before(k.created) {
-				cur = 0
-			}
 		}
 	}
+	// The key that encrypts: a new one at the front if it has started,
+	// otherwise the newest that has.
+	cur = slices.IndexFunc(live, started)
 	if n, err := r.st.DeleteKeys(ctx, Use, now); err != nil {
 		r.log.Error("deleting expired TLS ticket keys", "err", err)
 	} else if n > 0 {
@@ -182,13 +184,6 @@ func decode(s *store.Key) (key, error) {
 	k := key{id: s.ID, created: s.CreatedAt, notAfter: s.NotAfter}
 	copy(k.secret[:], b)
 	return k, nil
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // Run calls Refresh every interval until ctx ends and hands each result to
