@@ -141,3 +141,39 @@ func BenchmarkReverseProxy(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUsable is the reuse check every pooled connection passes before
+// it carries a request (usable: a MSG_PEEK that must find nothing), on an
+// idle loopback connection: the one system call per request nginx does not
+// make (docs/performance.md, session 10).
+func BenchmarkUsable(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	defer (<-accepted).Close()
+	c := &conn{raw: nc}
+	newPeeker(c)
+	if c.peek == nil {
+		b.Fatal("no peeker for a TCP connection")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !usable(c) {
+			b.Fatal("an idle connection was found unusable")
+		}
+	}
+}

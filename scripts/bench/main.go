@@ -74,7 +74,7 @@ var (
 	upFlag    = flag.String("target", "", "internal: upstream for -role bare")
 	profile   = flag.String("cpuprofile", "", "also take a CPU profile of sekisho under load into this file")
 	profTLS   = flag.String("cpuprofile-tls", "", "also take a CPU profile of sekisho under the TLS variant's load into this file")
-	heapProf  = flag.String("heapprofile", "", "also save sekisho's heap profile with the idle connections open")
+	heapProf  = flag.String("heapprofile", "", "also save sekisho's heap profile with the idle connections open (over TLS and HTTP/2: PATH.tls, PATH.h2)")
 	gwEnvFlag = flag.String("gwenv", "", "extra environment for the bare proxies and both sekisho processes alike, e.g. GOGC=200 (comma-separated)")
 	procs     = flag.Int("gomaxprocs", 0, "GOMAXPROCS for the bare proxy and both sekisho processes alike (0: the Go default, one per core)")
 	idleTLS   = flag.Bool("idle-tls", false, "also measure sekisho's memory with the idle connections over TLS")
@@ -1029,11 +1029,17 @@ func idleRSS(port, metricsPort int, mode, headers string, n, pid int, res *idleM
 		time.Sleep(time.Second)
 	}
 	time.Sleep(6 * time.Second)
-	if *heapProf != "" && strings.HasPrefix(res.name, "sekisho") && mode == "plain" {
+	if *heapProf != "" && strings.HasPrefix(res.name, "sekisho") {
+		// The plain connections' profile at the path given, the others'
+		// next to it: PATH.tls, PATH.h2.
+		path := *heapProf
+		if mode != "plain" {
+			path += "." + mode
+		}
 		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", metricsPort)); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			_ = os.WriteFile(*heapProf, b, 0o644)
+			_ = os.WriteFile(path, b, 0o644)
 		}
 	}
 	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?debug=1", metricsPort)); err == nil {
