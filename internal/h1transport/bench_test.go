@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho/internal/testnet"
 )
 
 // The benchmarks compare Transport with an http.Transport configured as
@@ -147,24 +149,7 @@ func BenchmarkReverseProxy(b *testing.B) {
 // idle loopback connection: the one system call per request nginx does not
 // make (docs/performance.md, session 10).
 func BenchmarkUsable(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	defer (<-accepted).Close()
+	nc, _ := testnet.TCPPair(b)
 	c := &conn{raw: nc}
 	newPeeker(c)
 	if c.peek == nil {
