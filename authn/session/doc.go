@@ -45,7 +45,10 @@
 // store.Key.NotAfter) and keeps verifying until every token it signed has
 // expired. Its successor is written to the store a while before it starts
 // signing, so that every replica knows it in time; a replica that meets an
-// unknown kid reloads the keys (at most once a second).
+// unknown kid reloads the keys (at most once a second). A day after a key
+// has stopped verifying, a replica's key refresh deletes it from the store
+// (each replica tries at most once an hour), so that private keys do not
+// outlive their use.
 //
 // # Revocation
 //

@@ -42,19 +42,35 @@ type keyring struct {
 // KeyRotation) and verifies until NotAfter + the lifetime of the tokens it
 // signs. The successor is written to the store prepublish before it starts
 // signing, so that every replica knows it (Run reloads keys more often
-// than that) before the first token it signs arrives.
+// than that) before the first token it signs arrives. A key is deleted from
+// the store (pruneKeys, at most every pruneEvery) once it has verified
+// nothing for keyRetention.
 func (m *Manager) prepublish() time.Duration { return min(m.rotation/4, 5*time.Minute) }
 
 func (m *Manager) keyRefreshEvery() time.Duration {
 	return max(min(m.prepublish()/2, 30*time.Second), 100*time.Millisecond)
 }
 
+const (
+	// keyRetention is how long a key stays in the store after the last
+	// token it signed has expired (NotAfter + the token lifetime) before
+	// pruneKeys deletes it. The margin covers replicas that run with a
+	// longer configured token lifetime during a rolling configuration
+	// change (they still verify with the key for longer), and clock skew
+	// between replicas.
+	keyRetention = 24 * time.Hour
+	// pruneEvery is how often, at most, a Manager deletes old keys: every
+	// refresh would be a needless write on the store.
+	pruneEvery = time.Hour
+)
+
 // refreshKeys reloads both key rings from the store, creating a first key
-// or the next one when due.
+// or the next one when due, and deletes old keys (see pruneKeys).
 func (m *Manager) refreshKeys(ctx context.Context) error {
 	m.keyMu.Lock()
 	defer m.keyMu.Unlock()
 	m.lastKeyLoad.Store(time.Now().UnixNano())
+	m.pruneKeys(ctx)
 	s, err := m.loadRing(ctx, useSession, m.lifetime)
 	if err != nil {
 		return err
@@ -66,6 +82,33 @@ func (m *Manager) refreshKeys(ctx context.Context) error {
 	m.sessionKeys.Store(s)
 	m.assertionKeys.Store(a)
 	return nil
+}
+
+// pruneKeys deletes, at most once every pruneEvery (and on the first
+// refresh), the keys of each use whose NotAfter is more than its token
+// lifetime + keyRetention ago: they can verify nothing, and a private key
+// should not outlive its use. A failed delete is logged and does not fail
+// the refresh; the next prune retries. The caller holds keyMu.
+func (m *Manager) pruneKeys(ctx context.Context) {
+	now := m.now()
+	if !m.lastKeyPrune.IsZero() && now.Sub(m.lastKeyPrune) < pruneEvery {
+		return
+	}
+	m.lastKeyPrune = now
+	for _, u := range []struct {
+		use       string
+		tokenLife time.Duration
+	}{{useSession, m.lifetime}, {useAssertion, m.assertionLifetime}} {
+		n, err := m.st.DeleteKeys(ctx, u.use, now.Add(-u.tokenLife-keyRetention))
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				m.log.Error("session: deleting expired signing keys", "use", u.use, "err", err)
+			}
+		case n > 0:
+			m.log.Info("session: expired signing keys deleted", "use", u.use, "count", n)
+		}
+	}
 }
 
 // refreshForUnknownKid reloads the keys when a token names a kid we do not

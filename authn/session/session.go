@@ -116,6 +116,7 @@ type Manager struct {
 	assertionKeys atomic.Pointer[keyring]
 	keyMu         sync.Mutex // serialises key refresh and creation
 	lastKeyLoad   atomic.Int64
+	lastKeyPrune  time.Time // m.now() of the last key prune; guarded by keyMu
 
 	revs      atomic.Pointer[revset]
 	revMu     sync.Mutex // serialises revocation updates
