@@ -1,15 +1,19 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sekisho/sekisho/internal/idlewatch"
 )
 
 // Parking idle keep-alive connections.
@@ -46,6 +50,19 @@ import (
 // response framed by Content-Length and written in full (or a 204/304),
 // not a HEAD, not hijacked by a WebSocket, not refused. Anything else is
 // left to net/http as before.
+//
+// Where it can (Linux), the parker holds its idle connections without
+// even the small goroutine: an idlewatch.Watch waits for all of them in
+// one epoll instance and starts a goroutine for a connection only when
+// its next request arrives (or its peer closes it), and closes it when
+// the idle timeout passes. That saves the waiting goroutine's stack, 2 to
+// 4 KiB per connection (docs/performance.md). A connection is watched
+// that way only when nothing of it can be buffered above the socket: a
+// plain connection that holds no pending bytes, and a TLS connection only
+// after a read of it timed out on the fast path (so crypto/tls holds no
+// record that the socket would not announce). A new TLS connection, whose
+// first request may have come in with the handshake's last message, and
+// one net/http let go of keep their goroutine.
 
 // parker holds the parked connections of one public http.Server and
 // hands woken ones back to it as a listener.
@@ -70,6 +87,10 @@ type parker struct {
 	// back to net/http.
 	front *front
 
+	// watch holds idle connections without a goroutine each (nil: not
+	// available here; see above).
+	watch *idlewatch.Watch
+
 	mu     sync.Mutex
 	parked map[*trackedConn]struct{}
 	closed bool
@@ -83,8 +104,39 @@ func newParker(threshold int, idle time.Duration, m parkMetrics) *parker {
 	} else {
 		threshold = max(threshold, 1)
 	}
-	return &parker{threshold: int64(threshold), idle: idle, metrics: m,
+	p := &parker{threshold: int64(threshold), idle: idle, metrics: m,
 		woken: make(chan *trackedConn), done: make(chan struct{}), parked: map[*trackedConn]struct{}{}}
+	if w, err := idlewatch.New(p.watched, p.expired); err == nil {
+		p.watch = w
+	}
+	return p
+}
+
+// sleep waits for t's next request on the watch, without a goroutine,
+// if it can: t must be parked (enlisted) with nothing buffered above its
+// socket. It reports false when the caller must wait itself.
+func (p *parker) sleep(t *trackedConn) bool {
+	if p.watch == nil || len(t.pending) > 0 {
+		return false
+	}
+	c := t.Conn
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	return ok && p.watch.Add(sc, t, time.Now().Add(p.idle))
+}
+
+// watched: the watch saw t's next request begin (or its peer close it).
+func (p *parker) watched(v any) {
+	go p.run(v.(*trackedConn), false)
+}
+
+// expired: t stayed idle for the idle timeout on the watch.
+func (p *parker) expired(v any) {
+	t := v.(*trackedConn)
+	p.claim(t)
+	_ = t.Conn.Close()
 }
 
 // crowded reports whether the server holds enough connections to park.
@@ -121,7 +173,7 @@ func (p *parker) park(t *trackedConn, pending []byte) {
 		}
 		return
 	}
-	if p.enlist(t) {
+	if p.enlist(t) && (t.tls != nil || !p.sleep(t)) {
 		go p.run(t, false)
 	}
 }
@@ -129,7 +181,7 @@ func (p *parker) park(t *trackedConn, pending []byte) {
 // adopt takes a new connection from the listener (fast path on): it
 // waits here for its first request like a parked one.
 func (p *parker) adopt(t *trackedConn) {
-	if p.enlist(t) {
+	if p.enlist(t) && (t.tls != nil || !p.sleep(t)) {
 		go p.run(t, false)
 	}
 }
@@ -203,11 +255,14 @@ func (p *parker) run(t *trackedConn, ready bool) {
 		if !p.front.serve(p, t) || !p.enlist(t) {
 			return
 		}
-		// Idle again: wait on a new goroutine, so that an idle connection
-		// holds a small stack, not the one that grew while its requests
-		// were served (stacks are not shrunk below what the wait itself
-		// uses, which over TLS is more than 4 KiB).
-		go p.run(t, false)
+		// Idle again, after a read that timed out: on the watch, or else
+		// on a new goroutine, so that an idle connection holds a small
+		// stack, not the one that grew while its requests were served
+		// (stacks are not shrunk below what the wait itself uses, which
+		// over TLS is more than 4 KiB).
+		if !p.sleep(t) {
+			go p.run(t, false)
+		}
 		return
 	}
 }
@@ -267,11 +322,19 @@ func (p *parker) Close() error {
 	}
 	p.closed = true
 	close(p.done)
+	// Taken off the list here, not by their goroutines as their reads
+	// fail: the watched connections have none.
 	conns := make([]*trackedConn, 0, len(p.parked))
 	for t := range p.parked {
 		conns = append(conns, t)
 	}
+	clear(p.parked)
+	p.nparked.Store(0)
 	p.mu.Unlock()
+	p.metrics.parked.Sub(float64(len(conns)))
+	if p.watch != nil {
+		_ = p.watch.Close() // the watched connections are among conns
+	}
 	for _, t := range conns {
 		_ = t.Conn.Close()
 	}

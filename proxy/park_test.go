@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 
@@ -374,4 +376,38 @@ func TestParkConcurrent(t *testing.T) {
 			t.Errorf("%s: %d parkings, want most of 640", base, got)
 		}
 	}
+}
+
+// TestParkWithoutGoroutines: connections idle after a fast-path answer,
+// plain and over TLS, wait on the parker's watch without a goroutine each
+// (Linux), and each is served again when its next request comes.
+func TestParkWithoutGoroutines(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the watch is Linux only")
+	}
+	f := newListenFixture(t, "  fast_path: true")
+	dev := f.device(t, "PC-0042")
+	const each = 30
+	var pcs []*rawConn
+	before := runtime.NumGoroutine()
+	for i := range 2 * each {
+		pc := f.dialRaw(t, i >= each, &dev)
+		if r := pc.do(getOK, false); r.status != 200 {
+			t.Fatalf("connection %d: status %d", i, r.status)
+		}
+		pcs = append(pcs, pc)
+	}
+	waitParked(t, f, 2*each)
+	time.Sleep(50 * time.Millisecond) // the serving goroutines end
+	if grew := runtime.NumGoroutine() - before; grew > each/2 {
+		t.Errorf("%d more goroutines with %d idle connections", grew, 2*each)
+	}
+	for i, pc := range pcs {
+		path := fmt.Sprintf("/again/%d", i)
+		r := pc.do("GET "+path+" HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n", false)
+		if r.status != 200 || r.body != "upstream path="+path {
+			t.Errorf("connection %d after idling: %d %q", i, r.status, r.body)
+		}
+	}
+	waitParked(t, f, 2*each)
 }
