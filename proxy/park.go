@@ -87,13 +87,13 @@ type parker struct {
 	// back to net/http.
 	front *front
 
-	// watch holds idle connections without a goroutine each (nil: not
-	// available here; see above).
-	watch *idlewatch.Watch
-
-	mu     sync.Mutex
-	parked map[*trackedConn]struct{}
-	closed bool
+	mu sync.Mutex
+	// watch holds idle connections without a goroutine each (see above;
+	// watcher). noWatch: it is not available here.
+	watch   *idlewatch.Watch
+	noWatch bool
+	parked  map[*trackedConn]struct{}
+	closed  bool
 }
 
 // newParker makes the parker of one server; its addr is set by Listen. A
@@ -104,19 +104,35 @@ func newParker(threshold int, idle time.Duration, m parkMetrics) *parker {
 	} else {
 		threshold = max(threshold, 1)
 	}
-	p := &parker{threshold: int64(threshold), idle: idle, metrics: m,
+	return &parker{threshold: int64(threshold), idle: idle, metrics: m,
 		woken: make(chan *trackedConn), done: make(chan struct{}), parked: map[*trackedConn]struct{}{}}
-	if w, err := idlewatch.New(p.watched, p.expired); err == nil {
-		p.watch = w
+}
+
+// watcher is the parker's watch, started on first use (a server that
+// never parks a connection holds no epoll instance); nil when the
+// parker is closed or the watch is not available here.
+func (p *parker) watcher() *idlewatch.Watch {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.watch == nil && !p.closed && !p.noWatch {
+		if w, err := idlewatch.New(p.watched, p.expired); err == nil {
+			p.watch = w
+		} else {
+			p.noWatch = true
+		}
 	}
-	return p
+	return p.watch
 }
 
 // sleep waits for t's next request on the watch, without a goroutine,
 // if it can: t must be parked (enlisted) with nothing buffered above its
 // socket. It reports false when the caller must wait itself.
 func (p *parker) sleep(t *trackedConn) bool {
-	if p.watch == nil || len(t.pending) > 0 {
+	if len(t.pending) > 0 {
+		return false
+	}
+	w := p.watcher()
+	if w == nil {
 		return false
 	}
 	c := t.Conn
@@ -124,7 +140,7 @@ func (p *parker) sleep(t *trackedConn) bool {
 		c = tc.NetConn()
 	}
 	sc, ok := c.(syscall.Conn)
-	return ok && p.watch.Add(sc, t, time.Now().Add(p.idle))
+	return ok && w.Add(sc, t, time.Now().Add(p.idle))
 }
 
 // watched: the watch saw t's next request begin (or its peer close it).
@@ -330,10 +346,11 @@ func (p *parker) Close() error {
 	}
 	clear(p.parked)
 	p.nparked.Store(0)
+	w := p.watch
 	p.mu.Unlock()
 	p.metrics.parked.Sub(float64(len(conns)))
-	if p.watch != nil {
-		_ = p.watch.Close() // the watched connections are among conns
+	if w != nil {
+		_ = w.Close() // the watched connections are among conns
 	}
 	for _, t := range conns {
 		_ = t.Conn.Close()
