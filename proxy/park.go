@@ -189,16 +189,46 @@ func (p *parker) park(t *trackedConn, pending []byte) {
 		}
 		return
 	}
-	if p.enlist(t) && (t.tls != nil || !p.sleep(t)) {
-		go p.run(t, false)
-	}
+	p.idleNow(t)
 }
 
 // adopt takes a new connection from the listener (fast path on): it
 // waits here for its first request like a parked one.
 func (p *parker) adopt(t *trackedConn) {
-	if p.enlist(t) && (t.tls != nil || !p.sleep(t)) {
+	p.idleNow(t)
+}
+
+// idleNow lists t as parked and waits for its next request: on the watch
+// when it can, else on a goroutine. A TLS connection is first read once
+// without waiting (settle), since crypto/tls may hold a record already.
+func (p *parker) idleNow(t *trackedConn) {
+	switch {
+	case !p.enlist(t):
+	case t.tls != nil:
+		go p.settle(t)
+	case !p.sleep(t):
 		go p.run(t, false)
+	}
+}
+
+// settle looks at a parked TLS connection once, without waiting: a
+// request already read by crypto/tls (one that came with the handshake's
+// last message, or after one net/http answered) is served at once; with
+// nothing there, crypto/tls holds no whole record, and the connection
+// waits on the watch like any other.
+func (p *parker) settle(t *trackedConn) {
+	_ = t.SetReadDeadline(aLongTimeAgo)
+	n, err := t.Conn.Read(t.first[:])
+	_ = t.SetReadDeadline(time.Time{})
+	switch {
+	case n == 1:
+		t.pending = t.first[:]
+		p.run(t, true)
+	case !isTimeout(err):
+		p.claim(t) // the client closed it, or it failed
+		_ = t.Conn.Close()
+	case !p.sleep(t):
+		p.run(t, false)
 	}
 }
 

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -410,4 +412,118 @@ func TestParkWithoutGoroutines(t *testing.T) {
 		}
 	}
 	waitParked(t, f, 2*each)
+}
+
+// TestParkNewTLSWithoutGoroutines: new TLS connections that have sent
+// nothing wait on the watch too (after a read that does not wait), and a
+// request sent right after the handshake, which crypto/tls may have read
+// with the handshake's last message, is answered, not left waiting.
+func TestParkNewTLSWithoutGoroutines(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the watch is Linux only")
+	}
+	f := newListenFixture(t, "  fast_path: true")
+	dev := f.device(t, "PC-0042")
+	// At once: the request goes out as the handshake ends.
+	for i := range 20 {
+		pc := f.dialRaw(t, true, &dev)
+		path := fmt.Sprintf("/first/%d", i)
+		if r := pc.do("GET "+path+" HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n", false); r.status != 200 || r.body != "upstream path="+path {
+			t.Fatalf("connection %d: %d %q", i, r.status, r.body)
+		}
+		pc.conn.Close()
+	}
+	waitParked(t, f, 0)
+	const n = 30
+	before := runtime.NumGoroutine()
+	var pcs []*rawConn
+	for range n {
+		pcs = append(pcs, f.dialRaw(t, true, &dev))
+	}
+	waitParked(t, f, n)
+	time.Sleep(50 * time.Millisecond)
+	if grew := runtime.NumGoroutine() - before; grew > n/2 {
+		t.Errorf("%d more goroutines with %d new idle TLS connections", grew, n)
+	}
+	for i, pc := range pcs {
+		path := fmt.Sprintf("/later/%d", i)
+		if r := pc.do("GET "+path+" HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n", false); r.status != 200 || r.body != "upstream path="+path {
+			t.Errorf("connection %d: %d %q", i, r.status, r.body)
+		}
+	}
+}
+
+// holdConn keeps what is written until flush, or until the next read,
+// so that several TLS records reach the server in one TCP write.
+type holdConn struct {
+	net.Conn
+	buf []byte
+}
+
+func (c *holdConn) Write(b []byte) (int, error) {
+	c.buf = append(c.buf, b...)
+	return len(b), nil
+}
+
+func (c *holdConn) Read(b []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *holdConn) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.buf)
+	c.buf = nil
+	return err
+}
+
+// TestParkTLSRecordBuffered: a request that crypto/tls has already read
+// from the socket when the connection is parked is answered. Here it is
+// the first request, sent in the same TCP write as the client's Finished
+// message, so the server's handshake reads it; watching the socket for it
+// would wait for ever: the parker must find it in crypto/tls first
+// (settle).
+func TestParkTLSRecordBuffered(t *testing.T) {
+	for _, fast := range []string{"true", "false"} {
+		t.Run("fast_path="+fast, func(t *testing.T) {
+			f := newListenFixture(t, "  fast_path: "+fast+"\n  park_idle_after: 1")
+			raw, err := net.DialTimeout("tcp", f.https, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hc := &holdConn{Conn: raw}
+			tc := tls.Client(hc, f.tlsConfig("http/1.1"))
+			defer tc.Close()
+			tc.SetDeadline(time.Now().Add(10 * time.Second))
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			if tc.ConnectionState().Version != tls.VersionTLS13 {
+				t.Fatal("not TLS 1.3: the client's Finished would not be the last handshake message")
+			}
+			if _, err := io.WriteString(tc, "GET /rec/0 HTTP/1.1\r\nHost: web.example.lg.jp\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			if err := hc.flush(); err != nil { // Finished and the request together
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != "upstream path=/rec/0" {
+				t.Fatalf("%d %q", resp.StatusCode, b)
+			}
+			// The request whole, not missing the byte the parker read.
+			if e := f.audit.find(resp.Header.Get("X-Request-Id")); len(e) != 1 || e[0].Info.Method != "GET" {
+				t.Fatalf("records %+v, want one GET", e)
+			}
+		})
+	}
 }
