@@ -148,10 +148,17 @@ func (p *parker) watched(v any) {
 	go p.run(v.(*trackedConn), false)
 }
 
-// expired: t stayed idle for the idle timeout on the watch.
+// expired: t stayed idle for the idle timeout on the watch. Closing a
+// TLS connection writes its close_notify, which a client that reads
+// nothing can hold up for crypto/tls's 5 seconds: not in turn with the
+// others that expired at the same time.
 func (p *parker) expired(v any) {
 	t := v.(*trackedConn)
 	p.claim(t)
+	if t.tls != nil {
+		go t.Conn.Close()
+		return
+	}
 	_ = t.Conn.Close()
 }
 
