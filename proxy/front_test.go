@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"log"
@@ -10,13 +9,14 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sekisho/sekisho/internal/testlog"
 )
 
 // fastCounts reads sekisho_fast_path_requests_total and
@@ -536,24 +536,6 @@ func TestFrontUpstreamCutOff(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger on another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestFrontPanic: a handler's panic on the fast path closes the
 // connection (after whatever the handler had flushed) and is logged,
 // except http.ErrAbortHandler, as in net/http.
@@ -572,7 +554,7 @@ func TestFrontPanic(t *testing.T) {
 			io.WriteString(w, "ok")
 		}
 	})
-	var logs syncBuffer
+	var logs testlog.Buffer
 	p := newParker(1, time.Minute, newParkMetrics(prometheus.NewRegistry()))
 	p.front = newFront(h, &http.Server{MaxHeaderBytes: 1 << 20, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(&logs, "", 0)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/config"
+	"github.com/sekisho/sekisho/internal/testlog"
 )
 
 // TestVerifySekishoCA runs the real pair: a certificate issued by package
@@ -240,7 +241,7 @@ func TestCRLReload(t *testing.T) {
 	root := newTestCA(t, "CA", nil)
 	leaf, _ := root.issue(t, "PC-1")
 	cfg := testConfig(t, pemOf("X509 CRL", root.crl(t, 1)), root)
-	var logs lockedBuilder
+	var logs testlog.Buffer
 	v, err := New(cfg, WithClock(func() time.Time { return t0 }), WithCache(100, time.Hour), WithCRLPoll(time.Hour),
 		WithLogger(slogTo(&logs)))
 	if err != nil {
@@ -370,7 +371,7 @@ func TestCloseStopsWatcher(t *testing.T) {
 func TestBrokenCRLNotRetriedUntilChanged(t *testing.T) {
 	root := newTestCA(t, "CA", nil)
 	cfg := testConfig(t, pemOf("X509 CRL", root.crl(t, 1)), root)
-	var logs lockedBuilder
+	var logs testlog.Buffer
 	v, err := New(cfg, WithLogger(slogTo(&logs)), WithCRLPoll(10*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -1,19 +1,18 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sekisho/sekisho/internal/testlog"
 	"github.com/sekisho/sekisho/store"
 )
 
@@ -39,24 +38,6 @@ func mustCreateKey(t testing.TB, m *Manager, use string, from, until time.Time) 
 		t.Fatal(err)
 	}
 	return k.rec.ID
-}
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestKeyPrune: the first refresh of a Manager deletes the keys that have
@@ -85,7 +66,7 @@ func TestKeyPrune(t *testing.T) {
 		want[use] = k
 	}
 
-	var logs syncBuffer
+	var logs testlog.Buffer
 	m, err := New(cfg, st, WithClock(clock.Now), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +200,7 @@ func (s *failingDelete) DeleteKeys(ctx context.Context, use string, before time.
 // TestKeyPruneFailure: a failed delete is logged and the refresh goes on.
 func TestKeyPruneFailure(t *testing.T) {
 	st := &failingDelete{Store: openStore(t, "")}
-	var logs syncBuffer
+	var logs testlog.Buffer
 	m, err := New(testConfig(), st, WithClock(newFakeClock().Now), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatalf("New over a store whose DeleteKeys fails: %v", err)

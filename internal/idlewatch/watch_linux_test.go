@@ -68,6 +68,18 @@ func receive(t *testing.T, c chan any, n int) map[any]bool {
 	return got
 }
 
+// pairs makes n loopback connections: the clients' ends and the
+// servers'.
+func pairs(t *testing.T, n int) (clients, servers []net.Conn) {
+	t.Helper()
+	clients = make([]net.Conn, n)
+	servers = make([]net.Conn, n)
+	for i := range n {
+		clients[i], servers[i] = testnet.TCPPair(t)
+	}
+	return clients, servers
+}
+
 func add(t *testing.T, w *idlewatch.Watch, c net.Conn, d time.Duration) {
 	t.Helper()
 	if !w.Add(c.(syscall.Conn), c, time.Now().Add(d)) {
@@ -80,11 +92,9 @@ func add(t *testing.T, w *idlewatch.Watch, c net.Conn, d time.Duration) {
 func TestReady(t *testing.T) {
 	w, r := newWatch(t)
 	const n = 40
-	clients := make([]net.Conn, n)
-	servers := make([]net.Conn, n)
-	for i := range n {
-		clients[i], servers[i] = testnet.TCPPair(t)
-		add(t, w, servers[i], time.Minute)
+	clients, servers := pairs(t, n)
+	for _, s := range servers {
+		add(t, w, s, time.Minute)
 	}
 	if w.Len() != n {
 		t.Fatalf("Len %d, want %d", w.Len(), n)
@@ -147,11 +157,7 @@ func TestReadyAgain(t *testing.T) {
 // reported when data comes.
 func TestExpire(t *testing.T) {
 	w, r := newWatch(t)
-	short := make([]net.Conn, 5)
-	peers := make([]net.Conn, 5)
-	for i := range short {
-		peers[i], short[i] = testnet.TCPPair(t)
-	}
+	peers, short := pairs(t, 5)
 	lc, long := testnet.TCPPair(t)
 	add(t, w, long, time.Minute)
 	for i, s := range short {
@@ -183,11 +189,7 @@ func TestExpire(t *testing.T) {
 func TestNoGoroutinePerConnection(t *testing.T) {
 	w, r := newWatch(t)
 	const n = 300
-	clients := make([]net.Conn, n)
-	servers := make([]net.Conn, n)
-	for i := range n {
-		clients[i], servers[i] = testnet.TCPPair(t)
-	}
+	clients, servers := pairs(t, n)
 	time.Sleep(20 * time.Millisecond) // the pairs' accept goroutines end
 	before := runtime.NumGoroutine()
 	for _, s := range servers {
