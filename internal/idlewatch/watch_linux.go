@@ -43,7 +43,8 @@ type entry struct {
 // it must not block (start a goroutine to serve the connection).
 // expire(v) is called, on a goroutine of its own for each batch, for one
 // whose deadline passed first; it must close the connection (or add it
-// again).
+// again). ready must not call [Watch.Close], which waits for the goroutine
+// that calls ready.
 func New(ready, expire func(any)) (*Watch, error) {
 	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
