@@ -211,7 +211,7 @@ func (g *Gateway) gatewayValues(info *reqctx.Info, set *gatewayValues) {
 // the connection into a tunnel whose requests no one decides or records, so
 // it is dropped and the request is served as plain HTTP.
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, info *reqctx.Info, t target) {
-	if up := r.Header.Get("Upgrade"); up != "" && !strings.EqualFold(strings.TrimSpace(up), "websocket") {
+	if up := firstValue(r.Header, "Upgrade"); up != "" && !strings.EqualFold(strings.TrimSpace(up), "websocket") {
 		r.Header.Del("Upgrade")
 		r.Header.Del("Http2-Settings")
 	}

@@ -217,7 +217,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// Source address and zone.
 	remote := peerAddr(r.RemoteAddr)
-	ip := clientIP(remote, r.Header.Values("X-Forwarded-For"), st.cfg.Server.TrustedProxies)
+	ip := clientIP(remote, r.Header["X-Forwarded-For"], st.cfg.Server.TrustedProxies)
 	info.SetIP(ip, addrText(ip, r.RemoteAddr))
 	info.Zone = st.cfg.ZoneOf(info.IP)
 
@@ -609,7 +609,17 @@ func truncate(s string, n int) string {
 }
 
 func isWebSocket(r *http.Request) bool {
-	return strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket")
+	return strings.EqualFold(strings.TrimSpace(firstValue(r.Header, "Upgrade")), "websocket")
+}
+
+// firstValue is h.Get(key) for a key already in canonical form, without
+// canonicalising it again on every request (the servers put every parsed
+// field under its canonical name).
+func firstValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // sameOriginHost reports whether an Origin header names host (any scheme
