@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"math/rand/v2"
 	"net/http"
 	"reflect"
 	"testing"
@@ -107,5 +108,71 @@ func TestPlainWord(t *testing.T) {
 				t.Fatalf("byte %#x at %d: plainWord = %t, want %t", c, pos, got, want)
 			}
 		}
+	}
+}
+
+// headOKBytewise is headOK without the word-at-a-time skips: every byte
+// through the table.
+func headOKBytewise(head []byte) bool {
+	if len(head) < 4 || head[0] == '\r' || head[0] == '\n' {
+		return false
+	}
+	hosts, line := 0, 0
+	for i := 0; i < len(head); i++ {
+		switch headBytes[head[i]] {
+		case headCR:
+			if i+1 >= len(head) || head[i+1] != '\n' {
+				return false
+			}
+		case headLF:
+			if i == 0 || head[i-1] != '\r' {
+				return false
+			}
+			if line > 0 && isHostLine(head[line:i-1]) {
+				hosts++
+			}
+			line = i + 1
+		case headCTL:
+			return false
+		}
+	}
+	return hosts == 1
+}
+
+// TestHeadOKWords: the word-at-a-time skips of headOK change nothing: on
+// random heads (mostly plain bytes, with line ends, Host lines, tabs,
+// control characters, DEL and obs-text at random places) it answers as the
+// byte-by-byte reading does.
+func TestHeadOKWords(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pieces := []string{"\r\n", "\r\n", "\r\nHost: a\r\n", "\r\nhost:b", "\r", "\n", "\t", "\x00", "\x1f", "\x7f", "\x80", "\xff", " "}
+	agree, ok := 0, 0
+	for n := 0; n < 200000; n++ {
+		var b []byte
+		if rng.IntN(2) == 0 {
+			b = append(b, "GET / HTTP/1.1\r\nHost: x\r\n"...)
+		}
+		size := rng.IntN(200)
+		for len(b) < size {
+			if rng.IntN(40) == 0 {
+				b = append(b, pieces[rng.IntN(len(pieces))]...)
+			} else {
+				b = append(b, byte('!'+rng.IntN(94)))
+			}
+		}
+		if rng.IntN(2) == 0 {
+			b = append(b, "\r\n\r\n"...)
+		}
+		got, want := headOK(b), headOKBytewise(b)
+		if got != want {
+			t.Fatalf("%q: headOK %t, byte by byte %t", b, got, want)
+		}
+		agree++
+		if got {
+			ok++
+		}
+	}
+	if ok < agree/20 {
+		t.Fatalf("only %d of %d random heads passed: the test does not reach the accepting path", ok, agree)
 	}
 }
