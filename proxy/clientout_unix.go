@@ -79,6 +79,9 @@ func (c *trackedConn) rawConn() syscall.RawConn {
 		c.rawTried = true
 		if sc, ok := c.Conn.(syscall.Conn); ok && c.tls == nil {
 			c.raw, _ = sc.SyscallConn()
+			if r := sockio.NewReader(c.Conn); r != nil && c.raw != nil {
+				c.rd = r
+			}
 		}
 	}
 	return c.raw

@@ -213,8 +213,11 @@ type trackedConn struct {
 	// listed: t is in its parker's list of parked connections (park.go).
 	listed bool
 	// raw is the socket of a plain connection for the fast path's writes
-	// (clientout_unix.go), made once (rawTried).
+	// (clientout_unix.go), made once (rawTried); rd reads it (a
+	// sockio.Reader: see that package for why), from the first time the
+	// fast path serves the connection on.
 	raw      syscall.RawConn
+	rd       io.Reader
 	rawTried bool
 	// noRawWait: the client pipelines (clientout.go); answers go the usual
 	// way.
@@ -256,7 +259,13 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		c.readTried = true
 		return 0, errHold
 	}
-	n, err := c.Conn.Read(p)
+	var n int
+	var err error
+	if c.rd != nil {
+		n, err = c.rd.Read(p)
+	} else {
+		n, err = c.Conn.Read(p)
+	}
 	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
 		c.gone.Store(true)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -27,7 +28,8 @@ type conn struct {
 	tlsState *tls.ConnectionState
 	onCancel func() // bound once: context.AfterFunc allocates no closure per request
 	peek     *peeker
-	rawio    *rawIO // plain TCP on unix: sendRaw; nil otherwise
+	rawio    *rawIO    // plain TCP on unix: sendRaw; nil otherwise
+	rd       io.Reader // plain TCP on unix: reads the socket (sockio.Reader); nil otherwise
 	idleAt   time.Time
 	// takenAt is when takeIdle took c from the pool, for begin; zero on
 	// a new connection and after begin.
@@ -52,7 +54,13 @@ func (c *conn) Read(p []byte) (int, error) {
 			p = p[:c.limit]
 		}
 	}
-	n, err := c.nc.Read(p)
+	var n int
+	var err error
+	if c.rd != nil {
+		n, err = c.rd.Read(p)
+	} else {
+		n, err = c.nc.Read(p)
+	}
 	c.nread += int64(n)
 	if c.limit >= 0 {
 		c.limit -= int64(n)
@@ -119,6 +127,7 @@ func (t *Transport) dialConn(ctx context.Context, key connKey, hostname string) 
 	newPeeker(c)
 	if !key.https {
 		c.rawio = newRawIO(raw)
+		c.rd = newReader(raw)
 	}
 	return c, nil
 }

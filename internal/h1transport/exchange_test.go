@@ -17,8 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sekisho/sekisho/internal/testnet"
 	"github.com/valyala/fasthttp"
+
+	"github.com/sekisho/sekisho/internal/testnet"
 )
 
 // exReq prepares a request head as the gateway's fast path does

@@ -2,6 +2,11 @@
 
 package h1transport
 
+import (
+	"io"
+	"net"
+)
+
 type peeker struct{}
 
 func newPeeker(*conn) {}
@@ -16,5 +21,7 @@ func usable(*conn) bool { return true }
 type rawIO struct{}
 
 func newRawIO(interface{}) *rawIO { return nil }
+
+func newReader(net.Conn) io.Reader { return nil }
 
 func (*rawIO) sendRaw([]byte, bool) (int, error) { return 0, nil }

@@ -3,7 +3,8 @@
 package h1transport
 
 import (
-	"errors"
+	"io"
+	"net"
 	"syscall"
 
 	"github.com/sekisho/sekisho/internal/sockio"
@@ -16,7 +17,6 @@ type peeker struct {
 	rc   syscall.RawConn
 	fn   func(fd uintptr) bool
 	live bool
-	buf  [1]byte
 }
 
 func newPeeker(c *conn) {
@@ -30,10 +30,9 @@ func newPeeker(c *conn) {
 	}
 	p := &peeker{rc: rc}
 	p.fn = func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		// Only "would block" means live. No error: the upstream closed (0
-		// bytes) or sent something. Any other error: the socket is broken.
-		p.live = errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK)
+		// Only "would block" means live: the upstream has neither closed
+		// (0 bytes) nor sent something, and the socket is not broken.
+		p.live = sockio.Idle(fd)
 		return true // never wait
 	}
 	c.peek = p
@@ -50,6 +49,15 @@ func usable(c *conn) bool {
 	}
 	p.live = false
 	return p.rc.Read(p.fn) == nil && p.live
+}
+
+// newReader returns the reader of a plain TCP connection's socket
+// (sockio.Reader: see that package for why), or nil.
+func newReader(raw net.Conn) io.Reader {
+	if r := sockio.NewReader(raw); r != nil {
+		return r
+	}
+	return nil
 }
 
 // rawIO writes a GET's head straight to the socket and waits for the

@@ -4,6 +4,9 @@ package sockio
 
 import (
 	"errors"
+	"io"
+	"net"
+	"os"
 	"syscall"
 )
 
@@ -11,8 +14,8 @@ import (
 // has not closed: a look without waiting and without consuming.
 func Idle(fd uintptr) bool {
 	var b [1]byte
-	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK)
+	_, err := peek(fd, b[:])
+	return err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 }
 
 // Write writes p to the non-blocking fd until it is all written, the
@@ -20,16 +23,98 @@ func Idle(fd uintptr) bool {
 // usual way), or a write fails.
 func Write(fd uintptr, p []byte) (n int, full bool, err error) {
 	for n < len(p) {
-		m, err := syscall.Write(int(fd), p[n:])
+		m, errno := write(fd, p[n:])
 		switch {
-		case err == syscall.EINTR:
+		case errno == syscall.EINTR:
 			continue
-		case err == syscall.EAGAIN:
+		case errno == syscall.EAGAIN:
 			return n, true, nil
-		case err != nil:
-			return n, false, err
+		case errno != 0:
+			return n, false, errno
 		}
 		n += m
 	}
 	return n, false, nil
+}
+
+// Reader reads a connection's socket inside its RawConn.Read: it waits
+// in Go's poller, honours the read deadline and Close as net.Conn.Read
+// does, and reads with the system call of this file's platform (see the
+// package comment). It returns errors of the same types net.Conn.Read
+// returns, since callers (net/http's server among them) look at the
+// type: io.EOF, unwrapped, when the peer has closed; otherwise a
+// *net.OpError with Op "read" around os.ErrDeadlineExceeded, net.ErrClosed
+// or an *os.SyscallError (errors.Is(err, syscall.ECONNRESET) holds).
+//
+// A Reader is one connection's and is not safe for concurrent Reads,
+// which net.Conn's callers do not make either.
+type Reader struct {
+	rc  syscall.RawConn
+	op  net.OpError // Op, Net, Source and Addr of the errors
+	fn  func(fd uintptr) bool // bound once: a Read allocates nothing
+	p   []byte
+	n   int
+	err error
+}
+
+// NewReader returns a Reader of c's socket, or nil when c has none (a TLS
+// connection, a pipe).
+func NewReader(c net.Conn) *Reader {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	r := &Reader{rc: rc, op: net.OpError{Op: "read", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr()}}
+	r.fn = r.do
+	return r
+}
+
+// Read reads into p as net.Conn.Read does.
+func (r *Reader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r.p, r.n, r.err = p, 0, nil
+	rerr := r.rc.Read(r.fn)
+	n, err := r.n, r.err
+	r.p, r.err = nil, nil
+	if rerr != nil {
+		// RawConn.Read's own errors say "raw-read": give the cause as
+		// net.Conn.Read gives it.
+		var oe *net.OpError
+		if errors.As(rerr, &oe) {
+			err = oe.Err
+		} else {
+			err = rerr
+		}
+	}
+	if err != nil && err != io.EOF {
+		e := r.op
+		e.Err = err
+		return n, &e
+	}
+	return n, err
+}
+
+func (r *Reader) do(fd uintptr) bool {
+	for {
+		n, errno := read(fd, r.p)
+		switch {
+		case errno == syscall.EINTR:
+			continue
+		case errno == syscall.EAGAIN:
+			return false // wait in the poller
+		case errno != 0:
+			r.err = os.NewSyscallError("read", errno)
+		case n == 0:
+			r.err = io.EOF
+		default:
+			r.n = n
+		}
+		return true
+	}
 }
