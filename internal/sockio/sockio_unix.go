@@ -50,7 +50,7 @@ func Write(fd uintptr, p []byte) (n int, full bool, err error) {
 // which net.Conn's callers do not make either.
 type Reader struct {
 	rc  syscall.RawConn
-	op  net.OpError // Op, Net, Source and Addr of the errors
+	op  net.OpError           // Op, Net, Source and Addr of the errors
 	fn  func(fd uintptr) bool // bound once: a Read allocates nothing
 	p   []byte
 	n   int
