@@ -109,7 +109,7 @@ func (r *Reader) do(fd uintptr) bool {
 		case errno == syscall.EAGAIN:
 			return false // wait in the poller
 		case errno != 0:
-			r.err = os.NewSyscallError("read", errno)
+			r.err = wrapErrno("read", errno)
 		case n == 0:
 			r.err = io.EOF
 		default:
@@ -117,4 +117,10 @@ func (r *Reader) do(fd uintptr) bool {
 		}
 		return true
 	}
+}
+
+// wrapErrno is a failed call's error as net.Conn gives it inside its
+// *net.OpError.
+func wrapErrno(call string, errno syscall.Errno) error {
+	return os.NewSyscallError(call, errno)
 }
