@@ -83,6 +83,7 @@ var (
 	tlsCert   = flag.String("tlscert", "", "internal: server certificate for -role bare-pooled over TLS")
 	tlsKey    = flag.String("tlskey", "", "internal: its key")
 	clientCA  = flag.String("clientca", "", "internal: CA of the client certificates -role bare-pooled verifies")
+	compare   = flag.String("compare", "", "also run sekisho built from this git revision (class 2, defaults, TLS off) as one more target, alternating with the rest, and report the working tree's throughput and CPU per request against it round by round")
 	hold      = flag.Bool("hold", false, "start every target, print how to reach them, and wait for ^C instead of measuring (for strace, ss, pprof by hand)")
 	metrics   = flag.String("metrics", "", "internal: pprof listen address for -role bare")
 )
@@ -248,7 +249,9 @@ type target struct {
 	// tls: an https target of the TLS variant, loaded by the Go load
 	// generator with this configuration (client certificate included);
 	// nil: wrk.
-	tls     *tls.Config
+	tls *tls.Config
+	// compare: sekisho built from -compare's revision.
+	compare bool
 	results []result
 }
 
@@ -270,7 +273,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ports := freePorts(20)
+	ports := freePorts(23)
 	upURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	var running []*exec.Cmd
 	defer func() {
@@ -355,7 +358,24 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// The same gateway built from another revision (-compare), to measure
+	// a change side by side in one run.
+	var cmpSek *exec.Cmd
+	var cookieCmp, cmpName string
+	if *compare != "" {
+		src, rev, err := checkout(work, *compare)
+		if err != nil {
+			return err
+		}
+		cmpName = "sekisho at " + rev + " (-compare, class 2)"
+		if cmpSek, cookieCmp, err = startSekishoFrom(work, src, "sekisho-bin-compare", "sekisho-compare", ports[20], ports[21], 0, upURL, "", gw, "", ""); err != nil {
+			return err
+		}
+	}
 	wait := []int{ports[0], ports[1], ports[2], ports[3], ports[6], ports[10], ports[15], ports[18], ports[19]}
+	if *compare != "" {
+		wait = append(wait, ports[20])
+	}
 	if *tlsLoad {
 		wait = append(wait, ports[9], ports[12], ports[13], ports[17])
 	}
@@ -392,6 +412,10 @@ func run() error {
 			&target{name: "TLS: sekisho, fast path off (device certificate, passkey session, class 2)", url: fmt.Sprintf("https://127.0.0.1:%d/", ports[17]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoFast}, pid: noFast.Process.Pid, tls: tc()},
 		)
 	}
+	if cmpSek != nil {
+		targets = append(targets, &target{name: cmpName, url: fmt.Sprintf("http://127.0.0.1:%d/", ports[20]),
+			headers: []string{host, "Cookie: __Host-sekisho=" + cookieCmp}, pid: cmpSek.Process.Pid, compare: true})
+	}
 	// Check every target answers 200 before measuring.
 	for _, t := range targets {
 		if err := probe(t); err != nil {
@@ -402,7 +426,7 @@ func run() error {
 		*rounds, *profile, *profTLS = 0, "", ""
 	}
 	for r := 0; r < *rounds; r++ {
-		for _, t := range targets {
+		for _, t := range roundOrder(targets, r) {
 			before := procCPU(t.pid)
 			res, err := runLoad(t)
 			if err != nil {
@@ -590,10 +614,47 @@ func serverLine(setting string) string {
 // serverSetting, if not empty, is one more line of the server section
 // (e.g. "fast_path: false").
 func startSekisho(work, name string, port, metricsPort, tlsPort int, upstream, extra string, start func(string, ...string) (*exec.Cmd, error), clientCA, serverSetting string) (*exec.Cmd, string, error) {
+	return startSekishoFrom(work, "", "sekisho-bin", name, port, metricsPort, tlsPort, upstream, extra, start, clientCA, serverSetting)
+}
+
+// checkout writes the tree of git revision rev into work and returns its
+// directory and rev's short name.
+func checkout(work, rev string) (dir, short string, err error) {
+	out, err := exec.Command("git", "rev-parse", "--short", rev+"^{commit}").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("-compare %s: not a revision here: %w", rev, err)
+	}
+	short = strings.TrimSpace(string(out))
+	dir = filepath.Join(work, "compare-src")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	archive := exec.Command("git", "archive", short)
+	untar := exec.Command("tar", "-x", "-C", dir)
+	if untar.Stdin, err = archive.StdoutPipe(); err != nil {
+		return "", "", err
+	}
+	untar.Stderr, archive.Stderr = os.Stderr, os.Stderr
+	if err := untar.Start(); err != nil {
+		return "", "", err
+	}
+	if err := archive.Run(); err != nil {
+		return "", "", fmt.Errorf("git archive %s: %w", short, err)
+	}
+	if err := untar.Wait(); err != nil {
+		return "", "", fmt.Errorf("unpacking %s: %w", short, err)
+	}
+	return dir, short, nil
+}
+
+// startSekishoFrom is startSekisho with the binary binName built from the
+// source tree src ("": the working directory's).
+func startSekishoFrom(work, src, binName, name string, port, metricsPort, tlsPort int, upstream, extra string, start func(string, ...string) (*exec.Cmd, error), clientCA, serverSetting string) (*exec.Cmd, string, error) {
 	dir := filepath.Join(work, name)
-	bin := filepath.Join(work, "sekisho-bin")
+	bin := filepath.Join(work, binName)
 	if _, err := os.Stat(bin); err != nil {
 		build := exec.Command("go", "build", "-o", bin, "./cmd/sekisho")
+		build.Dir = src
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			return nil, "", fmt.Errorf("building sekisho: %w", err)
@@ -1256,6 +1317,11 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 	if len(open) > 0 {
 		openReport(&b, open, median(targets[tSek].results).rps)
 	}
+	for _, t := range targets {
+		if t.compare {
+			compareReport(&b, targets[tSek], t)
+		}
+	}
 	extra := ""
 	if *procs > 0 {
 		extra = fmt.Sprintf(" -gomaxprocs %d", *procs)
@@ -1346,4 +1412,60 @@ func raiseFileLimit() {
 		}
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
+}
+
+// roundOrder is the order of round r: the targets' own, except that
+// -compare's target runs right after the working tree's class 2 in even
+// rounds and right before it in odd ones, so that neither gains from its
+// place in the round (the machine's state drifts within a round).
+func roundOrder(targets []*target, r int) []*target {
+	var cmp *target
+	order := make([]*target, 0, len(targets))
+	for _, t := range targets {
+		if t.compare {
+			cmp = t
+		} else {
+			order = append(order, t)
+		}
+	}
+	if cmp == nil {
+		return targets
+	}
+	i := slices.Index(order, targets[tSek])
+	if r%2 == 0 {
+		i++
+	}
+	return slices.Insert(order, i, cmp)
+}
+
+// compareReport prints the working tree's sekisho against the one built
+// from -compare's revision, round by round (each round measures the two
+// under that round's load).
+func compareReport(b *strings.Builder, cur, old *target) {
+	var rps, cpu []float64
+	for r := range cur.results {
+		rps = append(rps, cur.results[r].rps/old.results[r].rps)
+		cpu = append(cpu, float64(cur.results[r].cpu)/float64(old.results[r].cpu))
+	}
+	fmt.Fprintf(b, "\n変更の比較 (-compare: this tree's sekisho / %s, round by round): スループット (throughput)", old.name)
+	for _, q := range rps {
+		fmt.Fprintf(b, " %.2f", q)
+	}
+	fmt.Fprintf(b, " (中央値 median %.2f); CPU 時間 / 要求 (CPU per request)", medianOf(rps))
+	for _, q := range cpu {
+		fmt.Fprintf(b, " %.2f", q)
+	}
+	fmt.Fprintf(b, " (中央値 median %.2f)\n", medianOf(cpu))
+}
+
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
