@@ -27,7 +27,10 @@
 // trade-off is the one golang/go#19563 describes: the scheduler cannot
 // run another goroutine on the P during the call, which for a call that
 // does not block costs less than the hand-off. Elsewhere it uses the
-// syscall package's wrappers, as net.Conn does.
+// syscall package's wrappers, as net.Conn does. One more difference:
+// RawSyscall is not instrumented for the race detector, which therefore
+// does not see these calls read and write the callers' buffers (the
+// callers' own accesses it still sees).
 //
 // It is unix only; elsewhere the packages go through net.Conn.
 package sockio
