@@ -3,7 +3,6 @@
 package sockio
 
 import (
-	"errors"
 	"net"
 	"syscall"
 )
@@ -15,7 +14,7 @@ import (
 // *net.TCPConn's own.
 type Conn struct {
 	*net.TCPConn
-	r *Reader
+	r Reader
 	w writer
 }
 
@@ -26,13 +25,15 @@ func NewConn(c net.Conn) net.Conn {
 	if !ok {
 		return c
 	}
-	r := NewReader(tc)
-	if r == nil {
+	rc, err := tc.SyscallConn()
+	if err != nil {
 		return c
 	}
-	sc := &Conn{TCPConn: tc, r: r}
-	sc.w = writer{rc: r.rc, op: r.op}
-	sc.w.op.Op = "write"
+	// One allocation for the connection, its Reader and its writer: a
+	// server holds one per client, idle ones included.
+	sc := &Conn{TCPConn: tc}
+	sc.r.init(tc, rc)
+	sc.w.c, sc.w.rc = tc, rc
 	sc.w.fn = sc.w.do
 	return sc
 }
@@ -48,8 +49,8 @@ func (c *Conn) Write(p []byte) (int, error) { return c.w.write(p) }
 // callback bound once. Writes are not made concurrently (net.Conn's
 // callers, crypto/tls among them, serialise them).
 type writer struct {
+	c   net.Conn
 	rc  syscall.RawConn
-	op  net.OpError
 	fn  func(fd uintptr) bool
 	p   []byte
 	n   int
@@ -65,17 +66,10 @@ func (w *writer) write(p []byte) (int, error) {
 	n, err := w.n, w.err
 	w.p, w.err = nil, nil
 	if rerr != nil && err == nil {
-		var oe *net.OpError
-		if errors.As(rerr, &oe) {
-			err = oe.Err
-		} else {
-			err = rerr
-		}
+		err = cause(rerr)
 	}
 	if err != nil {
-		e := w.op
-		e.Err = err
-		return n, &e
+		return n, opError("write", w.c, err)
 	}
 	return n, nil
 }

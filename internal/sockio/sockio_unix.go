@@ -49,8 +49,8 @@ func Write(fd uintptr, p []byte) (n int, full bool, err error) {
 // A Reader is one connection's and is not safe for concurrent Reads,
 // which net.Conn's callers do not make either.
 type Reader struct {
+	c   net.Conn // for the addresses of an error
 	rc  syscall.RawConn
-	op  net.OpError           // Op, Net, Source and Addr of the errors
 	fn  func(fd uintptr) bool // bound once: a Read allocates nothing
 	p   []byte
 	n   int
@@ -68,9 +68,14 @@ func NewReader(c net.Conn) *Reader {
 	if err != nil {
 		return nil
 	}
-	r := &Reader{rc: rc, op: net.OpError{Op: "read", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr()}}
-	r.fn = r.do
+	r := &Reader{}
+	r.init(c, rc)
 	return r
+}
+
+func (r *Reader) init(c net.Conn, rc syscall.RawConn) {
+	r.c, r.rc = c, rc
+	r.fn = r.do
 }
 
 // Read reads into p as net.Conn.Read does.
@@ -83,19 +88,10 @@ func (r *Reader) Read(p []byte) (int, error) {
 	n, err := r.n, r.err
 	r.p, r.err = nil, nil
 	if rerr != nil {
-		// RawConn.Read's own errors say "raw-read": give the cause as
-		// net.Conn.Read gives it.
-		var oe *net.OpError
-		if errors.As(rerr, &oe) {
-			err = oe.Err
-		} else {
-			err = rerr
-		}
+		err = cause(rerr)
 	}
 	if err != nil && err != io.EOF {
-		e := r.op
-		e.Err = err
-		return n, &e
+		return n, opError("read", r.c, err)
 	}
 	return n, err
 }
@@ -117,6 +113,21 @@ func (r *Reader) do(fd uintptr) bool {
 		}
 		return true
 	}
+}
+
+// cause is what a RawConn's error reports: its own errors say
+// "raw-read" or "raw-write", where net.Conn's say "read" and "write".
+func cause(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Err
+	}
+	return err
+}
+
+// opError is err as net.Conn's Read and Write give it.
+func opError(op string, c net.Conn, err error) error {
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
 
 // wrapErrno is a failed call's error as net.Conn gives it inside its
