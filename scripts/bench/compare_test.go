@@ -1,14 +1,18 @@
 package main
 
-import "testing"
+import (
+	"crypto/tls"
+	"slices"
+	"testing"
+)
 
 func TestRoundOrder(t *testing.T) {
 	var targets []*target
-	for i := 0; i <= tNginxLog; i++ {
+	for i := 0; i <= tTLSNoFast; i++ {
 		targets = append(targets, &target{name: string(rune('a' + i))})
 	}
 	// Without -compare, the targets' own order.
-	if got := roundOrder(targets, 0); len(got) != len(targets) || got[0] != targets[0] || got[tSek] != targets[tSek] {
+	if got := roundOrder(targets, 0); !slices.Equal(got, targets) {
 		t.Fatalf("roundOrder without a compare target changed the order")
 	}
 	cmp := &target{name: "cmp", compare: true}
@@ -31,6 +35,19 @@ func TestRoundOrder(t *testing.T) {
 	}
 	if got := roundOrder(all, 2); got[tSek+1] != cmp {
 		t.Fatal("round 2 does not put the compare target after class 2 again")
+	}
+	// A TLS compare target goes next to the TLS class 2.
+	cmpTLS := &target{name: "cmp tls", compare: true, tls: &tls.Config{}}
+	all = append(all, cmpTLS)
+	for r := range 2 {
+		got := roundOrder(all, r)
+		i, j := indexOf(got, cmpTLS), indexOf(got, targets[tTLSSek])
+		if len(got) != len(all) || (r%2 == 0 && i != j+1) || (r%2 == 1 && i != j-1) {
+			t.Fatalf("round %d: the TLS compare target at %d, TLS class 2 at %d", r, i, j)
+		}
+		if k, l := indexOf(got, cmp), indexOf(got, targets[tSek]); (r%2 == 0 && k != l+1) || (r%2 == 1 && k != l-1) {
+			t.Fatalf("round %d: the compare target at %d, class 2 at %d", r, k, l)
+		}
 	}
 }
 

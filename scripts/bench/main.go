@@ -273,7 +273,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ports := freePorts(23)
+	ports := freePorts(24)
 	upURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	var running []*exec.Cmd
 	defer func() {
@@ -368,13 +368,20 @@ func run() error {
 			return err
 		}
 		cmpName = "sekisho at " + rev + " (-compare, class 2)"
-		if cmpSek, cookieCmp, err = startSekishoFrom(work, src, "sekisho-bin-compare", "sekisho-compare", ports[20], ports[21], 0, upURL, "", gw, "", ""); err != nil {
+		tlsPort, ca := 0, ""
+		if *tlsLoad {
+			tlsPort, ca = ports[23], dev.caPath
+		}
+		if cmpSek, cookieCmp, err = startSekishoFrom(work, src, "sekisho-bin-compare", "sekisho-compare", ports[20], ports[21], tlsPort, upURL, "", gw, ca, ""); err != nil {
 			return err
 		}
 	}
 	wait := []int{ports[0], ports[1], ports[2], ports[3], ports[6], ports[10], ports[15], ports[18], ports[19]}
 	if *compare != "" {
 		wait = append(wait, ports[20])
+		if *tlsLoad {
+			wait = append(wait, ports[23])
+		}
 	}
 	if *tlsLoad {
 		wait = append(wait, ports[9], ports[12], ports[13], ports[17])
@@ -397,14 +404,14 @@ func run() error {
 		{name: floorName, url: fmt.Sprintf("http://127.0.0.1:%d/", ports[18]), pid: floorProxy.Process.Pid},
 		{name: nginxLogName, url: fmt.Sprintf("http://127.0.0.1:%d/", ports[19])},
 	}
+	tc := func() *tls.Config {
+		return &tls.Config{InsecureSkipVerify: true, ServerName: "bench.gw.localhost", NextProtos: []string{"http/1.1"}, Certificates: []tls.Certificate{dev.cert}}
+	}
 	if *tlsLoad {
 		// The TLS variant (HTTP/1.1 over TLS with the device certificate),
 		// loaded by the Go load generator: wrk cannot present a client
 		// certificate. Its figures compare with each other, not with the
 		// wrk rows above.
-		tc := func() *tls.Config {
-			return &tls.Config{InsecureSkipVerify: true, ServerName: "bench.gw.localhost", NextProtos: []string{"http/1.1"}, Certificates: []tls.Certificate{dev.cert}}
-		}
 		targets = append(targets,
 			&target{name: "TLS: nginx proxy_pass (client certificate verified)", url: fmt.Sprintf("https://127.0.0.1:%d/", ports[12]), tls: tc()},
 			&target{name: "TLS: httputil.ReverseProxy (bare, pooled, client certificate verified)", url: fmt.Sprintf("https://127.0.0.1:%d/", ports[13]), pid: pooledBareTLS.Process.Pid, tls: tc()},
@@ -415,6 +422,10 @@ func run() error {
 	if cmpSek != nil {
 		targets = append(targets, &target{name: cmpName, url: fmt.Sprintf("http://127.0.0.1:%d/", ports[20]),
 			headers: []string{host, "Cookie: __Host-sekisho=" + cookieCmp}, pid: cmpSek.Process.Pid, compare: true})
+		if *tlsLoad {
+			targets = append(targets, &target{name: "TLS: " + cmpName, url: fmt.Sprintf("https://127.0.0.1:%d/", ports[23]),
+				headers: []string{host, "Cookie: __Host-sekisho=" + cookieCmp}, pid: cmpSek.Process.Pid, compare: true, tls: tc()})
+		}
 	}
 	// Check every target answers 200 before measuring.
 	for _, t := range targets {
@@ -1319,7 +1330,7 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 	}
 	for _, t := range targets {
 		if t.compare {
-			compareReport(&b, targets[tSek], t)
+			compareReport(&b, partner(targets, t), t)
 		}
 	}
 	extra := ""
@@ -1414,28 +1425,38 @@ func raiseFileLimit() {
 	}
 }
 
-// roundOrder is the order of round r: the targets' own, except that
-// -compare's target runs right after the working tree's class 2 in even
-// rounds and right before it in odd ones, so that neither gains from its
-// place in the round (the machine's state drifts within a round).
+// roundOrder is the order of round r: the targets' own, except that each
+// of -compare's targets runs right after the working tree's class 2 (over
+// TLS: its TLS class 2) in even rounds and right before it in odd ones,
+// so that neither gains from its place in the round (the machine's state
+// drifts within a round).
 func roundOrder(targets []*target, r int) []*target {
-	var cmp *target
+	var cmps []*target
 	order := make([]*target, 0, len(targets))
 	for _, t := range targets {
 		if t.compare {
-			cmp = t
+			cmps = append(cmps, t)
 		} else {
 			order = append(order, t)
 		}
 	}
-	if cmp == nil {
-		return targets
+	for _, c := range cmps {
+		i := slices.Index(order, partner(targets, c))
+		if r%2 == 0 {
+			i++
+		}
+		order = slices.Insert(order, i, c)
 	}
-	i := slices.Index(order, targets[tSek])
-	if r%2 == 0 {
-		i++
+	return order
+}
+
+// partner is the working tree's target a -compare target is measured
+// against.
+func partner(targets []*target, c *target) *target {
+	if c.tls != nil {
+		return targets[tTLSSek]
 	}
-	return slices.Insert(order, i, cmp)
+	return targets[tSek]
 }
 
 // compareReport prints the working tree's sekisho against the one built
