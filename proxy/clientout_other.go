@@ -2,8 +2,6 @@
 
 package proxy
 
-import "net"
-
 // clientRaw: without a unix socket path, every answer is written the
 // usual way.
 type clientRaw struct{}
@@ -17,6 +15,3 @@ func (o *clientOut) sendAndWait() (bool, error) { return false, o.flushPending()
 func (o *clientOut) readable() bool { return false }
 
 func (*clientRaw) release() {}
-
-// tlsSocket: the TCP connection as it is.
-func tlsSocket(c net.Conn) net.Conn { return c }

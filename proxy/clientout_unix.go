@@ -4,7 +4,6 @@ package proxy
 
 import (
 	"errors"
-	"net"
 	"os"
 	"syscall"
 
@@ -72,11 +71,6 @@ func (r *clientRaw) do(fd uintptr) bool {
 	r.n, r.err = n, err
 	return full || err != nil // else wait for the next request
 }
-
-// tlsSocket is the TCP connection crypto/tls reads and writes for a
-// client over TLS: a sockio.Conn, whose system calls skip the scheduler's
-// hand-off as the plain fast path's do (see package sockio).
-func tlsSocket(c net.Conn) net.Conn { return sockio.NewConn(c) }
 
 // rawConn is the connection's socket for clientOut, made once: nil over
 // TLS or for a connection without a socket of its own.

@@ -107,7 +107,7 @@ func (l *tlsListener) acceptLoop() {
 func (l *tlsListener) handshake(raw net.Conn) {
 	defer l.wg.Done()
 	_ = raw.SetDeadline(time.Now().Add(l.timeout))
-	tc := tls.Server(tlsSocket(raw), l.cfg)
+	tc := tls.Server(raw, l.cfg)
 	if err := tc.HandshakeContext(l.ctx); err != nil {
 		reason := "error"
 		var re tls.RecordHeaderError

@@ -105,7 +105,7 @@ func (t *Transport) dialConn(ctx context.Context, key connKey, hostname string) 
 			cfg = cfg.Clone()
 			cfg.ServerName = hostname
 		}
-		tc := tls.Client(sockConn(raw), cfg)
+		tc := tls.Client(raw, cfg)
 		hctx := ctx
 		if t.tlsTimeout > 0 {
 			var cancel context.CancelFunc

@@ -24,6 +24,4 @@ func newRawIO(interface{}) *rawIO { return nil }
 
 func newReader(net.Conn) io.Reader { return nil }
 
-func sockConn(raw net.Conn) net.Conn { return raw }
-
 func (*rawIO) sendRaw([]byte, bool) (int, error) { return 0, nil }

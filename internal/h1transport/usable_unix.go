@@ -60,10 +60,6 @@ func newReader(raw net.Conn) io.Reader {
 	return nil
 }
 
-// sockConn is the TCP connection crypto/tls reads and writes for an
-// https upstream: a sockio.Conn (see that package for why).
-func sockConn(raw net.Conn) net.Conn { return sockio.NewConn(raw) }
-
 // rawIO writes a GET's head straight to the socket and waits for the
 // answer in one RawConn.Read: the poller's readiness is reset first
 // (RawRead's prepareRead), then the head is written, then the goroutine

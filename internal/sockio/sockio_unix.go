@@ -68,14 +68,9 @@ func NewReader(c net.Conn) *Reader {
 	if err != nil {
 		return nil
 	}
-	r := &Reader{}
-	r.init(c, rc)
-	return r
-}
-
-func (r *Reader) init(c net.Conn, rc syscall.RawConn) {
-	r.c, r.rc = c, rc
+	r := &Reader{c: c, rc: rc}
 	r.fn = r.do
+	return r
 }
 
 // Read reads into p as net.Conn.Read does.
@@ -116,7 +111,7 @@ func (r *Reader) do(fd uintptr) bool {
 }
 
 // cause is what a RawConn's error reports: its own errors say
-// "raw-read" or "raw-write", where net.Conn's say "read" and "write".
+// "raw-read", where net.Conn's say "read".
 func cause(err error) error {
 	var oe *net.OpError
 	if errors.As(err, &oe) {
@@ -125,7 +120,7 @@ func cause(err error) error {
 	return err
 }
 
-// opError is err as net.Conn's Read and Write give it.
+// opError is err as net.Conn's Read gives it.
 func opError(op string, c net.Conn, err error) error {
 	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
