@@ -1346,6 +1346,9 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 	if *idleH2 {
 		extra += " -idle-h2"
 	}
+	if *compare != "" {
+		extra += " -compare " + *compare
+	}
 	if !*tlsLoad {
 		extra += " -tls=false"
 	}
