@@ -29,7 +29,7 @@ type conn struct {
 	onCancel func() // bound once: context.AfterFunc allocates no closure per request
 	peek     *peeker
 	rawio    *rawIO    // plain TCP on unix: sendRaw; nil otherwise
-	rd       io.Reader // plain TCP on unix: reads the socket (sockio.Reader); nil otherwise
+	rd       io.Reader // what Read reads: nc, or on unix for plain TCP its socket (sockio.Reader)
 	idleAt   time.Time
 	// takenAt is when takeIdle took c from the pool, for begin; zero on
 	// a new connection and after begin.
@@ -54,13 +54,7 @@ func (c *conn) Read(p []byte) (int, error) {
 			p = p[:c.limit]
 		}
 	}
-	var n int
-	var err error
-	if c.rd != nil {
-		n, err = c.rd.Read(p)
-	} else {
-		n, err = c.nc.Read(p)
-	}
+	n, err := c.rd.Read(p)
 	c.nread += int64(n)
 	if c.limit >= 0 {
 		c.limit -= int64(n)
@@ -125,9 +119,12 @@ func (t *Transport) dialConn(ctx context.Context, key connKey, hostname string) 
 	nc := c.nc
 	c.onCancel = func() { nc.SetDeadline(aLongTimeAgo) }
 	newPeeker(c)
+	c.rd = c.nc
 	if !key.https {
 		c.rawio = newRawIO(raw)
-		c.rd = newReader(raw)
+		if r := newReader(raw); r != nil {
+			c.rd = r
+		}
 	}
 	return c, nil
 }
