@@ -86,7 +86,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		err = cause(rerr)
 	}
 	if err != nil && err != io.EOF {
-		return n, opError("read", r.c, err)
+		return n, &net.OpError{Op: "read", Net: r.c.LocalAddr().Network(), Source: r.c.LocalAddr(), Addr: r.c.RemoteAddr(), Err: err}
 	}
 	return n, err
 }
@@ -100,7 +100,7 @@ func (r *Reader) do(fd uintptr) bool {
 		case errno == syscall.EAGAIN:
 			return false // wait in the poller
 		case errno != 0:
-			r.err = wrapErrno("read", errno)
+			r.err = os.NewSyscallError("read", errno)
 		case n == 0:
 			r.err = io.EOF
 		default:
@@ -118,15 +118,4 @@ func cause(err error) error {
 		return oe.Err
 	}
 	return err
-}
-
-// opError is err as net.Conn's Read gives it.
-func opError(op string, c net.Conn, err error) error {
-	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
-}
-
-// wrapErrno is a failed call's error as net.Conn gives it inside its
-// *net.OpError.
-func wrapErrno(call string, errno syscall.Errno) error {
-	return os.NewSyscallError(call, errno)
 }
