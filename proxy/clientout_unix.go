@@ -77,10 +77,9 @@ func (r *clientRaw) do(fd uintptr) bool {
 func (c *trackedConn) rawConn() syscall.RawConn {
 	if !c.rawTried {
 		c.rawTried = true
-		if sc, ok := c.Conn.(syscall.Conn); ok && c.tls == nil {
-			c.raw, _ = sc.SyscallConn()
-			if r := sockio.NewReader(c.Conn); r != nil && c.raw != nil {
-				c.rd = r
+		if c.tls == nil {
+			if r := sockio.NewReader(c.Conn); r != nil {
+				c.rd, c.raw = r, r.RawConn()
 			}
 		}
 	}

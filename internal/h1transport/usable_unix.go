@@ -20,12 +20,8 @@ type peeker struct {
 }
 
 func newPeeker(c *conn) {
-	sc, ok := c.raw.(syscall.Conn)
-	if !ok {
-		return
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := sockio.RawConnOf(c.raw)
+	if rc == nil {
 		return
 	}
 	p := &peeker{rc: rc}
@@ -80,12 +76,8 @@ type rawIO struct {
 }
 
 func newRawIO(raw interface{}) *rawIO {
-	sc, ok := raw.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := sockio.RawConnOf(raw)
+	if rc == nil {
 		return nil
 	}
 	r := &rawIO{rc: rc}

@@ -57,9 +57,9 @@ type Reader struct {
 	err error
 }
 
-// NewReader returns a Reader of c's socket, or nil when c has none (a TLS
-// connection, a pipe).
-func NewReader(c net.Conn) *Reader {
+// RawConnOf returns c's socket, or nil when c has none (a TLS
+// connection, a pipe, anything not a syscall.Conn).
+func RawConnOf(c any) syscall.RawConn {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil
@@ -68,10 +68,22 @@ func NewReader(c net.Conn) *Reader {
 	if err != nil {
 		return nil
 	}
+	return rc
+}
+
+// NewReader returns a Reader of c's socket, or nil when c has none.
+func NewReader(c net.Conn) *Reader {
+	rc := RawConnOf(c)
+	if rc == nil {
+		return nil
+	}
 	r := &Reader{c: c, rc: rc}
 	r.fn = r.do
 	return r
 }
+
+// RawConn is the socket r reads.
+func (r *Reader) RawConn() syscall.RawConn { return r.rc }
 
 // Read reads into p as net.Conn.Read does.
 func (r *Reader) Read(p []byte) (int, error) {
