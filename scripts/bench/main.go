@@ -111,6 +111,12 @@ func main() {
 		}
 		return
 	}
+	if *openURL != "" {
+		if err := runOpenOnly(); err != nil {
+			log.Fatal("bench: ", err)
+		}
+		return
+	}
 	if *instrN > 0 {
 		if err := runInstructions(*instrN); err != nil {
 			log.Fatal("bench: ", err)

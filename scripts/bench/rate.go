@@ -33,6 +33,30 @@ import (
 
 var ratesFlag = flag.String("rates", "0.25,0.5,0.75", "open-loop latency at these fractions of sekisho class 2's median saturation req/s, for nginx, the pooled bare proxy and sekisho alike ('' or 'none': skip)")
 
+var (
+	openURL    = flag.String("open", "", "instead of the load runs: one open-loop run against this URL (a target of -hold), at -open-rate for -duration, with -open-header lines; prints p50, p99, p99.9, max and the generator's lag")
+	openRateF  = flag.Float64("open-rate", 5000, "with -open: requests per second")
+	openHeader = flag.String("open-header", "", "with -open: extra request headers, separated by newlines or '|' (e.g. 'Host: bench.gw.localhost|Cookie: ...')")
+)
+
+// runOpenOnly is -open: one open-loop run, printed on one line, so that two
+// held targets can be compared by hand in alternating runs.
+func runOpenOnly() error {
+	var hs []string
+	for _, h := range strings.FieldsFunc(*openHeader, func(r rune) bool { return r == '\n' || r == '|' }) {
+		if h = strings.TrimSpace(h); h != "" {
+			hs = append(hs, h)
+		}
+	}
+	warm := min(time.Second, *duration/4)
+	r, err := runOpen(context.Background(), openLoad{URL: *openURL, Headers: hs, Rate: *openRateF, Conns: *conns, Duration: *duration, Warmup: warm})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s rate %.0f achieved %.0f p50 %v p99 %v p99.9 %v max %v lag-p99 %v\n", *openURL, r.offered, r.achieved, r.p50, r.p99, r.p999, r.max, r.lag)
+	return nil
+}
+
 // openLoad describes one open-loop run.
 type openLoad struct {
 	// URL is the target, http:// or https://.
