@@ -104,6 +104,9 @@ func main() {
 	case "fasthttp":
 		runFasthttp(*addr, *upFlag)
 		return
+	case "fasthttp-contract":
+		runFasthttpContract(*addr, *upFlag)
+		return
 	case "stacks":
 		raiseFileLimit()
 		if err := idleStacks(*idle); err != nil {
@@ -279,7 +282,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ports := freePorts(24)
+	ports := freePorts(25)
 	upURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	var running []*exec.Cmd
 	defer func() {
@@ -364,6 +367,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// The same floor with sekisho's bytes: the client's cookie in, the
+	// identity headers out (runFasthttpContract).
+	contractProxy, err := gw(self, "-role", "fasthttp-contract", "-addr", fmt.Sprintf("127.0.0.1:%d", ports[24]), "-target", upURL)
+	if err != nil {
+		return err
+	}
 	// The same gateway built from another revision (-compare), to measure
 	// a change side by side in one run.
 	var cmpSek *exec.Cmd
@@ -382,7 +391,7 @@ func run() error {
 			return err
 		}
 	}
-	wait := []int{ports[0], ports[1], ports[2], ports[3], ports[6], ports[10], ports[15], ports[18], ports[19]}
+	wait := []int{ports[0], ports[1], ports[2], ports[3], ports[6], ports[10], ports[15], ports[18], ports[19], ports[24]}
 	if *compare != "" {
 		wait = append(wait, ports[20])
 		if *tlsLoad {
@@ -409,6 +418,7 @@ func run() error {
 		{name: "sekisho, fast path off (server.fast_path: false, class 2)", url: fmt.Sprintf("http://127.0.0.1:%d/", ports[15]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoFast}, pid: noFast.Process.Pid},
 		{name: floorName, url: fmt.Sprintf("http://127.0.0.1:%d/", ports[18]), pid: floorProxy.Process.Pid},
 		{name: nginxLogName, url: fmt.Sprintf("http://127.0.0.1:%d/", ports[19])},
+		{name: contractName, url: fmt.Sprintf("http://127.0.0.1:%d/", ports[24]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}, pid: contractProxy.Process.Pid},
 	}
 	tc := func() *tls.Config {
 		return &tls.Config{InsecureSkipVerify: true, ServerName: "bench.gw.localhost", NextProtos: []string{"http/1.1"}, Certificates: []tls.Certificate{dev.cert}}
@@ -1219,6 +1229,10 @@ func machine() string {
 // floorName is the fasthttp proxy's row: targets[tFloor].
 const floorName = "fasthttp proxy (floor: fasthttp.Server + HostClient, nothing else)"
 
+// contractName is the fasthttp proxy with sekisho's bytes:
+// targets[tContract].
+const contractName = "fasthttp proxy + sekisho's headers (floor of the same bytes: session cookie in, identity headers out, nothing checked)"
+
 // nginxLogName is nginx as it comes: the same proxy_pass with nginx's
 // default access log (combined format, one write per request). The
 // targets are judged against nginx with the log off, the stricter floor;
@@ -1237,6 +1251,7 @@ const (
 	tNoFast
 	tFloor
 	tNginxLog
+	tContract
 	tTLSNginx
 	tTLSPooled
 	tTLSSek
@@ -1274,7 +1289,7 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 	}
 	nginx, bare, pooled := meds[targets[tNginx].name], meds[targets[tBare].name], meds[targets[tPooled].name]
 	fmt.Fprintf(&b, "\n| 比 (ratio) | throughput vs bare ReverseProxy (target ≥ 1.0) | vs bare with pooled buffers | throughput vs nginx (target ≥ 0.5) | p99 vs nginx (target ≤ 1.5) |\n|---|---:|---:|---:|---:|\n")
-	for _, t := range []*target{targets[tSek], targets[tSync], targets[tFloor]} {
+	for _, t := range []*target{targets[tSek], targets[tSync], targets[tFloor], targets[tContract]} {
 		m := meds[t.name]
 		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f | %.2f |\n", t.name, m.rps/bare.rps, m.rps/pooled.rps, m.rps/nginx.rps, float64(m.p99)/float64(nginx.p99))
 	}
@@ -1301,6 +1316,17 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 		fmt.Fprintf(&b, " %.2f", q)
 	}
 	fmt.Fprintf(&b, " → %d / %d 回が目標内 (rounds within the target)\n", within, len(targets[tSek].results))
+	// What the same bytes cost with next to no proxy: the part of the gap
+	// to nginx that the contract's headers, not sekisho's work, account for.
+	fmt.Fprintf(&b, "\n同じバイトの床の回ごとの p99 の比 (per-round p99 ratio of the floor with sekisho's bytes / nginx; class 2 / that floor):")
+	for r := range targets[tSek].results {
+		c := float64(targets[tContract].results[r].p99)
+		fmt.Fprintf(&b, " %.2f; %.2f", c/float64(targets[tNginx].results[r].p99), float64(targets[tSek].results[r].p99)/c)
+		if r < len(targets[tSek].results)-1 {
+			fmt.Fprintf(&b, " |")
+		}
+	}
+	fmt.Fprintf(&b, "\n")
 	// The same against nginx with its default access log: context, not
 	// the judgement (the targets above are against nginx without a log).
 	nlog := meds[targets[tNginxLog].name]
