@@ -519,6 +519,8 @@ func run() error {
 		fmt.Printf("upstream %s; nginx :%d; bare :%d (pid %d); sekisho :%d (pid %d, metrics and pprof :%d, TLS :%d)\n",
 			upURL, ports[2], ports[1], bare.Process.Pid, ports[3], sek.Process.Pid, ports[5], ports[9])
 		fmt.Printf("curl -H '%s' -H 'Cookie: __Host-sekisho=%s' http://127.0.0.1:%d/\n", host, cookie, ports[3])
+		fmt.Printf("fasthttp floor :%d (pid %d); floor with sekisho's bytes :%d (pid %d; the same Host and Cookie)\n",
+			ports[18], floorProxy.Process.Pid, ports[24], contractProxy.Process.Pid)
 		fmt.Println("holding; ^C to stop")
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
