@@ -305,12 +305,19 @@ func runFasthttpContract(addr, upstream string) {
 		log.Fatal(err)
 	}
 	c := &fasthttp.HostClient{Addr: u.Host, MaxConns: 1024}
-	// The length of sekisho's assertion in this bench (ES256, kid, the
-	// claims of DESIGN.md): 562 base64url characters with its two dots.
-	assertion := strings.Repeat("A", 560)
-	assertion = assertion[:100] + "." + assertion[100:460] + "." + assertion[460:]
+	log.Fatal(fasthttp.ListenAndServe(addr, contractHandler(c, u.Host)))
+}
+
+// contractAssertion stands for sekisho's assertion in this bench (ES256,
+// kid, the claims of DESIGN.md): the same length, 562 base64url
+// characters with its two dots.
+var contractAssertion = strings.Repeat("A", 100) + "." + strings.Repeat("A", 360) + "." + strings.Repeat("A", 100)
+
+// contractHandler is runFasthttpContract's handler, forwarding to c, whose
+// address is upHost.
+func contractHandler(c *fasthttp.HostClient, upHost string) fasthttp.RequestHandler {
 	var seq atomic.Uint64
-	log.Fatal(fasthttp.ListenAndServe(addr, func(ctx *fasthttp.RequestCtx) {
+	return func(ctx *fasthttp.RequestCtx) {
 		h := &ctx.Request.Header
 		if len(h.Peek("Cookie")) == 0 {
 			ctx.Error("no session", fasthttp.StatusUnauthorized)
@@ -329,12 +336,12 @@ func runFasthttpContract(addr, upstream string) {
 		h.Set("X-Sekisho-User", "bench")
 		h.Set("X-Sekisho-Roles", "staff")
 		h.Set("X-Sekisho-Class", "2")
-		h.Set("X-Sekisho-Assertion", assertion)
-		ctx.Request.SetHost(u.Host) // as sekisho: the upstream's host, not the client's
+		h.Set("X-Sekisho-Assertion", contractAssertion)
+		ctx.Request.SetHost(upHost) // as sekisho: the upstream's host, not the client's
 		if err := c.Do(&ctx.Request, &ctx.Response); err != nil {
 			ctx.Error(err.Error(), fasthttp.StatusBadGateway)
 		}
-	}))
+	}
 }
 
 // runFasthttp is a proxy built on fasthttp alone (its server and its
