@@ -291,30 +291,15 @@ func dumpTotal(path string) (int64, error) {
 	return 0, fmt.Errorf("%s: no summary line", path)
 }
 
-// runFasthttpContract is runFasthttp sending what sekisho sends: it takes
-// the same client request (Host and the ~450-byte session cookie, which it
-// only removes, verifying nothing) and adds the headers sekisho adds
-// upstream (DESIGN.md: X-Forwarded-*, X-Request-Id, the X-Sekisho-*
-// convenience headers and an assertion of the real one's length, fixed
-// here). Nothing is decided or recorded: what the same bytes cost the
-// shared machine (wrk sending the cookie, the upstream parsing the
-// headers) with a proxy that costs next to nothing itself.
-func runFasthttpContract(addr, upstream string) {
-	u, err := url.Parse(upstream)
-	if err != nil {
-		log.Fatal(err)
-	}
-	c := &fasthttp.HostClient{Addr: u.Host, MaxConns: 1024}
-	log.Fatal(fasthttp.ListenAndServe(addr, contractHandler(c, u.Host)))
-}
-
 // contractAssertion stands for sekisho's assertion in this bench (ES256,
 // kid, the claims of DESIGN.md): the same length, 562 base64url
 // characters with its two dots.
 var contractAssertion = strings.Repeat("A", 100) + "." + strings.Repeat("A", 360) + "." + strings.Repeat("A", 100)
 
-// contractHandler is runFasthttpContract's handler, forwarding to c, whose
-// address is upHost.
+// contractHandler is the handler of runFasthttp's floor with sekisho's
+// bytes, forwarding to c, whose address is upHost: DESIGN.md's upstream
+// headers (X-Forwarded-*, X-Request-Id, the X-Sekisho-* convenience
+// headers and an assertion of the real one's length, fixed here).
 func contractHandler(c *fasthttp.HostClient, upHost string) fasthttp.RequestHandler {
 	var seq atomic.Uint64
 	return func(ctx *fasthttp.RequestCtx) {
@@ -345,16 +330,26 @@ func contractHandler(c *fasthttp.HostClient, upHost string) fasthttp.RequestHand
 }
 
 // runFasthttp is a proxy built on fasthttp alone (its server and its
-// HostClient), for the instruction count's floor.
-func runFasthttp(addr, upstream string) {
+// HostClient), for the instruction count's floor. With contract it is the
+// floor with sekisho's bytes (contractHandler): it takes the same client
+// request (Host and the ~450-byte session cookie, which it only removes,
+// verifying nothing) and adds the headers sekisho adds upstream. Nothing
+// is decided or recorded: what the same bytes cost the shared machine
+// (wrk sending the cookie, the upstream parsing the headers) with a proxy
+// that costs next to nothing itself.
+func runFasthttp(addr, upstream string, contract bool) {
 	u, err := url.Parse(upstream)
 	if err != nil {
 		log.Fatal(err)
 	}
 	c := &fasthttp.HostClient{Addr: u.Host, MaxConns: 1024}
-	log.Fatal(fasthttp.ListenAndServe(addr, func(ctx *fasthttp.RequestCtx) {
+	h := func(ctx *fasthttp.RequestCtx) {
 		if err := c.Do(&ctx.Request, &ctx.Response); err != nil {
 			ctx.Error(err.Error(), fasthttp.StatusBadGateway)
 		}
-	}))
+	}
+	if contract {
+		h = contractHandler(c, u.Host)
+	}
+	log.Fatal(fasthttp.ListenAndServe(addr, h))
 }

@@ -102,10 +102,10 @@ func main() {
 		runBare(*addr, *upFlag, *metrics, true)
 		return
 	case "fasthttp":
-		runFasthttp(*addr, *upFlag)
+		runFasthttp(*addr, *upFlag, false)
 		return
 	case "fasthttp-contract":
-		runFasthttpContract(*addr, *upFlag)
+		runFasthttp(*addr, *upFlag, true)
 		return
 	case "stacks":
 		raiseFileLimit()
@@ -368,7 +368,7 @@ func run() error {
 		return err
 	}
 	// The same floor with sekisho's bytes: the client's cookie in, the
-	// identity headers out (runFasthttpContract).
+	// identity headers out (contractHandler).
 	contractProxy, err := gw(self, "-role", "fasthttp-contract", "-addr", fmt.Sprintf("127.0.0.1:%d", ports[24]), "-target", upURL)
 	if err != nil {
 		return err
