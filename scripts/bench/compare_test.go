@@ -11,13 +11,19 @@ func TestRoundOrder(t *testing.T) {
 	for i := 0; i <= tTLSNoFast; i++ {
 		targets = append(targets, &target{name: string(rune('a' + i))})
 	}
-	// Without -compare, the targets' own order.
+	// Without -compare, the targets' own order, reversed in odd rounds.
 	if got := roundOrder(targets, 0); !slices.Equal(got, targets) {
 		t.Fatalf("roundOrder without a compare target changed the order")
 	}
+	rev := slices.Clone(targets)
+	slices.Reverse(rev)
+	if got := roundOrder(targets, 1); !slices.Equal(got, rev) {
+		t.Fatalf("round 1 is not the reverse order")
+	}
 	cmp := &target{name: "cmp", compare: true}
 	all := append(append([]*target{}, targets...), cmp)
-	for r, want := range []int{tSek + 1, tSek} {
+	last := len(all) - 1
+	for r, want := range []int{tSek + 1, last - tSek - 1, tSek + 1} {
 		got := roundOrder(all, r)
 		if len(got) != len(all) {
 			t.Fatalf("round %d: %d targets, want %d", r, len(got), len(all))
@@ -32,9 +38,11 @@ func TestRoundOrder(t *testing.T) {
 		if len(seen) != len(all) {
 			t.Fatalf("round %d: a target is missing or repeated", r)
 		}
-	}
-	if got := roundOrder(all, 2); got[tSek+1] != cmp {
-		t.Fatal("round 2 does not put the compare target after class 2 again")
+		// Every pair of the targets' own keeps its order in even rounds
+		// and swaps it in odd ones.
+		if i, j := indexOf(got, targets[tNginx]), indexOf(got, targets[tSek]); (r%2 == 0) != (i < j) {
+			t.Fatalf("round %d: nginx at %d, class 2 at %d", r, i, j)
+		}
 	}
 	// A TLS compare target goes next to the TLS class 2.
 	cmpTLS := &target{name: "cmp tls", compare: true, tls: &tls.Config{}}

@@ -64,7 +64,8 @@ import (
 
 var (
 	duration  = flag.Duration("duration", 10*time.Second, "length of one wrk run")
-	rounds    = flag.Int("rounds", 3, "rounds; targets alternate within each round")
+	rounds    = flag.Int("rounds", 3, "rounds; targets alternate within each round, in reverse order in odd rounds")
+	settle    = flag.Duration("settle", time.Second, "pause after each target's run, so that what a run leaves behind (a proxy's collection and scavenging after the load, the class 3S trail's writeback) is not charged to the next target")
 	conns     = flag.Int("conns", 64, "wrk connections")
 	threads   = flag.Int("threads", 2, "wrk threads")
 	idle      = flag.Int("idle", 10000, "idle keep-alive connections for the memory measurement (0: skip)")
@@ -464,6 +465,7 @@ func run() error {
 			}
 			t.results = append(t.results, res)
 			log.Printf("round %d %-58s %9.0f req/s  p50 %-9v p99 %-9v CPU/req %v", r+1, t.name, res.rps, res.p50, res.p99, res.cpu)
+			time.Sleep(*settle)
 		}
 	}
 	// Latency at the same offered rate (open loop) for nginx, the pooled
@@ -1269,6 +1271,7 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 	fmt.Fprintf(&b, "- 計測日時 (date): %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "- 機械 (machine): %s\n", machine())
 	fmt.Fprintf(&b, "- 負荷 (load): wrk -t%d -c%d -d%s, %d rounds, loopback, keep-alive, 1 KiB responses\n", *threads, *conns, *duration, *rounds)
+	fmt.Fprintf(&b, "- 順序 (order): 奇数回は逆順、各対象の後に %s 休止 (odd rounds in reverse order; %s pause after each target)\n", *settle, *settle)
 	gmp := "Go の既定 (default: one per core)"
 	if *procs > 0 {
 		gmp = strconv.Itoa(*procs)
@@ -1462,11 +1465,14 @@ func raiseFileLimit() {
 	}
 }
 
-// roundOrder is the order of round r: the targets' own, except that each
-// of -compare's targets runs right after the working tree's class 2 (over
-// TLS: its TLS class 2) in even rounds and right before it in odd ones,
-// so that neither gains from its place in the round (the machine's state
-// drifts within a round).
+// roundOrder is the order of round r: the targets' own in even rounds
+// and the reverse in odd ones, with each of -compare's targets right after
+// the working tree's class 2 (over TLS: its TLS class 2), hence right
+// before it in odd rounds. Reversing cancels what a place in the round
+// gives: the machine's state drifts within a round (each pair of targets
+// is measured in both orders, so a drift that is steady over two rounds
+// falls equally on both) and a target inherits what the one before it
+// leaves behind.
 func roundOrder(targets []*target, r int) []*target {
 	var cmps []*target
 	order := make([]*target, 0, len(targets))
@@ -1478,11 +1484,10 @@ func roundOrder(targets []*target, r int) []*target {
 		}
 	}
 	for _, c := range cmps {
-		i := slices.Index(order, partner(targets, c))
-		if r%2 == 0 {
-			i++
-		}
-		order = slices.Insert(order, i, c)
+		order = slices.Insert(order, slices.Index(order, partner(targets, c))+1, c)
+	}
+	if r%2 == 1 {
+		slices.Reverse(order)
 	}
 	return order
 }
