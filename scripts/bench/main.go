@@ -1271,7 +1271,7 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 	fmt.Fprintf(&b, "- 計測日時 (date): %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "- 機械 (machine): %s\n", machine())
 	fmt.Fprintf(&b, "- 負荷 (load): wrk -t%d -c%d -d%s, %d rounds, loopback, keep-alive, 1 KiB responses\n", *threads, *conns, *duration, *rounds)
-	fmt.Fprintf(&b, "- 順序 (order): 奇数回は逆順、各対象の後に %s 休止 (odd rounds in reverse order; %s pause after each target)\n", *settle, *settle)
+	fmt.Fprintf(&b, "- 順序 (order): class 2 と同じバイトの床は nginx の直後、奇数回は逆順、各対象の後に %s 休止 (class 2 and the floor with sekisho's bytes right after nginx; odd rounds in reverse order; %s pause after each target)\n", *settle, *settle)
 	gmp := "Go の既定 (default: one per core)"
 	if *procs > 0 {
 		gmp = strconv.Itoa(*procs)
@@ -1465,22 +1465,38 @@ func raiseFileLimit() {
 	}
 }
 
-// roundOrder is the order of round r: the targets' own in even rounds
-// and the reverse in odd ones, with each of -compare's targets right after
-// the working tree's class 2 (over TLS: its TLS class 2), hence right
-// before it in odd rounds. Reversing cancels what a place in the round
-// gives: the machine's state drifts within a round (each pair of targets
-// is measured in both orders, so a drift that is steady over two rounds
-// falls equally on both) and a target inherits what the one before it
-// leaves behind.
+// roundOrder is the order of round r. The targets are measured in their
+// own order, except that sekisho's class 2 and the floor with sekisho's
+// bytes come right after nginx (and the TLS class 2 right after TLS
+// nginx): the targets are judged by their ratios to nginx round by round,
+// and two runs measured next to each other share more of the machine's
+// state than two runs half a round apart. Each of -compare's targets comes
+// right after the working tree's class 2 (over TLS: its TLS class 2). Odd
+// rounds are the reverse, which cancels what a place in the round gives:
+// every pair is measured in both orders, so a drift that is steady over
+// two rounds falls equally on both, and no target always inherits what
+// the same other one leaves behind.
 func roundOrder(targets []*target, r int) []*target {
-	var cmps []*target
-	order := make([]*target, 0, len(targets))
+	var own, cmps []*target
 	for _, t := range targets {
 		if t.compare {
 			cmps = append(cmps, t)
 		} else {
-			order = append(order, t)
+			own = append(own, t)
+		}
+	}
+	after := map[int][]int{tNginx: {tSek, tContract}, tTLSNginx: {tTLSSek}}
+	moved := map[int]bool{tSek: true, tContract: true, tTLSSek: true}
+	order := make([]*target, 0, len(targets))
+	for i, t := range own {
+		if moved[i] {
+			continue
+		}
+		order = append(order, t)
+		for _, j := range after[i] {
+			if j < len(own) {
+				order = append(order, own[j])
+			}
 		}
 	}
 	for _, c := range cmps {
