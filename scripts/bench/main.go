@@ -165,6 +165,16 @@ func runBare(addr, upstream, metricsAddr string, pooled bool) {
 	if pooled {
 		rp.BufferPool = &slicePool{}
 	}
+	// ReverseProxy's own error handler, without its log line when the
+	// client has gone (wrk closes its connections at the end of every run,
+	// which cancels the requests in flight): that line was noise in the
+	// bench's output.
+	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		if !errors.Is(err, context.Canceled) {
+			log.Printf("http: proxy error: %v", err)
+		}
+		w.WriteHeader(http.StatusBadGateway)
+	}
 	srv := &http.Server{Addr: addr, Handler: rp}
 	if *tlsCert != "" {
 		// The TLS variant: verify a client certificate as sekisho does.
