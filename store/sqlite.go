@@ -34,6 +34,11 @@ type SQLite struct {
 	path string
 	now  func() time.Time
 	hub  *hub
+	// getUser is GetUser's query, prepared once on the readers: the
+	// request path reads each active user about once a second (authn's
+	// user cache), and preparing the statement was about half of each
+	// read (docs/performance.md, session 14).
+	getUser *sql.Stmt
 
 	closeOnce sync.Once
 	closeErr  error
@@ -134,6 +139,11 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 		s.Close()
 		return nil, err
 	}
+	var err error
+	if s.getUser, err = s.r.PrepareContext(ctx, `SELECT `+sqliteUserCols+` FROM users WHERE id = ?`); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("opening sqlite store %s: preparing a query: %w", path, err)
+	}
 	return s, nil
 }
 
@@ -145,6 +155,9 @@ func (s *SQLite) Path() string { return s.path }
 func (s *SQLite) Close() error {
 	s.closeOnce.Do(func() {
 		s.hub.close()
+		if s.getUser != nil {
+			s.getUser.Close()
+		}
 		var errR error
 		if s.r != s.w {
 			errR = s.r.Close()
@@ -330,7 +343,7 @@ func (s *SQLite) UpdateUser(ctx context.Context, u *User) error {
 
 // GetUser returns the user with id; ErrNotFound if none.
 func (s *SQLite) GetUser(ctx context.Context, id string) (*User, error) {
-	u, err := scanSQLiteUser(s.r.QueryRowContext(ctx, `SELECT `+sqliteUserCols+` FROM users WHERE id = ?`, id))
+	u, err := scanSQLiteUser(s.getUser.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("getting user %q: %w", id, ErrNotFound)
 	}
