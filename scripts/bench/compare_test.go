@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -62,6 +63,40 @@ func TestRoundOrder(t *testing.T) {
 		}
 		if k, l := indexOf(got, cmp), indexOf(got, targets[tSek]); (r%2 == 0 && k != l+1) || (r%2 == 1 && k != l-1) {
 			t.Fatalf("round %d: the compare target at %d, class 2 at %d", r, k, l)
+		}
+	}
+}
+
+// The -users target is measured right after class 2 and before a compare
+// target (class 2, users, compare), in reverse in odd rounds.
+func TestRoundOrderUsers(t *testing.T) {
+	var targets []*target
+	for i := 0; i <= tContract; i++ {
+		targets = append(targets, &target{name: string(rune('a' + i))})
+	}
+	many := &target{name: "many", users: true}
+	cmp := &target{name: "cmp", compare: true}
+	all := append(append([]*target{}, targets...), many, cmp)
+	for r := range 2 {
+		got := roundOrder(all, r)
+		if len(got) != len(all) {
+			t.Fatalf("round %d: %d targets, want %d", r, len(got), len(all))
+		}
+		s, u, c := indexOf(got, targets[tSek]), indexOf(got, many), indexOf(got, cmp)
+		if (r%2 == 0 && (u != s+1 || c != u+1)) || (r%2 == 1 && (u != s-1 || c != u-1)) {
+			t.Fatalf("round %d: class 2 at %d, users at %d, compare at %d", r, s, u, c)
+		}
+	}
+}
+
+func TestUsersReport(t *testing.T) {
+	one := &target{name: "one", results: []result{{rps: 100, cpu: 10, p99: 4}, {rps: 200, cpu: 20, p99: 8}}}
+	many := &target{name: "many", users: true, results: []result{{rps: 90, cpu: 11, p99: 5}, {rps: 160, cpu: 30, p99: 14}}}
+	var b strings.Builder
+	usersReport(&b, one, many)
+	for _, want := range []string{"0.90 0.80 (中央値 median 0.85)", "1.10 1.50 (中央値 median 1.30)", "p99 1.25 1.75 (中央値 median 1.50)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report %q lacks %q", b.String(), want)
 		}
 	}
 }

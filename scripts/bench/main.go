@@ -65,6 +65,7 @@ import (
 var (
 	duration  = flag.Duration("duration", 10*time.Second, "length of one wrk run")
 	rounds    = flag.Int("rounds", 3, "rounds; targets alternate within each round, in reverse order in odd rounds")
+	users     = flag.Int("users", 0, "also measure sekisho's class 2 with this many users, each request carrying the next user's session cookie (a wrk script of preformatted requests), in the same process as class 2 and right after it; 0: off")
 	settle    = flag.Duration("settle", time.Second, "pause after each target's run, so that what a run leaves behind (a proxy's collection and scavenging after the load, the class 3S trail's writeback) is not charged to the next target")
 	conns     = flag.Int("conns", 64, "wrk connections")
 	threads   = flag.Int("threads", 2, "wrk threads")
@@ -272,6 +273,11 @@ type target struct {
 	tls *tls.Config
 	// compare: sekisho built from -compare's revision.
 	compare bool
+	// script: a wrk script that makes the requests (-users).
+	script string
+	// users: the many-users variant of class 2 (-users), measured right
+	// after class 2 and reported against it.
+	users   bool
 	results []result
 }
 
@@ -445,6 +451,12 @@ func run() error {
 			&target{name: "TLS: sekisho (device certificate, passkey session, class 2)", url: fmt.Sprintf("https://127.0.0.1:%d/", ports[9]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie}, pid: sek.Process.Pid, tls: tc()},
 			&target{name: "TLS: sekisho, fast path off (device certificate, passkey session, class 2)", url: fmt.Sprintf("https://127.0.0.1:%d/", ports[17]), headers: []string{host, "Cookie: __Host-sekisho=" + cookieNoFast}, pid: noFast.Process.Pid, tls: tc()},
 		)
+	}
+	if usersScript != "" {
+		// The bench user's cookie is for the probe; the script replaces it.
+		targets = append(targets, &target{name: fmt.Sprintf("sekisho, %d users (class 2, each request the next user's session)", *users),
+			url: fmt.Sprintf("http://127.0.0.1:%d/", ports[3]), headers: []string{host, "Cookie: __Host-sekisho=" + cookie},
+			pid: sek.Process.Pid, script: usersScript, users: true})
 	}
 	if cmpSek != nil {
 		targets = append(targets, &target{name: cmpName, url: fmt.Sprintf("http://127.0.0.1:%d/", ports[20]),
@@ -755,6 +767,11 @@ audit: {dir: data/audit}
 	if err != nil {
 		return nil, "", err
 	}
+	if name == "sekisho" && *users > 0 {
+		if usersScript, err = manyUsers(ctx, st, sm, *users, filepath.Join(work, "users.lua")); err != nil {
+			return nil, "", err
+		}
+	}
 	st.Close()
 	cmd, err := start(bin, "serve", "--config", filepath.Join(dir, "sekisho.yaml"))
 	return cmd, tok, err
@@ -959,6 +976,9 @@ func runWrk(t *target) (result, error) {
 	args := []string{"-t", strconv.Itoa(*threads), "-c", strconv.Itoa(*conns), "-d", duration.String(), "--latency"}
 	for _, h := range t.headers {
 		args = append(args, "-H", h)
+	}
+	if t.script != "" {
+		args = append(args, "-s", t.script)
 	}
 	args = append(args, t.url)
 	outb, err := exec.Command("wrk", args...).CombinedOutput()
@@ -1379,6 +1399,9 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 		if t.compare {
 			compareReport(&b, partner(targets, t), t)
 		}
+		if t.users {
+			usersReport(&b, targets[tSek], t)
+		}
 	}
 	extra := ""
 	if *procs > 0 {
@@ -1395,6 +1418,9 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 	}
 	if *compare != "" {
 		extra += " -compare " + *compare
+	}
+	if *users > 0 {
+		extra += " -users " + strconv.Itoa(*users)
 	}
 	if !*tlsLoad {
 		extra += " -tls=false"
@@ -1487,11 +1513,14 @@ func raiseFileLimit() {
 // two rounds falls equally on both, and no target always inherits what
 // the same other one leaves behind.
 func roundOrder(targets []*target, r int) []*target {
-	var own, cmps []*target
+	var own, cmps, many []*target
 	for _, t := range targets {
-		if t.compare {
+		switch {
+		case t.compare:
 			cmps = append(cmps, t)
-		} else {
+		case t.users:
+			many = append(many, t)
+		default:
 			own = append(own, t)
 		}
 	}
@@ -1512,10 +1541,55 @@ func roundOrder(targets []*target, r int) []*target {
 	for _, c := range cmps {
 		order = slices.Insert(order, slices.Index(order, partner(targets, c))+1, c)
 	}
+	for _, u := range many {
+		order = slices.Insert(order, slices.Index(order, targets[tSek])+1, u)
+	}
 	if r%2 == 1 {
 		slices.Reverse(order)
 	}
 	return order
+}
+
+// usersScript is the wrk script of -users, written when the main sekisho
+// starts.
+var usersScript string
+
+// manyUsers creates n users (bench-00001…) with a session each, as the
+// bench user is made, and writes a wrk script that sends each request
+// with the next user's cookie. The requests are formatted once, in init:
+// per request, wrk only returns the next string, as it does for a target
+// without a script, so that wrk's own cost stays about the same.
+func manyUsers(ctx context.Context, st store.Store, sm *session.Manager, n int, path string) (string, error) {
+	var b strings.Builder
+	b.WriteString("local cookies = {\n")
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("bench-%05d", i)
+		if err := st.CreateUser(ctx, &store.User{ID: id, DisplayName: "計測 " + id, Department: "情報政策課", Roles: []string{"staff"}}); err != nil && !errors.Is(err, store.ErrExists) {
+			return "", err
+		}
+		tok, err := sm.Issue(ctx, &session.Claims{User: id, AMR: []string{"hwk", "user", "uv"}})
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "  %q,\n", tok)
+	}
+	b.WriteString(`}
+local reqs, i = {}, 0
+function init(args)
+  for k, c in ipairs(cookies) do
+    local h = {}
+    for name, v in pairs(wrk.headers) do h[name] = v end
+    h["Cookie"] = "__Host-sekisho=" .. c
+    reqs[k] = wrk.format(nil, nil, h)
+  end
+  i = math.random(#reqs) - 1
+end
+function request()
+  i = i % #reqs + 1
+  return reqs[i]
+end
+`)
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
 // partner is the working tree's target a -compare target is measured
@@ -1530,6 +1604,29 @@ func partner(targets []*target, c *target) *target {
 // compareReport prints the working tree's sekisho against the one built
 // from -compare's revision, round by round (each round measures the two
 // under that round's load).
+// usersReport prints -users' class 2 against class 2 with one user, round
+// by round (the same process, measured one right after the other).
+func usersReport(b *strings.Builder, one, many *target) {
+	var rps, cpu, p99 []float64
+	for r := range many.results {
+		rps = append(rps, many.results[r].rps/one.results[r].rps)
+		cpu = append(cpu, float64(many.results[r].cpu)/float64(one.results[r].cpu))
+		p99 = append(p99, float64(many.results[r].p99)/float64(one.results[r].p99))
+	}
+	fmt.Fprintf(b, "\n利用者が多いとき (%s / one user, round by round):", many.name)
+	for _, x := range []struct {
+		name string
+		q    []float64
+	}{{"スループット (throughput)", rps}, {"CPU 時間 / 要求 (CPU per request)", cpu}, {"p99", p99}} {
+		fmt.Fprintf(b, " %s", x.name)
+		for _, q := range x.q {
+			fmt.Fprintf(b, " %.2f", q)
+		}
+		fmt.Fprintf(b, " (中央値 median %.2f);", medianOf(x.q))
+	}
+	fmt.Fprintf(b, "\n")
+}
+
 func compareReport(b *strings.Builder, cur, old *target) {
 	var rps, cpu []float64
 	for r := range cur.results {
