@@ -545,6 +545,9 @@ func run() error {
 		fmt.Printf("curl -H '%s' -H 'Cookie: __Host-sekisho=%s' http://127.0.0.1:%d/\n", host, cookie, ports[3])
 		fmt.Printf("fasthttp floor :%d (pid %d); floor with sekisho's bytes :%d (pid %d; the same Host and Cookie)\n",
 			ports[18], floorProxy.Process.Pid, ports[24], contractProxy.Process.Pid)
+		if usersScript != "" {
+			fmt.Printf("%d users: wrk -t2 -c64 -d6s -H '%s' -s %s http://127.0.0.1:%d/\n", *users, host, usersScript, ports[3])
+		}
 		fmt.Println("holding; ^C to stop")
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -1421,6 +1424,9 @@ func buildReport(targets []*target, mem []idleMem, open []openRate) string {
 	}
 	if *users > 0 {
 		extra += " -users " + strconv.Itoa(*users)
+	}
+	if *settle != time.Second {
+		extra += " -settle " + settle.String()
 	}
 	if !*tlsLoad {
 		extra += " -tls=false"
