@@ -770,6 +770,7 @@ audit: {dir: data/audit}
 	if err != nil {
 		return nil, "", err
 	}
+	// -users' sessions live in the main sekisho (the one class 2 runs on).
 	if name == "sekisho" && *users > 0 {
 		if usersScript, err = manyUsers(ctx, st, sm, *users, filepath.Join(work, "users.lua")); err != nil {
 			return nil, "", err
